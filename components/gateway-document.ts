@@ -1,0 +1,89 @@
+/**
+ * Builds the gatewayConfig document (gateway/config.ts) from a loaded stack and what the
+ * hosting provides. The Pulumi program calls it with resource outputs; the gateway's
+ * embedded default calls it with local hosting. One code path, two callers.
+ *
+ * The result is the JSON document (the schema's input form), checked with the gateway's own
+ * parser before it is returned, so a document the gateway would refuse never becomes a stack
+ * output.
+ */
+import {
+  GATEWAY_CONFIG_VERSION,
+  type GatewayConfigInput,
+  parseGatewayConfig,
+} from "../gateway/config";
+import { defaultSmartHost, gatewayHostname } from "./settings";
+import type { LoadedStack } from "./stack-config";
+
+/** What the place the gateway runs in decides (Azure hosting, or this machine). */
+export interface GatewayHosting {
+  readonly smtpListen: string;
+  readonly httpListen: string;
+  readonly dataDir: string;
+  /** Overrides the stack's smart host (the local development mailbox). */
+  readonly smartHost?: { readonly host: string; readonly port: number };
+  readonly deliveryTls: "required" | "allow-plain";
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+}
+
+export interface GraphCredentials {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly endpoint: string;
+  readonly authorityHost: string;
+}
+
+/** Postfix's defaults: 5 min doubling up to ~1 h between tries, give up after 5 days. */
+const RETRY_MIN_BACKOFF_MS = 5 * 60 * 1000;
+const RETRY_MAX_BACKOFF_MS = 4000 * 1000;
+const MAX_QUEUE_LIFETIME_MS = 5 * 24 * 60 * 60 * 1000;
+const BYTES_PER_MB = 1024 * 1024;
+export const SMTP_PORT = 25;
+
+export function buildGatewayConfig(
+  stack: LoadedStack,
+  hosting: GatewayHosting,
+  graph?: GraphCredentials,
+): GatewayConfigInput {
+  const { settings } = stack;
+  const firstDomain = settings.domains[0]?.name ?? "";
+  const { maxMessageMb, ...policy } = settings.policy;
+  const document: GatewayConfigInput = {
+    version: GATEWAY_CONFIG_VERSION,
+    customer: stack.name,
+    tenantId: settings.tenantId,
+    domains: settings.domains.map((d) => ({ name: d.name, mtaSts: d.mtaSts })),
+    smtp: {
+      listen: hosting.smtpListen,
+      hostname: gatewayHostname(settings),
+      ...(hosting.tls ? { tls: { ...hosting.tls } } : {}),
+    },
+    http: { listen: hosting.httpListen },
+    dataDir: hosting.dataDir,
+    verification: { mode: settings.verification },
+    directory: {
+      users: stack.users.map((u) => ({ address: u.address, displayName: u.displayName, aliases: [...u.aliases] })),
+    },
+    delivery: {
+      smartHost: hosting.smartHost
+        ? { ...hosting.smartHost }
+        : { host: settings.smartHost ?? defaultSmartHost(firstDomain), port: SMTP_PORT },
+      tls: hosting.deliveryTls,
+      retry: {
+        minBackoffMs: RETRY_MIN_BACKOFF_MS,
+        maxBackoffMs: RETRY_MAX_BACKOFF_MS,
+        maxQueueLifetimeMs: MAX_QUEUE_LIFETIME_MS,
+      },
+    },
+    policy: {
+      ...policy,
+      bannedExtensions: [...policy.bannedExtensions],
+      maxMessageBytes: Math.round(maxMessageMb * BYTES_PER_MB),
+    },
+    outbound: { enabled: settings.outbound.enabled },
+    ...(graph ? { graph: { ...graph } } : {}),
+    releaseRequests: { notify: [...settings.releaseRequests.notify] },
+  };
+  parseGatewayConfig(document);
+  return document;
+}

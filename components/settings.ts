@@ -1,0 +1,193 @@
+/**
+ * The stack config schema: every `moat:*` key of SPEC §2, validated before any resource is
+ * registered. Pure: no Pulumi, no file access (components/stack-config.ts reads the values
+ * and the files they point at).
+ *
+ * Fails with SettingsError listing every problem with its key path
+ * (`moat:domains[0].name: "acme" is not a domain name`). Unknown `moat:` keys are errors.
+ */
+import { z } from "zod";
+import {
+  POLICY_ACTIONS,
+  formatIssues,
+  zDnsName,
+  zDomainName,
+  zEmailAddress,
+  zGuid,
+  zHostName,
+  zIpOrCidr,
+} from "../gateway/config";
+
+const zAction = z.enum(POLICY_ACTIONS);
+
+const zDomain = z.strictObject({
+  name: zDomainName,
+  /** Cloudflare zone id; looked up by name when absent. */
+  zoneId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/, { error: (i) => `${JSON.stringify(i.input)} is not a Cloudflare zone id (32 hex digits)` })
+    .optional(),
+  /** MX points at the gateway only when true; false leaves/returns it to Exchange Online. */
+  cutover: z.boolean().default(false),
+  spf: z
+    .strictObject({
+      include: z.array(zDnsName).default([]),
+      ip4: z.array(zIpOrCidr(4)).default([]),
+      ip6: z.array(zIpOrCidr(6)).default([]),
+    })
+    .optional(),
+  dmarc: z
+    .string()
+    .refine((v) => /^v=DMARC1\s*;/.test(v), { error: 'a DMARC record starts with "v=DMARC1;"' })
+    .optional(),
+  /** `testing` until the admin has watched TLS-RPT reports; then `enforce`. */
+  mtaSts: z.enum(["enforce", "testing", "none"]).default("testing"),
+});
+
+/** Largest message by default: Exchange Online's default receive limit is 36 MB. */
+const DEFAULT_MAX_MESSAGE_MB = 36;
+
+const zPolicySettings = z
+  .strictObject({
+    spam: zAction.default("quarantine"),
+    infomail: zAction.default("deliver"),
+    phishing: zAction.default("quarantine"),
+    malware: zAction.default("quarantine"),
+    banned: zAction.default("quarantine"),
+    impersonation: zAction.default("quarantine"),
+    bannedExtensions: z
+      .array(z.string().regex(/^\.?[a-z0-9]{1,16}$/i, { error: (i) => `${JSON.stringify(i.input)} is not a file extension` }))
+      .default(["exe", "js", "vbs", "scr", "iso", "bat", "cmd", "com", "pif", "jar", "msi", "hta", "lnk"])
+      .transform((list) => [...new Set(list.map((e) => e.replace(/^\./, "").toLowerCase()))]),
+    maxMessageMb: z.number().positive().max(150).default(DEFAULT_MAX_MESSAGE_MB),
+  })
+  .default({
+    spam: "quarantine",
+    infomail: "deliver",
+    phishing: "quarantine",
+    malware: "quarantine",
+    banned: "quarantine",
+    impersonation: "quarantine",
+    bannedExtensions: ["exe", "js", "vbs", "scr", "iso", "bat", "cmd", "com", "pif", "jar", "msi", "hta", "lnk"],
+    maxMessageMb: DEFAULT_MAX_MESSAGE_MB,
+  });
+
+const zRelativeFile = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .refine((p) => !p.startsWith("/") && !p.split(/[\\/]/).includes(".."), {
+      error: `the ${what} file is a path relative to the project directory, inside it`,
+    })
+    .refine((p) => p.toLowerCase().endsWith(".csv"), { error: `the ${what} file must be a .csv file` });
+
+const zSettingsObject = z.strictObject({
+    tenantId: zGuid,
+    domains: z.array(zDomain).min(1, { error: "at least one domain is required" }),
+    smartHost: zHostName.optional(),
+    verification: z.enum(["static", "dynamic"]).default("static"),
+    gateway: z
+      .strictObject({
+        /** Azure region of the gateway. */
+        location: z.string().regex(/^[a-z0-9]+$/, { error: (i) => `${JSON.stringify(i.input)} is not an Azure region name (e.g. westeurope)` }).default("westeurope"),
+        /** The MX host name; default `mx.<first domain>`. */
+        hostname: zDomainName.optional(),
+      })
+      .default({ location: "westeurope" }),
+    outbound: z.strictObject({ enabled: z.boolean().default(false) }).default({ enabled: false }),
+    relays: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,47}$/, { error: (i) => `${JSON.stringify(i.input)} is not a relay name (letters, digits, space, _ . -; at most 48)` }),
+          ips: z.array(zIpOrCidr(4)).min(1),
+        }),
+      )
+      .default([]),
+    coexistence: z
+      .array(z.strictObject({ domain: zDomainName, smartHosts: z.array(zHostName).min(1) }))
+      .default([]),
+    policy: zPolicySettings,
+    rules: zRelativeFile("rules").optional(),
+    users: zRelativeFile("users").optional(),
+    releaseRequests: z
+      .strictObject({ notify: z.array(zEmailAddress).default([]) })
+      .default({ notify: [] }),
+});
+
+export const zSettings = zSettingsObject.superRefine((settings, ctx) => {
+    const seen = new Map<string, number>();
+    settings.domains.forEach((domain, index) => {
+      const earlier = seen.get(domain.name);
+      if (earlier !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["domains", index, "name"], message: `${domain.name} is already declared as domains[${earlier}]` });
+      }
+      seen.set(domain.name, index);
+    });
+    settings.coexistence.forEach((route, index) => {
+      if (seen.has(route.domain)) {
+        ctx.addIssue({ code: "custom", path: ["coexistence", index, "domain"], message: `${route.domain} is one of moat:domains; a coexistence route sends a domain that lives elsewhere, not one the gateway receives` });
+      }
+    });
+  });
+
+export type Settings = Readonly<z.output<typeof zSettings>>;
+export type DomainSettings = Settings["domains"][number];
+
+/** Keys whose values are objects, lists or booleans: Pulumi hands them over as JSON text. */
+const STRUCTURED_KEYS = new Set(["domains", "gateway", "outbound", "relays", "coexistence", "policy", "releaseRequests"]);
+const KNOWN_KEYS = Object.keys(zSettingsObject.shape);
+
+export class SettingsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid stack config:\n  ${problems.join("\n  ")}`);
+    this.name = "SettingsError";
+  }
+}
+
+/**
+ * Parses the `moat:*` entries of a stack's config. `config` maps full keys (`moat:domains`)
+ * to values as Pulumi gives them (strings, JSON text for structured values) or as YAML gives
+ * them (already structured). Keys of other namespaces (providers) are ignored here.
+ */
+export function parseSettings(config: Readonly<Record<string, unknown>>): Settings {
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [fullKey, raw] of Object.entries(config)) {
+    if (!fullKey.startsWith("moat:")) continue;
+    const key = fullKey.slice("moat:".length);
+    if (!KNOWN_KEYS.includes(key)) {
+      problems.push(`${fullKey}: unknown key (the moat: keys are ${KNOWN_KEYS.join(", ")})`);
+      continue;
+    }
+    if (typeof raw === "object" && raw !== null && "secure" in raw) {
+      problems.push(`${fullKey}: must not be a secret; it is not sensitive and the gateway needs it in clear`);
+      continue;
+    }
+    values[key] = STRUCTURED_KEYS.has(key) && typeof raw === "string" ? parseJsonOrKeep(raw) : raw;
+  }
+  const result = zSettings.safeParse(values);
+  if (!result.success) problems.push(...formatIssues("moat:", result.error.issues));
+  if (problems.length > 0) throw new SettingsError(problems);
+  return (result as { data: Settings }).data;
+}
+
+function parseJsonOrKeep(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * `acme.com` -> `acme-com.mail.protection.outlook.com`, the classic Exchange Online MX name.
+ * Domains added since 2024 may get `<domain>.<random>.mx.microsoft` instead: set
+ * `moat:smartHost` to the value the Microsoft 365 admin center shows.
+ */
+export function defaultSmartHost(firstDomain: string): string {
+  return `${firstDomain.replace(/\./g, "-")}.mail.protection.outlook.com`;
+}
+
+export function gatewayHostname(settings: Settings): string {
+  return settings.gateway.hostname ?? `mx.${settings.domains[0]?.name}`;
+}

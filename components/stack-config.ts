@@ -1,0 +1,95 @@
+/**
+ * Loads one customer stack: the `moat:*` settings plus the files they point at (users CSV),
+ * from either Pulumi's runtime config (the program) or a `stacks/Pulumi.<name>.yaml` file
+ * (the embedded default, `check` and `plan`). Both go through parseSettings and the same file
+ * readers, so the gateway's embedded default is the example stack, not a second copy of it.
+ *
+ * Fails with SettingsError listing every problem, file problems with line and column.
+ * No Pulumi import: the gateway runtime uses this too.
+ */
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import type { StaticUser } from "../gateway/config";
+import { formatCsvProblem } from "../gateway/csv";
+import { parseUsersCsv } from "../gateway/directory/users-csv";
+import { type Settings, SettingsError, parseSettings } from "./settings";
+
+export interface LoadedStack {
+  readonly name: string;
+  readonly settings: Settings;
+  readonly users: readonly StaticUser[];
+}
+
+export const STACKS_DIR = "stacks";
+
+/** The project directory: where Pulumi.yaml lives (this file is in components/). */
+export const PROJECT_DIR = join(__dirname, "..");
+
+export function stackFilePath(projectDir: string, stackName: string): string {
+  return join(projectDir, STACKS_DIR, `Pulumi.${stackName}.yaml`);
+}
+
+export function listStacks(projectDir: string): string[] {
+  return readdirSync(join(projectDir, STACKS_DIR))
+    .map((file) => /^Pulumi\.(.+)\.yaml$/.exec(file)?.[1])
+    .filter((name): name is string => name !== undefined)
+    .sort();
+}
+
+/** The `config:` map of a stack file, as written (structured values stay structured). */
+export function readStackFile(projectDir: string, stackName: string): Record<string, unknown> {
+  const path = stackFilePath(projectDir, stackName);
+  if (!existsSync(path)) throw new SettingsError([`${path}: no such stack file`]);
+  let document: unknown;
+  try {
+    document = parseYaml(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new SettingsError([`${path}: not valid YAML: ${(error as Error).message}`]);
+  }
+  const config = (document as { config?: unknown } | null)?.config ?? {};
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new SettingsError([`${path}: "config" must be a map of keys to values`]);
+  }
+  return config as Record<string, unknown>;
+}
+
+/** Settings plus the users file; every problem of both in one SettingsError. */
+export function loadStack(
+  name: string,
+  config: Readonly<Record<string, unknown>>,
+  projectDir: string,
+): LoadedStack {
+  const settings = parseSettings(config);
+  const problems: string[] = [];
+  let users: readonly StaticUser[] = [];
+  if (settings.users !== undefined) {
+    const path = join(projectDir, settings.users);
+    if (!existsSync(path)) {
+      problems.push(`moat:users: ${settings.users}: no such file`);
+    } else {
+      const result = parseUsersCsv(
+        readFileSync(path, "utf8"),
+        settings.domains.map((d) => d.name),
+      );
+      problems.push(
+        ...result.problems.map((p) => `moat:users: ${formatCsvProblem(settings.users ?? "", p, result.columns)}`),
+      );
+      users = result.users;
+    }
+  }
+  if (settings.verification === "static" && settings.users === undefined) {
+    // Static verification with an empty directory would refuse every recipient. Directory
+    // sync (Graph) will fill it once it exists; until then the users file is required.
+    problems.push("moat:users: required while moat:verification is static (the gateway verifies recipients against it)");
+  }
+  if (settings.rules !== undefined && !existsSync(join(projectDir, settings.rules))) {
+    problems.push(`moat:rules: ${settings.rules}: no such file`);
+  }
+  if (problems.length > 0) throw new SettingsError(problems);
+  return { name, settings, users };
+}
+
+export function loadStackFile(projectDir: string, stackName: string): LoadedStack {
+  return loadStack(stackName, readStackFile(projectDir, stackName), projectDir);
+}

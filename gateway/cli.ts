@@ -1,0 +1,78 @@
+/**
+ * The command line: `npm run moat -- <command>` (SPEC §4). Parses arguments, dispatches,
+ * and turns known errors into one clear message and exit code 1 (2 for usage).
+ */
+import { SettingsError } from "../components/settings";
+import { PROJECT_DIR } from "../components/stack-config";
+import { checkStacks } from "./check";
+import { GatewayConfigError } from "./config";
+import { serve } from "./serve";
+
+const USAGE = `usage: npm run moat -- <command>
+
+  serve [--config FILE]     run the gateway (FILE: \`pulumi stack output --json --show-secrets\`
+                            or the gatewayConfig document; else MOAT_CONFIG; else the embedded default)
+  check                     validate every stack in stacks/ offline
+  scan --config FILE MESSAGE.eml...   verdicts without delivering       (not available yet)
+  sync --config FILE [--full]         one directory sync now            (not available yet)
+  rules check FILE.csv                validate a rules CSV              (not available yet)
+  plan --stack NAME                   what a stack declares, offline    (not available yet)
+`;
+
+class UsageError extends Error {}
+
+function option(args: string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  if (index < 0) return undefined;
+  const value = args[index + 1];
+  if (value === undefined || value.startsWith("--")) throw new UsageError(`${name} needs a value`);
+  args.splice(index, 2);
+  return value;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const args = [...rest];
+  switch (command) {
+    case "serve": {
+      const config = option(args, "--config");
+      if (args.length > 0) throw new UsageError(`serve: unexpected ${args.join(" ")}`);
+      await serve(config, process.env);
+      return -1; // keeps running until a signal
+    }
+    case "check":
+      return checkStacks(PROJECT_DIR, (line) => console.log(line)) === 0 ? 0 : 1;
+    case "scan":
+    case "sync":
+    case "rules":
+    case "plan":
+      console.error(`moat ${command}: not available in this version yet (see README, "Status")`);
+      return 2;
+    case undefined:
+    case "help":
+    case "--help":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`moat: ${error.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (error instanceof GatewayConfigError || error instanceof SettingsError) {
+      console.error(`moat: ${error.message}`);
+      process.exitCode = 1;
+    } else {
+      const err = error as NodeJS.ErrnoException;
+      console.error(`moat: ${err.code === "EADDRINUSE" ? `address in use: ${err.message}` : (err.stack ?? String(error))}`);
+      process.exitCode = 1;
+    }
+  },
+);

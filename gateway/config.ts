@@ -1,0 +1,268 @@
+/**
+ * The gatewayConfig document: THE contract between the Pulumi program (which builds it from
+ * stack config and resource outputs and exports it as the stack output `gatewayConfig`) and
+ * the gateway runtime (which parses exactly this schema at start-up).
+ *
+ * Imports nothing else from the repository and never Pulumi, so the runtime image and the
+ * program share it without dragging each other in.
+ *
+ * Fails with GatewayConfigError whose message lists every problem with its key path
+ * (`gatewayConfig.delivery.smartHost.port: ...`). Unknown keys are errors, never ignored:
+ * a typo in a policy key must not silently fall back to a default.
+ */
+import { isIP } from "node:net";
+import { z } from "zod";
+
+/** Bumped on any change an older gateway could misread; the parser refuses other versions. */
+export const GATEWAY_CONFIG_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks shared with the stack settings schema (components/settings.ts).
+
+const DOMAIN_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+export function isDomainName(value: string): boolean {
+  if (value.length > 253 || !value.includes(".")) return false;
+  const labels = value.split(".");
+  const tld = labels[labels.length - 1] ?? "";
+  return labels.every((label) => DOMAIN_LABEL.test(label)) && /[a-z]/.test(tld);
+}
+
+export const zDomainName = z
+  .string()
+  .transform((value) => value.trim().toLowerCase())
+  .refine(isDomainName, { error: (issue) => `${JSON.stringify(issue.input)} is not a domain name` });
+
+/** A DNS name as in TXT record targets: like a domain name, but labels may hold `_`. */
+export function isDnsName(value: string): boolean {
+  return isDomainName(value.replace(/(^|\.)_/g, "$1x").replace(/_/g, "-"));
+}
+
+export const zDnsName = z
+  .string()
+  .transform((value) => value.trim().toLowerCase())
+  .refine(isDnsName, { error: (issue) => `${JSON.stringify(issue.input)} is not a DNS name` });
+
+/** A host to connect to: a domain name, a single-label name (lab setups), or an IP literal. */
+export function isHostName(value: string): boolean {
+  return isDomainName(value) || DOMAIN_LABEL.test(value) || isIP(value) !== 0;
+}
+
+export const zHostName = z
+  .string()
+  .transform((value) => value.trim().toLowerCase())
+  .refine(isHostName, {
+    error: (issue) => `${JSON.stringify(issue.input)} is not a host name or IP address`,
+  });
+
+export const zGuid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, {
+    error: (issue) => `${JSON.stringify(issue.input)} is not a GUID`,
+  })
+  .transform((value) => value.toLowerCase());
+
+/** An e-mail address with a domain part; local parts are kept as written, domains lower-cased. */
+export const zEmailAddress = z
+  .string()
+  .transform((value) => value.trim())
+  .refine(
+    (value) => {
+      const at = value.lastIndexOf("@");
+      return at > 0 && !/\s/.test(value) && isDomainName(value.slice(at + 1).toLowerCase());
+    },
+    { error: (issue) => `${JSON.stringify(issue.input)} is not an e-mail address` },
+  )
+  .transform((value) => {
+    const at = value.lastIndexOf("@");
+    return `${value.slice(0, at)}@${value.slice(at + 1).toLowerCase()}`;
+  });
+
+export function isCidr(value: string, family?: 4 | 6): boolean {
+  const [address, prefix, ...rest] = value.split("/");
+  const version = isIP(address ?? "");
+  if (version === 0 || rest.length > 0 || (family !== undefined && version !== family)) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
+export const zIpOrCidr = (family?: 4 | 6) =>
+  z.string().refine((value) => isCidr(value.trim(), family), {
+    error: (issue) =>
+      `${JSON.stringify(issue.input)} is not an IPv${family ?? "4/6"} address or CIDR range`,
+  });
+
+/** `host:port`, `[v6]:port`; port 0 means "any free port" (tests, local runs). */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseHostPort(value: string): ListenAddress | undefined {
+  const match = /^(?:\[([0-9a-f:.]+)\]|([^:\s]+)):(\d{1,5})$/i.exec(value.trim());
+  if (!match) return undefined;
+  const host = (match[1] ?? match[2] ?? "").toLowerCase();
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  if (match[1] !== undefined && isIP(host) !== 6) return undefined;
+  if (match[2] !== undefined && !(isHostName(host) && isIP(host) !== 6)) {
+    return undefined;
+  }
+  return { host, port };
+}
+
+export const zHostPort = z.string().transform((value, ctx) => {
+  const parsed = parseHostPort(value);
+  if (!parsed) {
+    ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not host:port` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+export const POLICY_ACTIONS = ["deliver", "quarantine", "delete", "reject"] as const;
+export type PolicyAction = (typeof POLICY_ACTIONS)[number];
+export const VERDICT_CATEGORIES = [
+  "spam",
+  "infomail",
+  "phishing",
+  "malware",
+  "banned",
+  "impersonation",
+] as const;
+export type VerdictCategory = (typeof VERDICT_CATEGORIES)[number];
+
+const zAction = z.enum(POLICY_ACTIONS);
+
+// ---------------------------------------------------------------------------------------------
+// The document.
+
+const zStaticUser = z.strictObject({
+  address: zEmailAddress,
+  displayName: z.string().default(""),
+  aliases: z.array(zEmailAddress).default([]),
+});
+export type StaticUser = z.infer<typeof zStaticUser>;
+
+export const zPolicy = z.strictObject({
+  spam: zAction,
+  infomail: zAction,
+  phishing: zAction,
+  malware: zAction,
+  banned: zAction,
+  impersonation: zAction,
+  bannedExtensions: z.array(z.string().regex(/^[a-z0-9]{1,16}$/i).transform((e) => e.toLowerCase())),
+  /** Largest message accepted, in bytes (SIZE in EHLO, 552 beyond it). */
+  maxMessageBytes: z.number().int().positive(),
+});
+export type Policy = z.infer<typeof zPolicy>;
+
+const zRetry = z.strictObject({
+  /** First retry after a temporary failure; doubles each time up to maxBackoffMs. */
+  minBackoffMs: z.number().int().positive(),
+  maxBackoffMs: z.number().int().positive(),
+  /** A message still undeliverable this long after arrival is given up (Postfix: 5 days). */
+  maxQueueLifetimeMs: z.number().int().positive(),
+});
+
+export const zGatewayConfig = z.strictObject({
+  version: z.literal(GATEWAY_CONFIG_VERSION, {
+    error: (issue) =>
+      `this gateway reads gatewayConfig version ${GATEWAY_CONFIG_VERSION}, got ${JSON.stringify(issue.input)}`,
+  }),
+  /** The customer: the Pulumi stack name. */
+  customer: z.string().min(1),
+  tenantId: zGuid,
+  domains: z
+    .array(z.strictObject({ name: zDomainName, mtaSts: z.enum(["enforce", "testing", "none"]) }))
+    .min(1),
+  smtp: z.strictObject({
+    listen: zHostPort,
+    /** Host name in the banner, EHLO and Received headers (the MX host). */
+    hostname: zHostName,
+    /** PEM files for STARTTLS; without them STARTTLS is not offered (logged at start-up). */
+    tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+  }),
+  http: z.strictObject({ listen: zHostPort }),
+  /** Spool, quarantine and tracker live here. */
+  dataDir: z.string().min(1),
+  verification: z.strictObject({ mode: z.enum(["static", "dynamic"]) }),
+  directory: z.strictObject({ users: z.array(zStaticUser) }),
+  delivery: z.strictObject({
+    smartHost: z.strictObject({ host: zHostName, port: z.number().int().min(1).max(65535) }),
+    /**
+     * `required`: STARTTLS must succeed or the message stays queued. `allow-plain`: use
+     * STARTTLS when offered, else deliver in clear (local development only, logged loudly).
+     */
+    tls: z.enum(["required", "allow-plain"]),
+    retry: zRetry,
+  }),
+  policy: zPolicy,
+  outbound: z.strictObject({ enabled: z.boolean() }),
+  /** Entra ID app the gateway uses for Graph (directory sync). Holds a secret. */
+  graph: z
+    .strictObject({
+      clientId: zGuid,
+      clientSecret: z.string().min(1),
+      endpoint: z.url(),
+      authorityHost: z.url(),
+    })
+    .optional(),
+  releaseRequests: z.strictObject({ notify: z.array(zEmailAddress) }),
+});
+
+/** The parsed, normalised document. Treat as immutable. */
+export type GatewayConfig = Readonly<z.output<typeof zGatewayConfig>>;
+/** The document as written to JSON (what the Pulumi program produces). */
+export type GatewayConfigInput = z.input<typeof zGatewayConfig>;
+
+export class GatewayConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid gatewayConfig:\n  ${problems.join("\n  ")}`);
+    this.name = "GatewayConfigError";
+  }
+}
+
+/** `moat:domains[1].spf` style, after a prefix such as `moat:` or `gatewayConfig`. */
+export function formatIssuePath(prefix: string, path: readonly PropertyKey[]): string {
+  let out = prefix;
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" || out.endsWith(":") ? String(key) : `.${String(key)}`;
+  }
+  return out;
+}
+
+export function formatIssues(prefix: string, issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map(
+        (key) => `${formatIssuePath(prefix, [...issue.path, key])}: unknown key`,
+      );
+    }
+    if (issue.code === "invalid_type" && issue.input === undefined) {
+      return [`${formatIssuePath(prefix, issue.path)}: required`];
+    }
+    return [`${formatIssuePath(prefix, issue.path)}: ${issue.message}`];
+  });
+}
+
+/**
+ * Accepts the document itself or the JSON of `pulumi stack output --json --show-secrets`
+ * (an object holding `gatewayConfig`). Throws GatewayConfigError naming every problem.
+ */
+export function parseGatewayConfig(json: unknown): GatewayConfig {
+  const document =
+    typeof json === "object" && json !== null && "gatewayConfig" in json
+      ? (json as { gatewayConfig: unknown }).gatewayConfig
+      : json;
+  if (typeof document === "string" && document.startsWith("[secret]")) {
+    throw new GatewayConfigError([
+      "gatewayConfig: the value is masked; export it with `pulumi stack output --json --show-secrets`",
+    ]);
+  }
+  const result = zGatewayConfig.safeParse(document);
+  if (!result.success) throw new GatewayConfigError(formatIssues("gatewayConfig", result.error.issues));
+  return result.data;
+}

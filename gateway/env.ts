@@ -1,0 +1,40 @@
+/**
+ * Environment overrides (SPEC §4) for local runs, tests and containers, applied on top of
+ * the parsed gatewayConfig into a new object. A malformed value is an error naming the
+ * variable; it never silently falls back to the config.
+ */
+import { type GatewayConfig, GatewayConfigError, parseHostPort } from "./config";
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+function hostPort(env: Env, name: string): { host: string; port: number } | undefined {
+  const value = env[name];
+  if (value === undefined || value === "") return undefined;
+  const parsed = parseHostPort(value);
+  if (!parsed) throw new GatewayConfigError([`${name}: ${JSON.stringify(value)} is not host:port`]);
+  return parsed;
+}
+
+export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: GatewayConfig; applied: string[] } {
+  const applied: string[] = [];
+  const smtpListen = hostPort(env, "MOAT_SMTP_LISTEN");
+  const httpListen = hostPort(env, "MOAT_HTTP_LISTEN");
+  const smartHost = hostPort(env, "MOAT_SMART_HOST");
+  if (smartHost && smartHost.port === 0) {
+    throw new GatewayConfigError(["MOAT_SMART_HOST: port 0 is not a smart host port"]);
+  }
+  const dataDir = env.MOAT_DATA_DIR || undefined;
+  for (const [name, value] of Object.entries({ MOAT_SMTP_LISTEN: smtpListen, MOAT_HTTP_LISTEN: httpListen, MOAT_SMART_HOST: smartHost, MOAT_DATA_DIR: dataDir })) {
+    if (value !== undefined) applied.push(name);
+  }
+  return {
+    applied,
+    config: {
+      ...config,
+      smtp: { ...config.smtp, listen: smtpListen ?? config.smtp.listen },
+      http: { ...config.http, listen: httpListen ?? config.http.listen },
+      dataDir: dataDir ?? config.dataDir,
+      delivery: { ...config.delivery, smartHost: smartHost ?? config.delivery.smartHost },
+    },
+  };
+}

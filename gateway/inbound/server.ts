@@ -1,0 +1,126 @@
+/**
+ * The inbound SMTP listener: smtp-server options and handlers only. Each handler asks a stage
+ * (verifier, spool) and hands the typed result to replies.ts; nothing else here decides.
+ *
+ * Fails closed: a verifier error becomes 451, a spool error 451; 250 only after the spool
+ * says the message is durable.
+ */
+import { readFileSync } from "node:fs";
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
+import type { GatewayConfig } from "../config";
+import type { Logger } from "../log";
+import { type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
+import type { RecipientVerifier } from "../verify/recipients";
+import { receivedHeader } from "./received";
+import { MESSAGE_TOO_BIG, QUEUE_WRITE_FAILED, TOO_MANY_RECIPIENTS, queued, recipientReply } from "./replies";
+
+/** RFC 5321 §4.5.3.1.8 asks for at least 100; Postfix allows 1000. */
+export const MAX_RECIPIENTS_PER_MESSAGE = 1000;
+/** Idle time before a session is dropped (Postfix smtpd_timeout is 300 s). */
+const SOCKET_TIMEOUT_MS = 5 * 60 * 1000;
+/** How long close() waits for sessions to finish before cutting them. */
+const CLOSE_TIMEOUT_MS = 30 * 1000;
+/** Sessions at once; beyond it smtp-server answers 421. */
+const MAX_CLIENTS = 500;
+
+export interface InboundOptions {
+  readonly config: GatewayConfig;
+  readonly verifier: RecipientVerifier;
+  readonly spool: Spool;
+  readonly log: Logger;
+  /** Called once the message is durable, after the 250 has been decided. */
+  readonly onQueued: (id: string) => void;
+}
+
+export function createInboundServer(options: InboundOptions): SMTPServer {
+  const { config, verifier, spool, log, onQueued } = options;
+  const maxBytes = config.policy.maxMessageBytes;
+  const tls = config.smtp.tls;
+
+  const serverOptions: SMTPServerOptions = {
+    name: config.smtp.hostname,
+    banner: "Moat",
+    size: maxBytes,
+    authOptional: true,
+    // Port 25 takes no AUTH; without our own certificate STARTTLS is not offered at all
+    // rather than with the library's bundled localhost certificate.
+    disabledCommands: tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
+    ...(tls ? { key: readFileSync(tls.keyFile), cert: readFileSync(tls.certFile), minVersion: "TLSv1.2" as const } : {}),
+    logger: false,
+    socketTimeout: SOCKET_TIMEOUT_MS,
+    closeTimeout: CLOSE_TIMEOUT_MS,
+    maxClients: MAX_CLIENTS,
+
+    onRcptTo(address, session, callback) {
+      if (session.envelope.rcptTo.length >= MAX_RECIPIENTS_PER_MESSAGE) {
+        callback(TOO_MANY_RECIPIENTS());
+        return;
+      }
+      verifier.verify(address.address).then(
+        (verdict) => {
+          const reply = recipientReply(verdict);
+          if (reply) log.info("recipient refused", { client: session.remoteAddress, to: address.address, reply: `${reply.responseCode} ${reply.message}` });
+          callback(reply ?? null);
+        },
+        (error: Error) => {
+          log.error("recipient verification failed", { to: address.address, error: error.message });
+          callback(recipientReply({ kind: "tempfail", address: address.address, reason: error.message }) ?? null);
+        },
+      );
+    },
+
+    onData(stream, session, callback) {
+      const id = newQueueId();
+      const rcptTo = session.envelope.rcptTo.map((r) => r.address);
+      const prelude = Buffer.from(
+        receivedHeader({
+          helo: session.hostNameAppearsAs ?? "",
+          clientIp: session.remoteAddress,
+          hostname: config.smtp.hostname,
+          protocol: protocolOf(session),
+          id,
+          recipients: rcptTo,
+          date: new Date(),
+        }),
+        "latin1",
+      );
+      const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
+      spool
+        .accept(
+          {
+            id,
+            mailFrom,
+            rcptTo,
+            receivedAt: new Date().toISOString(),
+            client: { ip: session.remoteAddress, helo: session.hostNameAppearsAs ?? "", tls: Boolean(session.secure) },
+          },
+          prelude,
+          stream,
+          () => (stream as unknown as { sizeExceeded?: boolean }).sizeExceeded === true,
+        )
+        .then(
+          ({ id: queuedId, bytes }) => {
+            log.info("queued", { id: queuedId, from: mailFrom || "<>", rcpts: rcptTo.length, bytes, client: session.remoteAddress });
+            callback(null, queued(queuedId));
+            onQueued(queuedId);
+          },
+          (error: Error) => {
+            if (error instanceof SpoolSizeExceededError) {
+              callback(MESSAGE_TOO_BIG(maxBytes));
+              return;
+            }
+            log.error("queue write failed; answered 451", { client: session.remoteAddress, error: error.message });
+            callback(QUEUE_WRITE_FAILED());
+          },
+        );
+    },
+  };
+  const server = new SMTPServer(serverOptions);
+  server.on("error", (error) => log.warn("smtp session error", { error: error.message }));
+  return server;
+}
+
+function protocolOf(session: SMTPServerSession): "SMTP" | "ESMTP" | "ESMTPS" {
+  if (session.secure) return "ESMTPS";
+  return session.openingCommand === "HELO" ? "SMTP" : "ESMTP";
+}

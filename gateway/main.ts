@@ -1,0 +1,84 @@
+/**
+ * Wires the stages from a parsed config and starts listening:
+ * inbound (verify -> spool) -> delivery, plus the HTTP app. Everything is created here and
+ * passed in, so two gateways can run in one process (tests).
+ *
+ * close() stops accepting, lets SMTP sessions finish (bounded), waits for delivery attempts
+ * under way, then closes HTTP. Mail already queued stays on disk for the next start.
+ */
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import type { GatewayConfig } from "./config";
+import { createDelivery } from "./delivery/scheduler";
+import { createDirectory } from "./directory/directory";
+import { createInboundServer } from "./inbound/server";
+import type { Logger } from "./log";
+import { createSpool } from "./queue/spool";
+import { createStaticVerifier } from "./verify/recipients";
+import { build } from "./web/app";
+
+export interface RunningGateway {
+  readonly smtp: AddressInfo;
+  readonly http: AddressInfo;
+  close(): Promise<void>;
+}
+
+export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  if (config.verification.mode !== "static") {
+    throw new Error(
+      `verification mode "${config.verification.mode}" is not available in this version of the gateway; use "static"`,
+    );
+  }
+  if (config.delivery.tls === "allow-plain") {
+    log.warn("delivery may fall back to plain SMTP (delivery.tls=allow-plain): for local development only", {
+      smartHost: `${config.delivery.smartHost.host}:${config.delivery.smartHost.port}`,
+    });
+  }
+  if (!config.smtp.tls) log.warn("no TLS certificate configured: STARTTLS is not offered on the inbound listener");
+
+  const directory = createDirectory(config.directory.users);
+  const verifier = createStaticVerifier({ domains: config.domains.map((d) => d.name), directory: () => directory });
+  const spool = createSpool(join(config.dataDir, "queue"));
+  const recovered = await spool.recover();
+  if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
+
+  const delivery = createDelivery({
+    spool,
+    target: { ...config.delivery.smartHost, tls: config.delivery.tls, heloName: config.smtp.hostname },
+    retry: config.delivery.retry,
+    log,
+  });
+  const smtp = createInboundServer({ config, verifier, spool, log, onQueued: (id) => delivery.enqueued(id) });
+  const web = build({
+    health: async () => ({
+      status: "ok",
+      customer: config.customer,
+      checks: { smtp: "listening", directory: `${directory.size} addresses` },
+    }),
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    smtp.once("error", reject);
+    smtp.listen(config.smtp.listen.port, config.smtp.listen.host, () => {
+      smtp.off("error", reject);
+      resolve();
+    });
+  });
+  try {
+    await web.listen({ host: config.http.listen.host, port: config.http.listen.port });
+  } catch (error) {
+    await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    throw error;
+  }
+  await delivery.start();
+
+  return {
+    smtp: smtp.server.address() as AddressInfo,
+    http: web.server.address() as AddressInfo,
+    async close() {
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
+      await delivery.close();
+      await web.close();
+    },
+  };
+}

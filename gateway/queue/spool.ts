@@ -1,0 +1,223 @@
+/**
+ * The durable spool. A message's state is the directory its file sits in, as in Postfix:
+ *
+ *   tmp/       being received; never acknowledged; removed at start-up
+ *   incoming/  acknowledged (250 sent), waiting for delivery
+ *   active/    a delivery attempt is running; moved back to incoming at start-up
+ *   deferred/  a temporary failure; the file's mtime is the time of the next attempt
+ *   hold/      kept, not delivered (permanent failure awaiting bounce handling, or by admin)
+ *   corrupt/   unreadable; set aside, never deleted
+ *
+ * accept() writes envelope + message to tmp/, fsyncs the file, renames it into incoming/ and
+ * fsyncs the directory; only then may the caller answer 250. Any failure before that leaves
+ * no file in incoming/ and throws, and the caller answers 451.
+ *
+ * File format: `MOAT1 <json length>\n<envelope json>\n<message bytes>`.
+ */
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+
+export const QUEUE_STATES = ["tmp", "incoming", "active", "deferred", "hold", "corrupt"] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+
+export interface Envelope {
+  readonly id: string;
+  /** "" for the null sender (bounces). */
+  readonly mailFrom: string;
+  /** Recipients still to be delivered. */
+  readonly rcptTo: readonly string[];
+  /** ISO time of acceptance. */
+  readonly receivedAt: string;
+  readonly client: { readonly ip: string; readonly helo: string; readonly tls: boolean };
+}
+
+export interface QueuedMessage {
+  readonly envelope: Envelope;
+  /** Opens the message bytes (without the spool header). */
+  openMessage(): Readable;
+  readonly bytes: number;
+}
+
+const MAGIC = "MOAT1";
+/** The header line is read in one go; an envelope larger than this is treated as corrupt. */
+const HEADER_PREFIX_MAX_BYTES = 32;
+const ENVELOPE_MAX_BYTES = 4 * 1024 * 1024;
+
+export class SpoolSizeExceededError extends Error {}
+
+export function newQueueId(now = Date.now()): string {
+  return `${now.toString(36).toUpperCase().padStart(9, "0")}${randomBytes(5).toString("hex").toUpperCase()}`;
+}
+
+async function fsyncDirectory(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeAtomically(dir: string, path: string, data: string | Buffer): Promise<void> {
+  const tmp = `${path}.${randomBytes(4).toString("hex")}.tmp`;
+  const handle = await open(tmp, "wx", 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+  await fsyncDirectory(dir);
+}
+
+export interface Spool {
+  readonly root: string;
+  dir(state: QueueState): string;
+  /** Creates the state directories; clears tmp/; moves active/ back to incoming/. */
+  recover(): Promise<{ requeued: number; discardedPartial: number }>;
+  accept(
+    envelope: Omit<Envelope, "id"> & { id?: string },
+    prelude: Buffer,
+    body: Readable,
+    isOversized: () => boolean,
+  ): Promise<{ id: string; bytes: number }>;
+  list(state: QueueState): Promise<string[]>;
+  read(state: QueueState, id: string): Promise<QueuedMessage>;
+  move(id: string, from: QueueState, to: QueueState): Promise<void>;
+  /** Moves to deferred/ with the next attempt time, optionally narrowing the recipients. */
+  defer(id: string, from: QueueState, nextAttemptAt: number, remaining?: readonly string[]): Promise<void>;
+  /** Due time of a deferred message (its mtime). */
+  dueAt(id: string): Promise<number>;
+  remove(id: string, from: QueueState): Promise<void>;
+}
+
+export function createSpool(root: string): Spool {
+  const dir = (state: QueueState) => join(root, state);
+  const file = (state: QueueState, id: string) => join(dir(state), id);
+  /** Recipients narrowed after a partial delivery live beside the file. */
+  const rcptFile = (state: QueueState, id: string) => join(dir(state), `${id}.rcpt`);
+
+  const readHeader = async (path: string): Promise<{ envelope: Envelope; offset: number; size: number }> => {
+    const handle = await open(path, "r");
+    try {
+      const { size } = await handle.stat();
+      const prefix = Buffer.alloc(HEADER_PREFIX_MAX_BYTES);
+      const { bytesRead } = await handle.read(prefix, 0, prefix.length, 0);
+      const firstLine = prefix.subarray(0, bytesRead).toString("latin1").split("\n")[0] ?? "";
+      const match = /^MOAT1 (\d+)$/.exec(firstLine);
+      const length = Number(match?.[1] ?? -1);
+      if (!match || length <= 0 || length > ENVELOPE_MAX_BYTES) throw new Error("bad spool header");
+      const json = Buffer.alloc(length);
+      await handle.read(json, 0, length, firstLine.length + 1);
+      const envelope = JSON.parse(json.toString("utf8")) as Envelope;
+      if (typeof envelope.id !== "string" || !Array.isArray(envelope.rcptTo)) throw new Error("bad envelope");
+      const offset = firstLine.length + 1 + length + 1;
+      return { envelope, offset, size };
+    } finally {
+      await handle.close();
+    }
+  };
+
+  const spool: Spool = {
+    root,
+    dir,
+
+    async recover() {
+      for (const state of QUEUE_STATES) await mkdir(dir(state), { recursive: true, mode: 0o700 });
+      const partial = await readdir(dir("tmp"));
+      for (const name of partial) await rm(join(dir("tmp"), name), { force: true });
+      const active = (await readdir(dir("active"))).filter((n) => !n.endsWith(".rcpt"));
+      for (const id of active) await spool.move(id, "active", "incoming");
+      return { requeued: active.length, discardedPartial: partial.length };
+    },
+
+    async accept(partialEnvelope, prelude, body, isOversized) {
+      const id = partialEnvelope.id ?? newQueueId();
+      const envelope: Envelope = { ...partialEnvelope, id };
+      const json = Buffer.from(JSON.stringify(envelope), "utf8");
+      const tmp = file("tmp", id);
+      const handle = await open(tmp, "wx", 0o600);
+      let bytes = 0;
+      try {
+        await handle.write(Buffer.from(`${MAGIC} ${json.length}\n`, "latin1"));
+        await handle.write(json);
+        await handle.write(Buffer.from("\n"));
+        await handle.write(prelude);
+        for await (const chunk of body) {
+          if (isOversized()) continue; // read to the end, keep nothing more
+          bytes += (chunk as Buffer).length;
+          await handle.write(chunk as Buffer);
+        }
+        if (isOversized()) throw new SpoolSizeExceededError("message exceeds the size limit");
+        await handle.sync();
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        await unlink(tmp).catch(() => undefined);
+        throw error;
+      }
+      await handle.close();
+      await rename(tmp, file("incoming", id));
+      await fsyncDirectory(dir("incoming"));
+      return { id, bytes: bytes + prelude.length };
+    },
+
+    async list(state) {
+      const names = await readdir(dir(state));
+      return names.filter((n) => !n.endsWith(".rcpt") && !n.endsWith(".tmp")).sort();
+    },
+
+    async read(state, id) {
+      const path = file(state, id);
+      const { envelope, offset, size } = await readHeader(path);
+      let rcptTo = envelope.rcptTo;
+      try {
+        const narrowed = JSON.parse(await readFileText(rcptFile(state, id))) as string[];
+        if (Array.isArray(narrowed)) rcptTo = narrowed;
+      } catch {
+        // no narrowed recipient list: all of the envelope's recipients are pending
+      }
+      return {
+        envelope: { ...envelope, rcptTo },
+        bytes: size - offset,
+        openMessage: () => createReadStream(path, { start: offset }),
+      };
+    },
+
+    async move(id, from, to) {
+      await rename(file(from, id), file(to, id));
+      await rename(rcptFile(from, id), rcptFile(to, id)).catch(() => undefined);
+      await fsyncDirectory(dir(to));
+    },
+
+    async defer(id, from, nextAttemptAt, remaining) {
+      if (remaining) await writeAtomically(dir(from), rcptFile(from, id), JSON.stringify(remaining));
+      await spool.move(id, from, "deferred");
+      const when = new Date(nextAttemptAt);
+      await utimes(file("deferred", id), when, when);
+    },
+
+    async dueAt(id) {
+      return Math.round((await stat(file("deferred", id))).mtimeMs);
+    },
+
+    async remove(id, from) {
+      await unlink(file(from, id));
+      await unlink(rcptFile(from, id)).catch(() => undefined);
+      await fsyncDirectory(dir(from));
+    },
+  };
+  return spool;
+}
+
+async function readFileText(path: string): Promise<string> {
+  const handle = await open(path, "r");
+  try {
+    return await handle.readFile("utf8");
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * `moat serve`: resolve the config, start the development mailbox when running the embedded
+ * default, start the gateway, print where everything is, and close gracefully on SIGTERM or
+ * SIGINT (queued mail stays on disk).
+ */
+import { join } from "node:path";
+import { resolveConfig } from "./config-source";
+import { type DevMailbox, startDevMailbox } from "./dev-mailbox";
+import type { Env } from "./env";
+import { createLogger, parseLogLevel } from "./log";
+import { startGateway } from "./main";
+
+export async function serve(configFile: string | undefined, env: Env): Promise<void> {
+  const log = createLogger({ level: parseLogLevel(env.MOAT_LOG_LEVEL) });
+  const resolved = resolveConfig(configFile, env);
+  const { config } = resolved;
+
+  // The embedded default's smart host is the development mailbox; run it unless the
+  // smart host was pointed elsewhere.
+  let mailbox: DevMailbox | undefined;
+  if (resolved.origin === "embedded" && !resolved.overrides.includes("MOAT_SMART_HOST")) {
+    mailbox = await startDevMailbox({ ...config.delivery.smartHost, dir: join(config.dataDir, "dev-mailbox") });
+  }
+  const gateway = await startGateway(config, log).catch(async (error: unknown) => {
+    await mailbox?.close();
+    throw error;
+  });
+
+  const lines = [
+    `Moat gateway for ${config.customer} (${config.domains.map((d) => d.name).join(", ")})`,
+    `  config:        ${resolved.description}${resolved.overrides.length ? ` + ${resolved.overrides.join(", ")}` : ""}`,
+    `  SMTP:          listening on ${gateway.smtp.address}:${gateway.smtp.port}`,
+    `  HTTP:          http://${gateway.http.address}:${gateway.http.port}/healthz`,
+    `  queue:         ${join(config.dataDir, "queue")}`,
+    `  smart host:    ${config.delivery.smartHost.host}:${config.delivery.smartHost.port} (TLS ${config.delivery.tls})`,
+    ...(mailbox
+      ? [
+          `  dev mailbox:   delivered mail is written to ${mailbox.dir}/ (one .eml per message)`,
+          `  try:           swaks --server ${gateway.smtp.address}:${gateway.smtp.port} --to ${config.directory.users[0]?.address ?? "someone@" + config.domains[0]?.name}`,
+        ]
+      : []),
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    gateway
+      .close()
+      .then(() => mailbox?.close())
+      .then(
+        () => process.exit(0),
+        (error: Error) => {
+          log.error("shutdown failed", { error: error.message });
+          process.exit(1);
+        },
+      );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}

@@ -1,0 +1,25 @@
+/**
+ * The HTTP app factory (Fastify), separate from listen() so tests use app.inject().
+ * Today: `GET /healthz` (unauthenticated by design: load balancers and container probes call
+ * it). The tracker API and page mount here behind authentication.
+ */
+import Fastify, { type FastifyInstance } from "fastify";
+
+export interface HealthReport {
+  readonly status: "ok" | "degraded";
+  readonly customer: string;
+  readonly checks: Readonly<Record<string, string>>;
+}
+
+export interface WebOptions {
+  readonly health: () => Promise<HealthReport>;
+}
+
+export function build(options: WebOptions): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.get("/healthz", async (_request, reply) => {
+    const report = await options.health();
+    return reply.code(report.status === "ok" ? 200 : 503).send(report);
+  });
+  return app;
+}

@@ -1,0 +1,141 @@
+/**
+ * The walking skeleton end to end: a real SMTP client -> `moat serve` (child process, the
+ * CLI as users run it) -> a real SMTP sink on loopback started by the test.
+ */
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildGatewayConfig } from "../../components/gateway-document";
+import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
+import { type GatewayProcess, runCli, startGatewayProcess } from "../helpers/gateway-process";
+import { type Sink, startSink } from "../helpers/sink";
+import { sendMail, testMessage } from "../helpers/smtp-client";
+
+const LOOPBACK_ANY_PORT = "127.0.0.1:0";
+
+function writeStackOutput(dir: string, smartHostPort: number, tls: "required" | "allow-plain"): string {
+  const gatewayConfig = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
+    smtpListen: LOOPBACK_ANY_PORT,
+    httpListen: LOOPBACK_ANY_PORT,
+    dataDir: join(dir, "data"),
+    smartHost: { host: "127.0.0.1", port: smartHostPort },
+    deliveryTls: tls,
+  });
+  const file = join(dir, "stack-output.json");
+  // The shape of `pulumi stack output --json --show-secrets`.
+  writeFileSync(file, JSON.stringify({ gatewayConfig, mxHost: "mx.northwind.example", appClientId: "x" }, null, 2));
+  return file;
+}
+
+async function waitUntil(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("serve --config with a stack output file", () => {
+  let sink: Sink;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    sink = await startSink();
+    const dir = mkdtempSync(join(tmpdir(), "moat-e2e-"));
+    gateway = await startGatewayProcess(["--config", writeStackOutput(dir, sink.port, "allow-plain")], {});
+  });
+  afterAll(async () => {
+    expect(await gateway?.stop()).toBe(0);
+    await sink?.close();
+  });
+
+  it("accepts mail for a known user and delivers it to the smart host with a Received header", async () => {
+    const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["anna.berg@northwind.example"] }, testMessage("round trip"));
+    expect(result.accepted).toEqual(["anna.berg@northwind.example"]);
+    expect(result.response).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Z]+$/);
+    const [delivered] = await sink.waitFor(1);
+    expect(delivered?.mailFrom).toBe("sender@outside.example");
+    expect(delivered?.rcptTo).toEqual(["anna.berg@northwind.example"]);
+    expect(delivered?.raw).toMatch(/^Received: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n\tby mx\.northwind\.example \(Moat\) with ESMTP id [0-9A-Z]+\r\n\tfor <anna\.berg@northwind\.example>;/);
+    expect(delivered?.raw).toContain("Subject: round trip");
+  });
+
+  it("refuses an unknown user with the SPEC text and another domain as relay", async () => {
+    const unknown = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["nobody@northwind.example"] }, testMessage("x"));
+    expect(unknown.rejected["nobody@northwind.example"]).toBe("550 5.1.1 <nobody@northwind.example>: Recipient address rejected: unverified address");
+    for (const foreign of ["victim@gmail.com", "anna.berg@sub.northwind.example", "anna.berg%gmail.com@northwind.example"]) {
+      const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: [foreign] }, testMessage("relay"));
+      expect(result.accepted).toEqual([]);
+      expect(result.rejected[foreign]).toMatch(/^55[04] 5\.\d\.\d <.+>: (Relay access denied|Recipient address rejected: unverified address)$/);
+    }
+  });
+
+  it("delivers to the accepted recipients of a mixed transaction, aliases included", async () => {
+    const before = sink.messages.length;
+    const result = await sendMail(
+      gateway.smtpPort,
+      { from: "sender@outside.example", to: ["invoices@northwind.example", "ghost@northwind.example", "Sales@Northwind-Traders.example"] },
+      testMessage("mixed"),
+    );
+    expect(result.accepted).toEqual(["invoices@northwind.example", "Sales@Northwind-Traders.example"]);
+    expect(Object.keys(result.rejected)).toEqual(["ghost@northwind.example"]);
+    const messages = await sink.waitFor(before + 1);
+    expect(messages[before]?.rcptTo).toEqual(["invoices@northwind.example", "Sales@Northwind-Traders.example"]);
+  });
+
+  it("serves /healthz", async () => {
+    const response = await fetch(`http://127.0.0.1:${gateway.httpPort}/healthz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ status: "ok", customer: "example" });
+  });
+});
+
+describe("delivery TLS", () => {
+  it("keeps mail queued when STARTTLS is required and the smart host does not offer it", async () => {
+    const sink = await startSink({ starttls: false });
+    const dir = mkdtempSync(join(tmpdir(), "moat-e2e-tls-"));
+    const gateway = await startGatewayProcess(["--config", writeStackOutput(dir, sink.port, "required")], {});
+    try {
+      const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["ben@northwind.example"] }, testMessage("tls"));
+      expect(result.accepted).toEqual(["ben@northwind.example"]);
+      const deferredDir = join(dir, "data", "queue", "deferred");
+      await waitUntil(() => existsSync(deferredDir) && readdirSync(deferredDir).filter((f) => !f.endsWith(".rcpt")).length === 1, "the message to be deferred");
+      expect(sink.messages).toEqual([]);
+      expect(gateway.stderr()).toMatch(/delivery deferred .*to=ben@northwind\.example/);
+    } finally {
+      expect(await gateway.stop()).toBe(0);
+      await sink.close();
+    }
+  });
+});
+
+describe("npm start: the embedded default with the development mailbox", () => {
+  it("delivers mail for a user of the example stack into the mailbox folder it announces", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "moat-e2e-default-"));
+    const gateway = await startGatewayProcess([], { MOAT_DATA_DIR: dataDir, MOAT_SMTP_LISTEN: LOOPBACK_ANY_PORT, MOAT_HTTP_LISTEN: LOOPBACK_ANY_PORT });
+    try {
+      const mailboxDir = join(dataDir, "dev-mailbox");
+      expect(gateway.stdout()).toContain(`delivered mail is written to ${mailboxDir}/`);
+      const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["david@northwind.example"] }, testMessage("hello newcomer"));
+      expect(result.accepted).toEqual(["david@northwind.example"]);
+      await waitUntil(() => existsSync(mailboxDir) && readdirSync(mailboxDir).length === 1, "the dev mailbox to receive the message");
+      const [file] = readdirSync(mailboxDir);
+      expect(readFileSync(join(mailboxDir, file ?? ""), "utf8")).toContain("Subject: hello newcomer");
+    } finally {
+      expect(await gateway.stop()).toBe(0);
+    }
+  });
+});
+
+describe("serve with a bad config", () => {
+  it("exits 1 naming the key path", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-e2e-bad-"));
+    const file = join(dir, "bad.json");
+    writeFileSync(file, JSON.stringify({ gatewayConfig: { version: 1, customer: "x" } }));
+    const { code, stderr } = await runCli(["serve", "--config", file]);
+    expect(code).toBe(1);
+    expect(stderr).toContain("gatewayConfig.tenantId: required");
+    expect(stderr).not.toContain("    at "); // a message, not a stack trace
+  });
+});

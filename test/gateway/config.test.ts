@@ -1,0 +1,81 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { buildGatewayConfig } from "../../components/gateway-document";
+import { PROJECT_DIR, loadStackFile, readStackFile } from "../../components/stack-config";
+import { GatewayConfigError, parseGatewayConfig } from "../../gateway/config";
+import { resolveConfig } from "../../gateway/config-source";
+import { LOCAL_HOSTING, embeddedDefaultConfig } from "../../gateway/default-config";
+import { applyEnvOverrides } from "../../gateway/env";
+
+const document = () => buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), LOCAL_HOSTING);
+
+function problemsOf(json: unknown): string[] {
+  try {
+    parseGatewayConfig(json);
+  } catch (error) {
+    if (error instanceof GatewayConfigError) return [...error.problems];
+    throw error;
+  }
+  throw new Error("expected the document to be refused");
+}
+
+describe("the gatewayConfig document", () => {
+  it("parses the document alone and wrapped in stack outputs", () => {
+    expect(parseGatewayConfig(document()).smtp.listen).toEqual({ host: "127.0.0.1", port: 2525 });
+    expect(parseGatewayConfig({ gatewayConfig: document(), mxHost: "mx.northwind.example" }).customer).toBe("example");
+  });
+
+  it("refuses another version, unknown keys and bad values, naming the path", () => {
+    expect(problemsOf({ ...document(), version: 2 })).toEqual(["gatewayConfig.version: this gateway reads gatewayConfig version 1, got 2"]);
+    const doc = document();
+    expect(problemsOf({ ...doc, delivery: { ...doc.delivery, smartHost: { host: "relay_host", port: 99999 }, tsl: "required" } })).toEqual([
+      'gatewayConfig.delivery.smartHost.host: "relay_host" is not a host name or IP address',
+      "gatewayConfig.delivery.smartHost.port: Too big: expected number to be <=65535",
+      "gatewayConfig.delivery.tsl: unknown key",
+    ]);
+    expect(problemsOf({ ...doc, smtp: { ...doc.smtp, listen: "25" } })).toEqual(['gatewayConfig.smtp.listen: "25" is not host:port']);
+  });
+
+  it("explains a masked secret output", () => {
+    expect(problemsOf({ gatewayConfig: "[secret]" })[0]).toMatch(/--show-secrets/);
+  });
+
+  it("the embedded default is the example stack with local hosting", () => {
+    const raw = readStackFile(PROJECT_DIR, "example") as { "moat:domains": { name: string }[] };
+    const embedded = parseGatewayConfig(embeddedDefaultConfig());
+    expect(embedded.domains.map((d) => d.name)).toEqual(raw["moat:domains"].map((d) => d.name));
+    expect(embedded.delivery.smartHost).toEqual({ host: "127.0.0.1", port: 2526 });
+    expect(embedded.delivery.tls).toBe("allow-plain");
+  });
+});
+
+describe("config sources and MOAT_* overrides", () => {
+  it("prefers --config, then MOAT_CONFIG, then the embedded default", () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-config-"));
+    const file = join(dir, "out.json");
+    writeFileSync(file, JSON.stringify({ gatewayConfig: { ...document(), customer: "from-file" } }));
+    const env = { MOAT_CONFIG: JSON.stringify({ ...document(), customer: "from-env" }) };
+    expect(resolveConfig(file, env).config.customer).toBe("from-file");
+    expect(resolveConfig(undefined, env)).toMatchObject({ origin: "env", config: { customer: "from-env" } });
+    expect(resolveConfig(undefined, {}).origin).toBe("embedded");
+    expect(() => resolveConfig(join(dir, "missing.json"), {})).toThrow(/--config .*missing.json: cannot read \(ENOENT\)/);
+    expect(() => resolveConfig(undefined, { MOAT_CONFIG: "{not json" })).toThrow(/MOAT_CONFIG: not JSON/);
+  });
+
+  it("applies overrides into a new object and names a malformed one", () => {
+    const config = parseGatewayConfig(document());
+    const { config: overridden, applied } = applyEnvOverrides(config, {
+      MOAT_SMTP_LISTEN: "[::1]:0",
+      MOAT_SMART_HOST: "relay.example:587",
+      MOAT_DATA_DIR: "/var/lib/moat",
+    });
+    expect(applied).toEqual(["MOAT_SMTP_LISTEN", "MOAT_SMART_HOST", "MOAT_DATA_DIR"]);
+    expect(overridden.smtp.listen).toEqual({ host: "::1", port: 0 });
+    expect(overridden.delivery.smartHost).toEqual({ host: "relay.example", port: 587 });
+    expect(config.smtp.listen.port).toBe(2525); // input untouched
+    expect(() => applyEnvOverrides(config, { MOAT_HTTP_LISTEN: "8080" })).toThrow(/MOAT_HTTP_LISTEN: "8080" is not host:port/);
+    expect(() => applyEnvOverrides(config, { MOAT_SMART_HOST: "127.0.0.1:0" })).toThrow(/port 0 is not a smart host port/);
+  });
+});

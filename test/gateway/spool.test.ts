@@ -1,0 +1,104 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { text } from "node:stream/consumers";
+import { describe, expect, it } from "vitest";
+import { createDelivery } from "../../gateway/delivery/scheduler";
+import { silentLogger } from "../../gateway/log";
+import { SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
+
+const envelope = {
+  mailFrom: "a@outside.example",
+  rcptTo: ["jo@acme.com", "ann@acme.com"],
+  receivedAt: new Date().toISOString(),
+  client: { ip: "192.0.2.1", helo: "mx.outside.example", tls: false },
+};
+
+async function freshSpool() {
+  const spool = createSpool(mkdtempSync(join(tmpdir(), "moat-spool-")));
+  await spool.recover();
+  return spool;
+}
+
+describe("the durable spool", () => {
+  it("acknowledges only a file that is complete in incoming/, with envelope and bytes intact", async () => {
+    const spool = await freshSpool();
+    const body = Buffer.concat([Buffer.from("Subject: x\r\n\r\n"), Buffer.from([0xff, 0x00, 0xc3, 0xa9]), Buffer.from("\r\n")]);
+    const { id, bytes } = await spool.accept(envelope, Buffer.from("Received: test\r\n"), Readable.from([body]), () => false);
+    expect(await spool.list("incoming")).toEqual([id]);
+    expect(readdirSync(spool.dir("tmp"))).toEqual([]);
+    const message = await spool.read("incoming", id);
+    expect(message.envelope).toMatchObject({ ...envelope, id });
+    const stored = Buffer.from(await text(message.openMessage()), "latin1");
+    expect(bytes).toBe(message.bytes);
+    expect(message.bytes).toBe(Buffer.byteLength("Received: test\r\n") + body.length);
+    expect(readFileSync(join(spool.dir("incoming"), id)).subarray(-body.length).equals(body)).toBe(true);
+    expect(stored.length).toBeGreaterThan(0);
+  });
+
+  it("keeps nothing of an oversized message and says why", async () => {
+    const spool = await freshSpool();
+    let seen = 0;
+    const chunks = Array.from({ length: 4 }, () => Buffer.alloc(1000, 97));
+    const stream = Readable.from(chunks).on("data", () => (seen += 1));
+    await expect(spool.accept(envelope, Buffer.alloc(0), stream, () => seen > 2)).rejects.toBeInstanceOf(SpoolSizeExceededError);
+    expect(seen).toBe(4); // read to the end, so the client gets its 552 after the data
+    expect(await spool.list("incoming")).toEqual([]);
+    expect(readdirSync(spool.dir("tmp"))).toEqual([]);
+  });
+
+  it("recovers after a crash: partial files dropped, active/ back to incoming/", async () => {
+    const spool = await freshSpool();
+    const { id } = await spool.accept(envelope, Buffer.alloc(0), Readable.from([Buffer.from("x\r\n")]), () => false);
+    await spool.move(id, "incoming", "active");
+    writeFileSync(join(spool.dir("tmp"), "half-written"), "MOAT1 999\n{");
+    expect(await spool.recover()).toEqual({ requeued: 1, discardedPartial: 1 });
+    expect(await spool.list("incoming")).toEqual([id]);
+  });
+
+  it("sets an unreadable queue file aside in corrupt/ instead of deleting it", async () => {
+    const spool = await freshSpool();
+    writeFileSync(join(spool.dir("incoming"), "0GARBAGE"), "this is not a queue file");
+    const delivery = createDelivery({
+      spool,
+      target: { host: "127.0.0.1", port: 1, tls: "required", heloName: "gw.test" },
+      retry: { minBackoffMs: 60_000, maxBackoffMs: 60_000, maxQueueLifetimeMs: 3_600_000 },
+      log: silentLogger,
+      attempt: async () => {
+        throw new Error("must not be called for a corrupt file");
+      },
+    });
+    await delivery.start();
+    for (let i = 0; i < 50 && (await spool.list("corrupt")).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await delivery.close();
+    expect(await spool.list("corrupt")).toEqual(["0GARBAGE"]);
+    expect(readFileSync(join(spool.dir("corrupt"), "0GARBAGE"), "utf8")).toBe("this is not a queue file");
+  });
+
+  it("defers only the recipients still pending, with Postfix's backoff, and holds permanent failures", async () => {
+    const spool = await freshSpool();
+    const now = Date.parse(envelope.receivedAt) + 1000;
+    const partial = await spool.accept(envelope, Buffer.alloc(0), Readable.from([Buffer.from("x\r\n")]), () => false);
+    const refused = await spool.accept({ ...envelope, rcptTo: ["jo@acme.com"] }, Buffer.alloc(0), Readable.from([Buffer.from("y\r\n")]), () => false);
+    const delivery = createDelivery({
+      spool,
+      target: { host: "127.0.0.1", port: 1, tls: "required", heloName: "gw.test" },
+      retry: { minBackoffMs: 300_000, maxBackoffMs: 4_000_000, maxQueueLifetimeMs: 432_000_000 },
+      log: silentLogger,
+      now: () => now,
+      attempt: async (_target, env) => ({
+        outcomes: new Map(
+          env.rcptTo.map((r) => [r, env.rcptTo.length === 2 && r === "ann@acme.com" ? { outcome: "temporary" as const, response: "451 try later" } : env.rcptTo.length === 2 ? { outcome: "delivered" as const, response: "250 ok" } : { outcome: "permanent" as const, response: "550 no" }]),
+        ),
+      }),
+    });
+    await delivery.start();
+    for (let i = 0; i < 100 && (await spool.list("incoming")).length + (await spool.list("active")).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await delivery.close();
+    expect(await spool.list("deferred")).toEqual([partial.id]);
+    expect((await spool.read("deferred", partial.id)).envelope.rcptTo).toEqual(["ann@acme.com"]);
+    expect(await spool.dueAt(partial.id)).toBe(now + 300_000);
+    expect(await spool.list("hold")).toEqual([refused.id]);
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * Runs `moat serve` as a child process exactly as a user would (tsx, the CLI), with MOAT_*
+ * overrides, and waits for its start-up lines. stop() sends SIGTERM and waits; a process
+ * that does not exit in time is killed, so tests always end.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+
+const ROOT = join(__dirname, "..", "..");
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+export interface GatewayProcess {
+  readonly smtpPort: number;
+  readonly httpPort: number;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  readonly child: ChildProcess;
+  stop(): Promise<number | null>;
+}
+
+export async function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway", "cli.ts"), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), START_TIMEOUT_MS);
+  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+export async function startGatewayProcess(args: string[], env: Record<string, string>): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway", "cli.ts"), "serve", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, MOAT_CONFIG: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+
+  const ports = await new Promise<{ smtp: number; http: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start in time\n${stdout}\n${stderr}`)), START_TIMEOUT_MS);
+    const check = () => {
+      const smtp = /SMTP:\s+listening on [^\s]+:(\d+)/.exec(stdout);
+      const http = /HTTP:\s+http:\/\/[^\s]+:(\d+)\//.exec(stdout);
+      if (smtp && http) {
+        clearTimeout(timer);
+        resolve({ smtp: Number(smtp[1]), http: Number(http[1]) });
+      }
+    };
+    child.stdout!.on("data", check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before listening\n${stdout}\n${stderr}`));
+    });
+  });
+
+  return {
+    smtpPort: ports.smtp,
+    httpPort: ports.http,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    child,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}

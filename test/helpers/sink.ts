@@ -1,0 +1,71 @@
+/**
+ * A real SMTP sink on loopback for tests: records every message with its envelope; can
+ * refuse chosen recipients (permanently or temporarily), and offer STARTTLS or not.
+ */
+import type { AddressInfo } from "node:net";
+import { SMTPServer } from "smtp-server";
+
+export interface SunkMessage {
+  readonly mailFrom: string;
+  readonly rcptTo: string[];
+  readonly raw: string;
+  readonly secure: boolean;
+}
+
+export interface Sink {
+  readonly port: number;
+  readonly messages: SunkMessage[];
+  /** Resolves when `count` messages have arrived, rejects after `timeoutMs`. */
+  waitFor(count: number, timeoutMs?: number): Promise<SunkMessage[]>;
+  close(): Promise<void>;
+}
+
+export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean } = {}): Promise<Sink> {
+  const messages: SunkMessage[] = [];
+  const waiters: (() => void)[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: options.starttls ? ["AUTH"] : ["AUTH", "STARTTLS"],
+    logger: false,
+    onRcptTo(address, _session, callback) {
+      const code = options.refuse?.[address.address];
+      if (code) callback(Object.assign(new Error(`refused by test sink <${address.address}>`), { responseCode: code }));
+      else callback();
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => {
+        messages.push({
+          mailFrom: session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address,
+          rcptTo: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks).toString("utf8"),
+          secure: Boolean(session.secure),
+        });
+        for (const wake of waiters.splice(0)) wake();
+        callback(null, "Ok: sunk");
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  return {
+    port: (server.server.address() as AddressInfo).port,
+    messages,
+    async waitFor(count, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (messages.length < count) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`sink: expected ${count} message(s), got ${messages.length} within ${timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      return messages;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+// forks: the Pulumi runtime keeps process-wide state (mocks, config), so each test file
+// gets its own process.
+export default defineConfig({
+  test: {
+    pool: "forks",
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});
