@@ -11,7 +11,7 @@ describe("the program with a bad stack config", () => {
       "moat:verfication": "static",
     };
     const registered = await mockStack("broken", config);
-    const failure = await import("../../index").then(
+    const failure = await import("../../index.js").then(
       () => undefined,
       (error: Error) => error,
     );

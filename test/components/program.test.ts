@@ -4,11 +4,11 @@ import { parseGatewayConfig } from "../../gateway/config";
 import { FAKE_CLIENT_ID, FAKE_SECRET, type RegisteredResource, isSecretOutput, mockStack, outputValue } from "../helpers/pulumi-mocks";
 
 let registered: RegisteredResource[];
-let program: typeof import("../../index");
+let program: typeof import("../../index.js");
 
 beforeAll(async () => {
   registered = await mockStack("example");
-  program = await import("../../index");
+  program = await import("../../index.js");
 });
 
 describe("the program for the example stack", () => {
