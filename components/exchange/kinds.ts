@@ -51,7 +51,8 @@ export function validate(kind: ExchangeKind, name: string, properties: ExchangeP
       const reason = inboundIpProblem(ip);
       if (reason) problems.push({ property: "properties.SenderIPAddresses", reason });
     }
-    const partner = (properties.ConnectorType ?? "Partner") === "Partner";
+    // Exchange matches enum values case-insensitively.
+    const partner = String(properties.ConnectorType ?? "Partner").toLowerCase() === "partner";
     for (const flag of ["RequireTls", "RestrictDomainsToIPAddresses", "RestrictDomainsToCertificate"]) {
       if (properties[flag] === true && !partner) problems.push({ property: `properties.${flag}`, reason: "only a Partner connector can require TLS or restrict by IP or certificate" });
     }
@@ -64,10 +65,11 @@ export function validate(kind: ExchangeKind, name: string, properties: ExchangeP
   }
   if (kind === "OutboundConnector") {
     if (properties.UseMXRecord === false && list("SmartHosts").length === 0) problems.push({ property: "properties.SmartHosts", reason: "required when UseMXRecord is false" });
-    if (properties.TlsSettings !== undefined && !["EncryptionOnly", "CertificateValidation", "DomainValidation"].includes(String(properties.TlsSettings))) {
+    const tls = properties.TlsSettings === undefined ? undefined : String(properties.TlsSettings).toLowerCase();
+    if (tls !== undefined && !["encryptiononly", "certificatevalidation", "domainvalidation"].includes(tls)) {
       problems.push({ property: "properties.TlsSettings", reason: "must be EncryptionOnly, CertificateValidation or DomainValidation" });
     }
-    if (properties.TlsSettings === "DomainValidation" && !properties.TlsDomain) problems.push({ property: "properties.TlsDomain", reason: "required when TlsSettings is DomainValidation" });
+    if (tls === "domainvalidation" && !properties.TlsDomain) problems.push({ property: "properties.TlsDomain", reason: "required when TlsSettings is DomainValidation" });
   }
   if (kind === "TransportRule" && properties.Priority !== undefined && !(Number.isInteger(properties.Priority) && (properties.Priority as number) >= 0)) {
     problems.push({ property: "properties.Priority", reason: "must be a whole number from 0" });

@@ -338,7 +338,7 @@ export class ExchangeAdminDouble {
       }
       return;
     }
-    const partner = (value("ConnectorType") ?? "Partner") === "Partner";
+    const partner = String(value("ConnectorType") ?? "Partner").toLowerCase() === "partner";
     if (noun === "InboundConnector") {
       for (const flag of ["RequireTls", "RestrictDomainsToIPAddresses", "RestrictDomainsToCertificate"]) {
         if (value(flag) === true && !partner) throw new CmdletError(400, "Microsoft.Exchange.Management.Tasks.InboundConnectorInvalidRestrictDomainsException", `${flag} can only be set on a Partner connector.`);
