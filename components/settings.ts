@@ -7,9 +7,11 @@
  * (`moat:domains[0].name: "acme" is not a domain name`). Unknown `moat:` keys are errors.
  */
 import { z } from "zod";
+import { CLOUD_NAMES, type CloudName } from "./clouds";
 import {
   POLICY_ACTIONS,
   formatIssues,
+  isCidr,
   zDnsName,
   zDomainName,
   zEmailAddress,
@@ -19,6 +21,12 @@ import {
 } from "../gateway/config";
 
 const zAction = z.enum(POLICY_ACTIONS);
+
+/** What an Exchange Online connector accepts: an IPv4 address or a /24 to /32 range. */
+const zExchangeIp = z.string().refine(
+  (value) => isCidr(value, 4) && Number(value.split("/")[1] ?? 32) >= 24,
+  { error: (i) => `${JSON.stringify(i.input)} is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)` },
+);
 
 const zDomain = z.strictObject({
   name: zDomainName,
@@ -85,6 +93,8 @@ const zSettingsObject = z.strictObject({
     tenantId: zGuid,
     domains: z.array(zDomain).min(1, { error: "at least one domain is required" }),
     smartHost: zHostName.optional(),
+    /** The Microsoft cloud of the tenant (authority, Graph and Exchange hosts differ). */
+    cloud: z.enum(CLOUD_NAMES as [CloudName, ...CloudName[]]).default("global"),
     verification: z.enum(["static", "dynamic"]).default("static"),
     gateway: z
       .strictObject({
@@ -92,14 +102,30 @@ const zSettingsObject = z.strictObject({
         location: z.string().regex(/^[a-z0-9]+$/, { error: (i) => `${JSON.stringify(i.input)} is not an Azure region name (e.g. westeurope)` }).default("westeurope"),
         /** The MX host name; default `mx.<first domain>`. */
         hostname: zDomainName.optional(),
+        /**
+         * The gateway's stable public egress IPv4 addresses: Exchange Online accepts mail
+         * only from them (lock-down) and skips them in Enhanced Filtering.
+         */
+        egressIps: z.array(zExchangeIp).default([]),
       })
-      .default({ location: "westeurope" }),
+      .default({ location: "westeurope", egressIps: [] }),
+    exchange: z
+      .strictObject({
+        /** Declare the Exchange Online connectors and transport rules (false: leave them to the admin). */
+        manage: z.boolean().default(true),
+        /** How the inbound connector recognises the gateway: its egress IPs, or its TLS certificate name. */
+        lockDown: z.enum(["ip", "certificate"]).default("ip"),
+        certificateName: zDomainName.optional(),
+        /** Enhanced Filtering (default) or, instead and never both, a transport rule setting SCL -1. */
+        filtering: z.enum(["enhanced", "scl-bypass"]).default("enhanced"),
+      })
+      .default({ manage: true, lockDown: "ip", filtering: "enhanced" }),
     outbound: z.strictObject({ enabled: z.boolean().default(false) }).default({ enabled: false }),
     relays: z
       .array(
         z.strictObject({
           name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,47}$/, { error: (i) => `${JSON.stringify(i.input)} is not a relay name (letters, digits, space, _ . -; at most 48)` }),
-          ips: z.array(zIpOrCidr(4)).min(1),
+          ips: z.array(zExchangeIp).min(1),
         }),
       )
       .default([]),
@@ -123,18 +149,23 @@ export const zSettings = zSettingsObject.superRefine((settings, ctx) => {
       }
       seen.set(domain.name, index);
     });
-    settings.coexistence.forEach((route, index) => {
-      if (seen.has(route.domain)) {
-        ctx.addIssue({ code: "custom", path: ["coexistence", index, "domain"], message: `${route.domain} is one of moat:domains; a coexistence route sends a domain that lives elsewhere, not one the gateway receives` });
-      }
-    });
+    const { exchange, gateway } = settings;
+    if (exchange.manage && exchange.lockDown === "ip" && gateway.egressIps.length === 0) {
+      ctx.addIssue({ code: "custom", path: ["gateway", "egressIps"], message: "required while moat:exchange.lockDown is ip: Exchange Online must accept mail only from the gateway's egress IPs" });
+    }
+    if (exchange.lockDown === "certificate" && exchange.certificateName === undefined) {
+      ctx.addIssue({ code: "custom", path: ["exchange", "certificateName"], message: "required while moat:exchange.lockDown is certificate (the subject name of the gateway's TLS certificate)" });
+    }
+    if (exchange.filtering === "scl-bypass" && gateway.egressIps.length === 0) {
+      ctx.addIssue({ code: "custom", path: ["gateway", "egressIps"], message: "required while moat:exchange.filtering is scl-bypass (the rule matches the gateway's egress IPs)" });
+    }
   });
 
 export type Settings = Readonly<z.output<typeof zSettings>>;
 export type DomainSettings = Settings["domains"][number];
 
 /** Keys whose values are objects, lists or booleans: Pulumi hands them over as JSON text. */
-const STRUCTURED_KEYS = new Set(["domains", "gateway", "outbound", "relays", "coexistence", "policy", "releaseRequests"]);
+const STRUCTURED_KEYS = new Set(["domains", "gateway", "exchange", "outbound", "relays", "coexistence", "policy", "releaseRequests"]);
 const KNOWN_KEYS = Object.keys(zSettingsObject.shape);
 
 export class SettingsError extends Error {

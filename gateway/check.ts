@@ -1,10 +1,12 @@
 /**
  * `moat check`: validates every stack in stacks/ offline — the stack config schema, the
- * files it points at (users CSV), the gatewayConfig document it produces, and domains
- * declared by more than one stack. Prints every problem; returns the count.
+ * files it points at (users CSV), the gatewayConfig document it produces, the Exchange
+ * Online objects it implies, and domains declared by more than one stack. Prints every
+ * problem; returns the count.
  */
+import { RoutingPlanError, planExchangeRouting } from "../components/exchange/plan";
 import { buildGatewayConfig } from "../components/gateway-document";
-import { SettingsError } from "../components/settings";
+import { SettingsError, gatewayHostname } from "../components/settings";
 import { type LoadedStack, listStacks, loadStackFile } from "../components/stack-config";
 import { GatewayConfigError } from "./config";
 import { LOCAL_HOSTING } from "./default-config";
@@ -17,9 +19,13 @@ export function checkStacks(projectDir: string, print: (line: string) => void): 
     try {
       const stack = loadStackFile(projectDir, name);
       buildGatewayConfig(stack, LOCAL_HOSTING);
+      const { settings } = stack;
+      planExchangeRouting({ settings, egressIps: settings.gateway.egressIps, gatewayHost: gatewayHostname(settings), customer: name });
       loaded.push(stack);
     } catch (error) {
-      if (error instanceof SettingsError || error instanceof GatewayConfigError) {
+      if (error instanceof RoutingPlanError) {
+        problems.push(`stacks/Pulumi.${name}.yaml: ${error.message}`);
+      } else if (error instanceof SettingsError || error instanceof GatewayConfigError) {
         problems.push(...error.problems.map((p) => `stacks/Pulumi.${name}.yaml: ${p}`));
       } else {
         throw error;

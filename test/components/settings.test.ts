@@ -6,7 +6,7 @@ import { SettingsError, defaultSmartHost, parseSettings } from "../../components
 import { PROJECT_DIR, loadStack, loadStackFile, readStackFile } from "../../components/stack-config";
 
 const TENANT = "11111111-2222-3333-4444-555555555555";
-const minimal = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:verification": "dynamic" };
+const minimal = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:verification": "dynamic", "moat:gateway": { egressIps: ["203.0.113.25"] } };
 
 function problemsOf(config: Record<string, unknown>): string[] {
   try {
@@ -34,6 +34,7 @@ describe("stack settings (moat:*)", () => {
       "moat:domains": JSON.stringify([{ name: "Acme.COM", cutover: true }]),
       "moat:outbound": '{"enabled":true}',
       "moat:verification": "dynamic",
+      "moat:gateway": '{"egressIps":["203.0.113.25"]}',
       "azure-native:location": "westeurope",
     });
     expect(settings.tenantId).toBe(TENANT);
@@ -49,7 +50,7 @@ describe("stack settings (moat:*)", () => {
     expect(problemsOf({ ...minimal, "moat:domains": [] })).toEqual(["moat:domains: at least one domain is required"]);
     expect(problemsOf({ ...minimal, "moat:policy": { spam: "bin" } })[0]).toMatch(/^moat:policy\.spam: .*"deliver"\|"quarantine"\|"delete"\|"reject"/);
     expect(problemsOf({ ...minimal, "moat:relays": [{ name: "crm", ips: ["10.0.0.0/33"] }] })).toEqual([
-      'moat:relays[0].ips[0]: "10.0.0.0/33" is not an IPv4 address or CIDR range',
+      'moat:relays[0].ips[0]: "10.0.0.0/33" is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)',
     ]);
     expect(problemsOf({ ...minimal, "moat:domains": [{ name: "acme.com", dmarc: "p=none" }] })).toEqual([
       'moat:domains[0].dmarc: a DMARC record starts with "v=DMARC1;"',
@@ -66,13 +67,19 @@ describe("stack settings (moat:*)", () => {
     const problems = problemsOf({
       "moat:tenantId": "nope",
       "moat:domains": [{ name: "acme.com" }, { name: "ACME.com" }],
-      "moat:coexistence": [{ domain: "acme.com", smartHosts: ["aspmx.l.google.com"] }],
       "moat:verification": "dynamic",
+      "moat:exchange": { lockDown: "certificate" },
     });
     expect(problems).toEqual([
       'moat:tenantId: "nope" is not a GUID',
       "moat:domains[1].name: acme.com is already declared as domains[0]",
-      "moat:coexistence[0].domain: acme.com is one of moat:domains; a coexistence route sends a domain that lives elsewhere, not one the gateway receives",
+      "moat:exchange.certificateName: required while moat:exchange.lockDown is certificate (the subject name of the gateway's TLS certificate)",
+    ]);
+    expect(problemsOf({ ...minimal, "moat:gateway": {} })).toEqual([
+      "moat:gateway.egressIps: required while moat:exchange.lockDown is ip: Exchange Online must accept mail only from the gateway's egress IPs",
+    ]);
+    expect(problemsOf({ ...minimal, "moat:gateway": { egressIps: ["198.51.0.0/16"] } })).toEqual([
+      'moat:gateway.egressIps[0]: "198.51.0.0/16" is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)',
     ]);
   });
 
@@ -97,7 +104,7 @@ describe("loading a stack with its files", () => {
     }
     return dir;
   }
-  const config = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:users": "stacks/acme/users.csv" };
+  const config = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:users": "stacks/acme/users.csv", "moat:gateway": { egressIps: ["203.0.113.25"] } };
 
   it("reads the users CSV relative to the project", () => {
     const dir = project({ "stacks/acme/users.csv": "address,displayName,aliases\njo@acme.com,Jo,\"j@acme.com\"\n" });

@@ -1,11 +1,12 @@
 /**
- * Sets up pulumi.runtime mocks for running index.ts offline: records every registered
- * resource with its inputs, fakes provider-computed outputs (ids, clientId, secret values),
- * and loads a stack's config the way `pulumi up` would (values as strings, structured ones
- * as JSON text).
+ * Runs the Pulumi program under mocks in a child process (program-runner.ts, through tsx
+ * as `pulumi up` runs it) and returns what it registered and exported.
  */
-import * as pulumi from "@pulumi/pulumi";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { PROJECT_DIR, readStackFile } from "../../components/stack-config";
+
+export * from "./pulumi-fakes";
 
 export interface RegisteredResource {
   readonly type: string;
@@ -13,43 +14,39 @@ export interface RegisteredResource {
   readonly inputs: Record<string, unknown>;
 }
 
-export const FAKE_CLIENT_ID = "99999999-8888-7777-6666-555555555555";
-export const FAKE_SECRET = "fake-client-secret-value-from-mocks";
-
-export function asPulumiConfig(config: Record<string, unknown>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(config).map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)]),
-  );
+export interface ProgramRun {
+  readonly registered: RegisteredResource[];
+  readonly outputs: Record<string, { value: unknown; secret: boolean }>;
+  readonly error?: string;
 }
 
-export async function mockStack(stackName: string, config: Record<string, unknown> = readStackFile(PROJECT_DIR, stackName)): Promise<RegisteredResource[]> {
-  const registered: RegisteredResource[] = [];
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-        const outputs: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "azuread:index/application:Application") outputs.clientId = FAKE_CLIENT_ID;
-        if (args.type === "azuread:index/servicePrincipal:ServicePrincipal") outputs.objectId = "sp-object-id";
-        if (args.type === "azuread:index/applicationPassword:ApplicationPassword") outputs.value = FAKE_SECRET;
-        return { id: `${args.name}-id`, state: outputs };
-      },
-      call(args) {
-        return args.inputs;
-      },
-    },
-    "moat",
-    stackName,
-    false,
-  );
-  pulumi.runtime.setAllConfig(asPulumiConfig(config));
-  return registered;
+const RUN_TIMEOUT_MS = 60_000;
+
+export async function runProgram(stackName: string, config: Record<string, unknown> = readStackFile(PROJECT_DIR, stackName)): Promise<ProgramRun> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "program-runner.ts")], {
+    cwd: PROJECT_DIR,
+    env: { ...process.env, MOAT_TEST_STACK: stackName, MOAT_TEST_CONFIG: JSON.stringify(config) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
+  await new Promise((resolve) => child.on("exit", resolve));
+  clearTimeout(timer);
+  try {
+    const run = JSON.parse(stdout) as ProgramRun;
+    return { registered: run.registered ?? [], outputs: run.outputs ?? {}, error: run.error };
+  } catch {
+    throw new Error(`the program runner printed no result\nstdout: ${stdout}\nstderr: ${stderr}`);
+  }
 }
 
-export function outputValue<T>(output: pulumi.Output<T>): Promise<T> {
-  return new Promise((resolve) => output.apply((value) => resolve(value)));
+export function byType(registered: readonly RegisteredResource[], type: string): RegisteredResource[] {
+  return registered.filter((r) => r.type === type);
 }
 
-export async function isSecretOutput(output: pulumi.Output<unknown>): Promise<boolean> {
-  return (output as unknown as { isSecret: Promise<boolean> }).isSecret;
+export function exampleConfig(changes: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...readStackFile(PROJECT_DIR, "example"), ...changes };
 }

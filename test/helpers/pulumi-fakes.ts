@@ -1,0 +1,15 @@
+/** Values the Pulumi mocks give for provider-computed outputs; tests assert against them. */
+export const FAKE_CLIENT_ID = "99999999-8888-7777-6666-555555555555";
+export const FAKE_SECRET = "fake-client-secret-value-from-mocks";
+/** The Exchange provisioning app's, different from the gateway app's. */
+export const FAKE_EXCHANGE_CLIENT_ID = "77777777-6666-5555-4444-333333333333";
+export const FAKE_EXCHANGE_SECRET = "fake-exchange-provisioning-secret";
+export const FAKE_MANAGE_AS_APP_ROLE = "dc50a0fb-09a3-484d-be87-e023b12c6440";
+export const FAKE_EXCHANGE_SP = "exchange-online-sp-object-id";
+export const FAKE_EXCHANGE_ADMIN_TEMPLATE = "29232cdf-9323-42fd-ade2-1d097af3e4de";
+
+export const EXCHANGE_TYPES = {
+  inbound: "pulumi-nodejs:dynamic/moat:exchange:InboundConnector",
+  outbound: "pulumi-nodejs:dynamic/moat:exchange:OutboundConnector",
+  rule: "pulumi-nodejs:dynamic/moat:exchange:TransportRule",
+} as const;
