@@ -59,6 +59,19 @@ describe("Exchange admin REST client", () => {
     expect(unknown.notFound).toBe(false);
   });
 
+  it("the double refuses what the service refuses: null Identity, Enabled on Set-TransportRule, a missing mandatory parameter", async () => {
+    const exchange = client();
+    const failure = async (cmdlet: string, parameters: Record<string, unknown>) =>
+      ((await exchange.invoke(cmdlet, parameters).catch((e: unknown) => e)) as ExchangeError).message;
+    expect(await failure("Set-InboundConnector", { Identity: null, Comment: "x" })).toBe(
+      "Set-InboundConnector: System.Management.Automation.ParameterBindingValidationException: Cannot validate argument on parameter 'Identity'. The argument is null or empty.",
+    );
+    await exchange.invoke("New-TransportRule", { Name: "r", SetSCL: -1 });
+    expect(await failure("Set-TransportRule", { Identity: "r", Enabled: false })).toMatch(/ParameterBindingException: A parameter cannot be found that matches parameter name 'Enabled'/);
+    expect(await failure("New-InboundConnector", { Name: "no domains" })).toMatch(/missing mandatory parameters: SenderDomains/);
+    expect(await failure("New-OutboundConnector", { Name: "o", UseMXRecord: false })).toMatch(/SmartHosts must be specified when UseMXRecord is false/);
+  });
+
   it("retries 429 honouring Retry-After, and 503 with backoff, up to a bound", async () => {
     double.throttle = { remaining: 2, retryAfterSeconds: 7 };
     double.unavailable = 1;
