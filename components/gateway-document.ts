@@ -12,6 +12,7 @@ import {
   type GatewayConfigInput,
   parseGatewayConfig,
 } from "../gateway/config";
+import { mxHosts } from "./dns-records";
 import { defaultSmartHost, gatewayHostname } from "./settings";
 import type { LoadedStack } from "./stack-config";
 
@@ -28,7 +29,7 @@ export interface GatewayHosting {
 
 export interface GraphCredentials {
   readonly clientId: string;
-  readonly clientSecret: string;
+  readonly credential: { readonly clientSecret: string } | { readonly certificatePem: string; readonly privateKeyPem: string };
   readonly endpoint: string;
   readonly authorityHost: string;
 }
@@ -52,7 +53,7 @@ export function buildGatewayConfig(
     version: GATEWAY_CONFIG_VERSION,
     customer: stack.name,
     tenantId: settings.tenantId,
-    domains: settings.domains.map((d) => ({ name: d.name, mtaSts: d.mtaSts })),
+    domains: settings.domains.map((d) => ({ name: d.name, mtaSts: d.mtaSts, mxHosts: mxHosts(d, gatewayHostname(settings)) })),
     smtp: {
       listen: hosting.smtpListen,
       hostname: gatewayHostname(settings),
@@ -81,7 +82,7 @@ export function buildGatewayConfig(
       maxMessageBytes: Math.round(maxMessageMb * BYTES_PER_MB),
     },
     outbound: { enabled: settings.outbound.enabled },
-    ...(graph ? { graph: { ...graph } } : {}),
+    ...(graph ? { graph: { ...graph, credential: { ...graph.credential } } } : {}),
     releaseRequests: { notify: [...settings.releaseRequests.notify] },
   };
   parseGatewayConfig(document);

@@ -50,6 +50,13 @@ const zDomain = z.strictObject({
     .optional(),
   /** `testing` until the admin has watched TLS-RPT reports; then `enforce`. */
   mtaSts: z.enum(["enforce", "testing", "none"]).default("testing"),
+  /** Where TLS-RPT reports go; default `mailto:tls-reports@<domain>`. */
+  tlsRptRua: z
+    .string()
+    .regex(/^(mailto:[^\s,;!]+@[^\s,;!]+|https:\/\/[^\s,;!]+)$/, { error: (i) => `${JSON.stringify(i.input)} is not a TLS-RPT rua (mailto:address or https:// URL)` })
+    .optional(),
+  /** The domain's Exchange Online MX host, when it is not `<domain-with-dashes>.mail.protection.outlook.com`. */
+  exchangeMx: zHostName.optional(),
 });
 
 /** Largest message by default: Exchange Online's default receive limit is 36 MB. */
@@ -98,17 +105,31 @@ const zSettingsObject = z.strictObject({
     verification: z.enum(["static", "dynamic"]).default("static"),
     gateway: z
       .strictObject({
+        /** Where the gateway runs: declared by this stack on Azure, or run elsewhere by the MSP. */
+        hosting: z.enum(["azure", "external"]).default("azure"),
         /** Azure region of the gateway. */
         location: z.string().regex(/^[a-z0-9]+$/, { error: (i) => `${JSON.stringify(i.input)} is not an Azure region name (e.g. westeurope)` }).default("westeurope"),
         /** The MX host name; default `mx.<first domain>`. */
         hostname: zDomainName.optional(),
+        /** hosting azure: the gateway's container image (built from the repository's Dockerfile). */
+        image: z.string().regex(/^[a-z0-9][a-z0-9._\/-]*(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/, { error: (i) => `${JSON.stringify(i.input)} is not a container image reference` }).optional(),
+        rspamdImage: z.string().min(1).default("rspamd/rspamd:3.10"),
+        clamavImage: z.string().min(1).default("clamav/clamav:1.4"),
         /**
-         * The gateway's stable public egress IPv4 addresses: Exchange Online accepts mail
-         * only from them (lock-down) and skips them in Enhanced Filtering.
+         * hosting azure: the admin's statement that the subscription may send on TCP 25 (Azure
+         * blocks it for most subscription types; Enterprise Agreement and MCA-E can be unblocked).
          */
+        port25Unblocked: z.boolean().default(false),
+        /** The gateway app's credential for Graph: a certificate (preferred) or a client secret. */
+        credential: z.enum(["certificate", "secret"]).default("certificate"),
+        /** Change (e.g. to a date) to rotate the gateway app's credential on the next `pulumi up`. */
+        credentialRotation: z.string().max(64).optional(),
+        /** hosting external: the gateway's stable public egress IPv4 addresses. */
         egressIps: z.array(zExchangeIp).default([]),
+        /** hosting external: the gateway's public inbound IPv4 address (its A record). */
+        inboundIp: zIpOrCidr(4).refine((v) => !v.includes("/"), { error: "a single IPv4 address" }).optional(),
       })
-      .default({ location: "westeurope", egressIps: [] }),
+      .default({ hosting: "azure", location: "westeurope", rspamdImage: "rspamd/rspamd:3.10", clamavImage: "clamav/clamav:1.4", port25Unblocked: false, credential: "certificate", egressIps: [] }),
     exchange: z
       .strictObject({
         /** Declare the Exchange Online connectors and transport rules (false: leave them to the admin). */
@@ -150,14 +171,20 @@ export const zSettings = zSettingsObject.superRefine((settings, ctx) => {
       seen.set(domain.name, index);
     });
     const { exchange, gateway } = settings;
-    if (exchange.manage && exchange.lockDown === "ip" && gateway.egressIps.length === 0) {
-      ctx.addIssue({ code: "custom", path: ["gateway", "egressIps"], message: "required while moat:exchange.lockDown is ip: Exchange Online must accept mail only from the gateway's egress IPs" });
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    if (gateway.hosting === "azure") {
+      if (gateway.egressIps.length > 0) issue(["gateway", "egressIps"], "set only with hosting external; the Azure hosting creates the gateway's egress IP");
+      if (gateway.inboundIp !== undefined) issue(["gateway", "inboundIp"], "set only with hosting external; the Azure hosting creates the gateway's inbound IP");
+      if (gateway.image === undefined) issue(["gateway", "image"], "required with hosting azure: the gateway image built from the repository's Dockerfile (e.g. ghcr.io/msp/moat-gateway:1.0.0)");
+      if (!gateway.port25Unblocked) {
+        issue(["gateway", "port25Unblocked"], "Azure blocks outbound TCP 25 on most subscriptions, and the gateway delivers to Exchange Online on port 25; set it to true only for a subscription where port 25 is unblocked (Enterprise Agreement or MCA-E), or use hosting external");
+      }
+    } else {
+      if (gateway.egressIps.length === 0) issue(["gateway", "egressIps"], "required with hosting external: Exchange Online must accept mail only from the gateway's egress IPs");
+      if (gateway.inboundIp === undefined) issue(["gateway", "inboundIp"], "required with hosting external (the gateway host's A record)");
     }
     if (exchange.lockDown === "certificate" && exchange.certificateName === undefined) {
       ctx.addIssue({ code: "custom", path: ["exchange", "certificateName"], message: "required while moat:exchange.lockDown is certificate (the subject name of the gateway's TLS certificate)" });
-    }
-    if (exchange.filtering === "scl-bypass" && gateway.egressIps.length === 0) {
-      ctx.addIssue({ code: "custom", path: ["gateway", "egressIps"], message: "required while moat:exchange.filtering is scl-bypass (the rule matches the gateway's egress IPs)" });
     }
   });
 

@@ -13,6 +13,7 @@ import { parse as parseYaml } from "yaml";
 import type { StaticUser } from "../gateway/config";
 import { formatCsvProblem } from "../gateway/csv";
 import { parseUsersCsv } from "../gateway/directory/users-csv";
+import { spfProblems } from "./dns-records";
 import { type Settings, SettingsError, parseSettings } from "./settings";
 
 export interface LoadedStack {
@@ -82,6 +83,15 @@ export function loadStack(
     // Static verification with an empty directory would refuse every recipient. Directory
     // sync (Graph) will fill it once it exists; until then the users file is required.
     problems.push("moat:users: required while moat:verification is static (the gateway verifies recipients against it)");
+  }
+  problems.push(...spfProblems(settings, settings.gateway.egressIps));
+  if (settings.verification === "static" && settings.users !== undefined && problems.length === 0) {
+    // Cut-over safety: static verification refuses everyone a domain has no users for.
+    settings.domains.forEach((domain, index) => {
+      if (domain.cutover && !users.some((u) => [u.address, ...u.aliases].some((a) => a.endsWith(`@${domain.name}`)))) {
+        problems.push(`moat:domains[${index}].cutover: no address in ${settings.users} is in ${domain.name}; with static verification the gateway would refuse all its mail`);
+      }
+    });
   }
   if (settings.rules !== undefined && !existsSync(join(projectDir, settings.rules))) {
     problems.push(`moat:rules: ${settings.rules}: no such file`);

@@ -175,7 +175,14 @@ export const zGatewayConfig = z.strictObject({
   customer: z.string().min(1),
   tenantId: zGuid,
   domains: z
-    .array(z.strictObject({ name: zDomainName, mtaSts: z.enum(["enforce", "testing", "none"]) }))
+    .array(
+      z.strictObject({
+        name: zDomainName,
+        mtaSts: z.enum(["enforce", "testing", "none"]),
+        /** Where the domain's MX points: the MTA-STS policy lists these. */
+        mxHosts: z.array(zHostName).min(1),
+      }),
+    )
     .min(1),
   smtp: z.strictObject({
     listen: zHostPort,
@@ -204,7 +211,10 @@ export const zGatewayConfig = z.strictObject({
   graph: z
     .strictObject({
       clientId: zGuid,
-      clientSecret: z.string().min(1),
+      credential: z.union([
+        z.strictObject({ clientSecret: z.string().min(1) }),
+        z.strictObject({ certificatePem: z.string().includes("BEGIN CERTIFICATE"), privateKeyPem: z.string().includes("PRIVATE KEY") }),
+      ]),
       endpoint: z.url(),
       authorityHost: z.url(),
     })

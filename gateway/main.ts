@@ -50,6 +50,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   const smtp = createInboundServer({ config, verifier, spool, log, onQueued: (id) => delivery.enqueued(id) });
   const web = build({
+    mtaSts: config.domains,
     health: async () => ({
       status: "ok",
       customer: config.customer,

@@ -33,8 +33,11 @@ export interface PlannedObject {
 
 export interface RoutingInputs {
   readonly settings: Settings;
-  /** Egress IPv4 addresses of the gateway. */
-  readonly egressIps: readonly string[];
+  /**
+   * Egress IPv4 addresses of the gateway: a list, or a Pulumi Output of one when the hosting
+   * creates them (placed into the properties as they are; Pulumi resolves nested outputs).
+   */
+  readonly egressIps: unknown;
   /** The gateway's host name (MX, and smart host for outbound). */
   readonly gatewayHost: string;
   readonly customer: string;
@@ -54,7 +57,7 @@ export function planExchangeRouting(inputs: RoutingInputs): PlannedObject[] {
   const { exchange } = settings;
   if (!exchange.manage) return [];
   const objects: PlannedObject[] = [];
-  const ips = [...egressIps];
+  const ips = egressIps;
 
   const lockDown: Record<string, unknown> = {
     ConnectorType: "Partner",

@@ -1,9 +1,11 @@
 /**
  * The HTTP app factory (Fastify), separate from listen() so tests use app.inject().
  * Today: `GET /healthz` (unauthenticated by design: load balancers and container probes call
- * it). The tracker API and page mount here behind authentication.
+ * it) and the MTA-STS policy (public by design). The tracker API and page mount here behind
+ * authentication.
  */
 import Fastify, { type FastifyInstance } from "fastify";
+import { type MtaStsDomain, registerMtaSts } from "./mta-sts";
 
 export interface HealthReport {
   readonly status: "ok" | "degraded";
@@ -13,6 +15,8 @@ export interface HealthReport {
 
 export interface WebOptions {
   readonly health: () => Promise<HealthReport>;
+  /** Domains whose MTA-STS policy this gateway serves. */
+  readonly mtaSts?: readonly MtaStsDomain[];
 }
 
 export function build(options: WebOptions): FastifyInstance {
@@ -21,5 +25,6 @@ export function build(options: WebOptions): FastifyInstance {
     const report = await options.health();
     return reply.code(report.status === "ok" ? 200 : 503).send(report);
   });
+  registerMtaSts(app, options.mtaSts ?? []);
   return app;
 }

@@ -6,7 +6,7 @@ import { SettingsError, defaultSmartHost, parseSettings } from "../../components
 import { PROJECT_DIR, loadStack, loadStackFile, readStackFile } from "../../components/stack-config";
 
 const TENANT = "11111111-2222-3333-4444-555555555555";
-const minimal = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:verification": "dynamic", "moat:gateway": { egressIps: ["203.0.113.25"] } };
+const minimal = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:verification": "dynamic", "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" } };
 
 function problemsOf(config: Record<string, unknown>): string[] {
   try {
@@ -34,7 +34,7 @@ describe("stack settings (moat:*)", () => {
       "moat:domains": JSON.stringify([{ name: "Acme.COM", cutover: true }]),
       "moat:outbound": '{"enabled":true}',
       "moat:verification": "dynamic",
-      "moat:gateway": '{"egressIps":["203.0.113.25"]}',
+      "moat:gateway": '{"hosting":"external","egressIps":["203.0.113.25"],"inboundIp":"203.0.113.30"}',
       "azure-native:location": "westeurope",
     });
     expect(settings.tenantId).toBe(TENANT);
@@ -68,6 +68,7 @@ describe("stack settings (moat:*)", () => {
       "moat:tenantId": "nope",
       "moat:domains": [{ name: "acme.com" }, { name: "ACME.com" }],
       "moat:verification": "dynamic",
+      "moat:gateway": minimal["moat:gateway"],
       "moat:exchange": { lockDown: "certificate" },
     });
     expect(problems).toEqual([
@@ -75,11 +76,20 @@ describe("stack settings (moat:*)", () => {
       "moat:domains[1].name: acme.com is already declared as domains[0]",
       "moat:exchange.certificateName: required while moat:exchange.lockDown is certificate (the subject name of the gateway's TLS certificate)",
     ]);
-    expect(problemsOf({ ...minimal, "moat:gateway": {} })).toEqual([
-      "moat:gateway.egressIps: required while moat:exchange.lockDown is ip: Exchange Online must accept mail only from the gateway's egress IPs",
+    expect(problemsOf({ ...minimal, "moat:gateway": { hosting: "external" } })).toEqual([
+      "moat:gateway.egressIps: required with hosting external: Exchange Online must accept mail only from the gateway's egress IPs",
+      "moat:gateway.inboundIp: required with hosting external (the gateway host's A record)",
     ]);
-    expect(problemsOf({ ...minimal, "moat:gateway": { egressIps: ["198.51.0.0/16"] } })).toEqual([
+    expect(problemsOf({ ...minimal, "moat:gateway": { hosting: "external", egressIps: ["198.51.0.0/16"], inboundIp: "203.0.113.30" } })).toEqual([
       'moat:gateway.egressIps[0]: "198.51.0.0/16" is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)',
+    ]);
+  });
+
+  it("on Azure, refuses to deploy a gateway that could not deliver on port 25, and IPs Azure assigns", () => {
+    expect(problemsOf({ ...minimal, "moat:gateway": { egressIps: ["203.0.113.25"] } })).toEqual([
+      "moat:gateway.egressIps: set only with hosting external; the Azure hosting creates the gateway's egress IP",
+      "moat:gateway.image: required with hosting azure: the gateway image built from the repository's Dockerfile (e.g. ghcr.io/msp/moat-gateway:1.0.0)",
+      "moat:gateway.port25Unblocked: Azure blocks outbound TCP 25 on most subscriptions, and the gateway delivers to Exchange Online on port 25; set it to true only for a subscription where port 25 is unblocked (Enterprise Agreement or MCA-E), or use hosting external",
     ]);
   });
 
@@ -104,7 +114,7 @@ describe("loading a stack with its files", () => {
     }
     return dir;
   }
-  const config = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:users": "stacks/acme/users.csv", "moat:gateway": { egressIps: ["203.0.113.25"] } };
+  const config = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:users": "stacks/acme/users.csv", "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" } };
 
   it("reads the users CSV relative to the project", () => {
     const dir = project({ "stacks/acme/users.csv": "address,displayName,aliases\njo@acme.com,Jo,\"j@acme.com\"\n" });

@@ -20,7 +20,7 @@ function project(stacks: Record<string, Record<string, unknown>>, files: Record<
 const base = (domain: string) => ({
   "moat:tenantId": "11111111-2222-3333-4444-555555555555",
   "moat:domains": [{ name: domain }],
-  "moat:gateway": { egressIps: ["203.0.113.25"] },
+  "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" },
   "moat:users": "stacks/users.csv",
 });
 

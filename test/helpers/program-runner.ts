@@ -8,7 +8,7 @@
  * Input: env MOAT_TEST_STACK (stack name) and MOAT_TEST_CONFIG (JSON of the stack's config map).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { FAKE_CLIENT_ID, FAKE_EXCHANGE_ADMIN_TEMPLATE, FAKE_EXCHANGE_CLIENT_ID, FAKE_EXCHANGE_SECRET, FAKE_EXCHANGE_SP, FAKE_MANAGE_AS_APP_ROLE, FAKE_SECRET } from "./pulumi-fakes";
+import * as fake from "./pulumi-fakes";
 
 interface Registered {
   type: string;
@@ -24,19 +24,59 @@ async function main(): Promise<void> {
     {
       newResource(args) {
         registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-        const outputs: Record<string, unknown> = { ...args.inputs };
+        const outputs: Record<string, unknown> = { ...args.inputs, name: args.inputs.name ?? args.name };
         const gateway = args.name.startsWith("gateway-");
-        if (args.type === "azuread:index/application:Application") outputs.clientId = gateway ? FAKE_CLIENT_ID : FAKE_EXCHANGE_CLIENT_ID;
-        if (args.type === "azuread:index/servicePrincipal:ServicePrincipal") outputs.objectId = `${args.name}-object-id`;
-        if (args.type === "azuread:index/applicationPassword:ApplicationPassword") outputs.value = gateway ? FAKE_SECRET : FAKE_EXCHANGE_SECRET;
-        if (args.type === "azuread:index/directoryRole:DirectoryRole") outputs.templateId = FAKE_EXCHANGE_ADMIN_TEMPLATE;
+        switch (args.type) {
+          case "azuread:index/application:Application":
+            outputs.clientId = gateway ? fake.FAKE_CLIENT_ID : fake.FAKE_EXCHANGE_CLIENT_ID;
+            break;
+          case "azuread:index/servicePrincipal:ServicePrincipal":
+            outputs.objectId = `${args.name}-object-id`;
+            break;
+          case "azuread:index/applicationPassword:ApplicationPassword":
+            outputs.value = gateway ? fake.FAKE_SECRET : fake.FAKE_EXCHANGE_SECRET;
+            break;
+          case "azuread:index/directoryRole:DirectoryRole":
+            outputs.templateId = fake.FAKE_EXCHANGE_ADMIN_TEMPLATE;
+            break;
+          case "tls:index/privateKey:PrivateKey":
+            outputs.privateKeyPem = fake.FAKE_KEY_PEM;
+            break;
+          case "tls:index/selfSignedCert:SelfSignedCert":
+            Object.assign(outputs, { certPem: fake.FAKE_CERT_PEM, validityEndTime: "2028-11-22T00:00:00Z" });
+            break;
+          case "azure-native:network:PublicIPAddress":
+            outputs.ipAddress = fake.FAKE_EGRESS_IP;
+            break;
+          case "azure-native:app:ManagedEnvironment":
+            outputs.staticIp = fake.FAKE_INBOUND_IP;
+            break;
+          case "azure-native:keyvault:Secret":
+            outputs.properties = { ...(args.inputs.properties as object), secretUri: "https://vault.vault.azure.net/secrets/gateway-config" };
+            break;
+          case "azure-native:operationalinsights:Workspace":
+            outputs.customerId = "log-analytics-customer-id";
+            break;
+        }
         return { id: `${args.name}-id`, state: outputs };
       },
       call(args) {
-        if (args.token === "azuread:index/getServicePrincipal:getServicePrincipal") {
-          return { ...args.inputs, objectId: FAKE_EXCHANGE_SP, appRoleIds: { "Exchange.ManageAsApp": FAKE_MANAGE_AS_APP_ROLE } };
+        switch (args.token) {
+          case "azuread:index/getServicePrincipal:getServicePrincipal":
+            return args.inputs.clientId === "00000003-0000-0000-c000-000000000000"
+              ? { ...args.inputs, objectId: fake.FAKE_GRAPH_SP, appRoleIds: { "User.Read.All": fake.FAKE_USER_READ_ALL_ROLE, "Mail.Send": "not-to-be-used" } }
+              : { ...args.inputs, objectId: fake.FAKE_EXCHANGE_SP, appRoleIds: { "Exchange.ManageAsApp": fake.FAKE_MANAGE_AS_APP_ROLE } };
+          case "cloudflare:index/getZone:getZone":
+            return { ...args.inputs, id: fake.FAKE_ZONE_ID, name: (args.inputs.filter as { name?: string } | undefined)?.name };
+          case "azure-native:operationalinsights:getSharedKeys":
+            return { primarySharedKey: "fake-log-analytics-key", secondarySharedKey: "x" };
+          case "azure-native:storage:listStorageAccountKeys":
+            return { keys: [{ keyName: "key1", value: "fake-storage-key", permissions: "FULL" }] };
+          case "azure-native:authorization:getClientConfig":
+            return { clientId: "c", objectId: "o", subscriptionId: "00000000-aaaa-bbbb-cccc-000000000000", tenantId: "t" };
+          default:
+            throw new Error(`unexpected invoke ${args.token}`);
         }
-        throw new Error(`unexpected invoke ${args.token}`);
       },
     },
     "moat",

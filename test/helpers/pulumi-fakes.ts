@@ -13,3 +13,10 @@ export const EXCHANGE_TYPES = {
   outbound: "pulumi-nodejs:dynamic/moat:exchange:OutboundConnector",
   rule: "pulumi-nodejs:dynamic/moat:exchange:TransportRule",
 } as const;
+export const FAKE_USER_READ_ALL_ROLE = "df021288-bdef-4463-88db-98f22de89214";
+export const FAKE_GRAPH_SP = "microsoft-graph-sp-object-id";
+export const FAKE_EGRESS_IP = "20.50.10.11";
+export const FAKE_INBOUND_IP = "20.50.10.12";
+export const FAKE_ZONE_ID = "0123456789abcdef0123456789abcdef";
+export const FAKE_CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIfake\n-----END CERTIFICATE-----\n";
+export const FAKE_KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIIfakekey\n-----END PRIVATE KEY-----\n";

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import {
   EXCHANGE_TYPES,
+  FAKE_EGRESS_IP,
   FAKE_EXCHANGE_ADMIN_TEMPLATE,
   FAKE_EXCHANGE_CLIENT_ID,
   FAKE_EXCHANGE_SECRET,
@@ -16,7 +17,7 @@ import {
   runProgram,
 } from "../../helpers/pulumi-mocks";
 
-const EGRESS = ["203.0.113.25", "203.0.113.26"];
+const EGRESS = [FAKE_EGRESS_IP];
 const named = (registered: RegisteredResource[], name: string) => registered.find((r) => r.name === name);
 
 describe("the example stack", () => {
