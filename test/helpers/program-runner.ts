@@ -52,7 +52,7 @@ async function main(): Promise<void> {
             outputs.staticIp = fake.FAKE_INBOUND_IP;
             break;
           case "azure-native:keyvault:Secret":
-            outputs.properties = { ...(args.inputs.properties as object), secretUri: "https://vault.vault.azure.net/secrets/gateway-config" };
+            outputs.properties = { ...(fake.unwrapSecrets(args.inputs.properties) as object), secretUri: "https://vault.vault.azure.net/secrets/gateway-config" };
             break;
           case "azure-native:operationalinsights:Workspace":
             outputs.customerId = "log-analytics-customer-id";

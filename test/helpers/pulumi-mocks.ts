@@ -22,7 +22,17 @@ export interface ProgramRun {
 
 const RUN_TIMEOUT_MS = 60_000;
 
-export async function runProgram(stackName: string, config: Record<string, unknown> = readStackFile(PROJECT_DIR, stackName)): Promise<ProgramRun> {
+/** Runs are deterministic for a stack name and config, so a test file shares them. */
+const runs = new Map<string, Promise<ProgramRun>>();
+
+export function runProgram(stackName: string, config: Record<string, unknown> = readStackFile(PROJECT_DIR, stackName)): Promise<ProgramRun> {
+  const key = JSON.stringify([stackName, config]);
+  const run = runs.get(key) ?? spawnProgram(stackName, config);
+  runs.set(key, run);
+  return run;
+}
+
+async function spawnProgram(stackName: string, config: Record<string, unknown>): Promise<ProgramRun> {
   const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "program-runner.ts")], {
     cwd: PROJECT_DIR,
     env: { ...process.env, MOAT_TEST_STACK: stackName, MOAT_TEST_CONFIG: JSON.stringify(config) },
