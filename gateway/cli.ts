@@ -6,6 +6,7 @@ import { SettingsError } from "../components/settings";
 import { PROJECT_DIR } from "../components/stack-config";
 import { checkStacks } from "./check";
 import { GatewayConfigError } from "./config";
+import { formatPlan, runPlan } from "./plan";
 import { serve } from "./serve";
 
 const USAGE = `usage: npm run moat -- <command>
@@ -16,7 +17,7 @@ const USAGE = `usage: npm run moat -- <command>
   scan --config FILE MESSAGE.eml...   verdicts without delivering       (not available yet)
   sync --config FILE [--full]         one directory sync now            (not available yet)
   rules check FILE.csv                validate a rules CSV              (not available yet)
-  plan --stack NAME                   what a stack declares, offline    (not available yet)
+  plan --stack NAME         what a stack declares, offline (resources, inputs, outputs; secrets masked)
 `;
 
 class UsageError extends Error {}
@@ -42,10 +43,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case "check":
       return checkStacks(PROJECT_DIR, (line) => console.log(line)) === 0 ? 0 : 1;
+    case "plan": {
+      const stack = option(args, "--stack");
+      if (!stack || args.length > 0) throw new UsageError("plan needs --stack NAME and nothing else");
+      const run = await runPlan(stack);
+      for (const line of formatPlan(stack, run)) console.log(line);
+      return run.error ? 1 : 0;
+    }
     case "scan":
     case "sync":
     case "rules":
-    case "plan":
       console.error(`moat ${command}: not available in this version yet (see README, "Status")`);
       return 2;
     case undefined:

@@ -1,17 +1,10 @@
 /** The Azure hosting a stack declares, under mocks; and hosting external. */
 import { describe, expect, it } from "vitest";
+import { mapSecrets } from "../../components/offline/mocks";
 import { FAKE_SECRET, type RegisteredResource, SECRET_SIG, SECRET_SIG_KEY, exampleConfig, runProgram, unwrapSecrets } from "../helpers/pulumi-mocks";
 
 /** Inputs as the resource receives them, secrets unwrapped. */
-function withoutSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutSecrets);
-  if (value && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    if (record[SECRET_SIG_KEY] === SECRET_SIG) return "[secret]";
-    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, withoutSecrets(v)]));
-  }
-  return value;
-}
+const withoutSecrets = (value: unknown) => mapSecrets(value, () => "[secret]");
 const find = (registered: RegisteredResource[], type: string) => unwrapSecrets(registered.find((r) => r.type === type)?.inputs) as Record<string, any> | undefined;
 
 describe("hosting azure (the example stack)", () => {

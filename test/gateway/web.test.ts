@@ -14,3 +14,31 @@ describe("the HTTP app", () => {
     await app.close();
   });
 });
+
+describe("MTA-STS policy", () => {
+  const app = () =>
+    build({
+      health: async () => ({ status: "ok", customer: "acme", checks: {} }),
+      mtaSts: [
+        { name: "acme.com", mtaSts: "enforce", mxHosts: ["mx.acme.com"] },
+        { name: "old.example", mtaSts: "none", mxHosts: ["old-example.mail.protection.outlook.com"] },
+      ],
+    });
+
+  it("serves the declared mode and MX hosts to the mta-sts host of a customer domain", async () => {
+    const web = app();
+    const response = await web.inject({ method: "GET", url: "/.well-known/mta-sts.txt", headers: { host: "MTA-STS.acme.com:443" } });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers["content-type"]).toBe("text/plain; charset=utf-8");
+    expect(response.body).toBe("version: STSv1\r\nmode: enforce\r\nmx: mx.acme.com\r\nmax_age: 604800\r\n");
+    await web.close();
+  });
+
+  it("has no policy for a domain with MTA-STS off or for any other host", async () => {
+    const web = app();
+    for (const host of ["mta-sts.old.example", "mta-sts.evil.example", "acme.com"]) {
+      expect((await web.inject({ method: "GET", url: "/.well-known/mta-sts.txt", headers: { host } })).statusCode).toBe(404);
+    }
+    await web.close();
+  });
+});

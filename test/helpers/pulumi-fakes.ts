@@ -21,17 +21,10 @@ export const FAKE_ZONE_ID = "0123456789abcdef0123456789abcdef";
 export const FAKE_CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIfake\n-----END CERTIFICATE-----\n";
 export const FAKE_KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIIfakekey\n-----END PRIVATE KEY-----\n";
 
-/** Pulumi's wire form of a secret value: `{ [SECRET_SIG_KEY]: SECRET_SIG, value }`. */
-export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
-export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+export { SECRET_SIG, SECRET_SIG_KEY } from "../../components/offline/mocks";
+import { mapSecrets } from "../../components/offline/mocks";
 
 /** The same value with every secret wrapper removed (to read what a secret holds). */
 export function unwrapSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(unwrapSecrets);
-  if (value && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    if (record[SECRET_SIG_KEY] === SECRET_SIG) return unwrapSecrets(record.value);
-    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, unwrapSecrets(v)]));
-  }
-  return value;
+  return mapSecrets(value, (secret) => unwrapSecrets(secret));
 }

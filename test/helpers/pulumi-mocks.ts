@@ -8,17 +8,9 @@ import { PROJECT_DIR, readStackFile } from "../../components/stack-config";
 
 export * from "./pulumi-fakes";
 
-export interface RegisteredResource {
-  readonly type: string;
-  readonly name: string;
-  readonly inputs: Record<string, unknown>;
-}
-
-export interface ProgramRun {
-  readonly registered: RegisteredResource[];
-  readonly outputs: Record<string, { value: unknown; secret: boolean }>;
-  readonly error?: string;
-}
+import type { OfflineRun, RegisteredResource } from "../../components/offline/mocks";
+export type { RegisteredResource } from "../../components/offline/mocks";
+export type ProgramRun = OfflineRun;
 
 const RUN_TIMEOUT_MS = 60_000;
 
