@@ -6,7 +6,6 @@ import { SettingsError } from "../components/settings";
 import { PROJECT_DIR } from "../components/stack-config";
 import { checkStacks } from "./check";
 import { GatewayConfigError } from "./config";
-import { formatPlan, runPlan } from "./plan";
 import { serve } from "./serve";
 
 const USAGE = `usage: npm run moat -- <command>
@@ -46,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
     case "plan": {
       const stack = option(args, "--stack");
       if (!stack || args.length > 0) throw new UsageError("plan needs --stack NAME and nothing else");
+      // Loaded here only: plan needs the Pulumi SDK, which the gateway image does not ship.
+      const { formatPlan, runPlan } = await import("./plan.js");
       const run = await runPlan(stack);
       for (const line of formatPlan(stack, run)) console.log(line);
       return run.error ? 1 : 0;

@@ -1,0 +1,35 @@
+# The Moat gateway image. Built by the MSP's CI from this repository and referenced by
+# `moat:gateway.image`; the stack's Azure hosting runs it with rspamd and clamd beside it.
+#
+#   docker build -t ghcr.io/<msp>/moat-gateway:<version> .
+
+# --- build: install production dependencies (native modules compile here) -----------------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund \
+ # The Pulumi SDKs are for `pulumi up`, not for the gateway (gateway/ never loads them at run time).
+ && rm -rf node_modules/@pulumi
+
+# --- runtime: no compilers, no package manager caches, not root -----------------------------
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    MOAT_DATA_DIR=/data
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY gateway ./gateway
+COPY components ./components
+COPY stacks ./stacks
+RUN mkdir -p /data && chown node:node /data
+# uid 1000, matching the Azure Files mount options (uid=1000,gid=1000).
+USER node
+# Unprivileged ports; the platform maps 25 -> 2525 and 80 -> 8080.
+EXPOSE 2525 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# MOAT_CONFIG (the gatewayConfig document) comes from the environment: a Key Vault secret.
+CMD ["node", "--import", "tsx", "gateway/cli.ts", "serve"]
