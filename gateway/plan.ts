@@ -3,31 +3,15 @@
  * (components/offline) in a child process, printed for pull-request review: each resource
  * with its type, name and inputs; outputs; secrets masked as [secret], whatever they hold.
  */
-import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { runOfflineChild } from "../components/offline/child";
 import { type OfflineRun, mapSecrets } from "../components/offline/mocks";
 import { PROJECT_DIR } from "../components/stack-config";
 
-const RUN_TIMEOUT_MS = 120_000;
 const VALUE_MAX_CHARS = 200;
 
-export async function runPlan(stack: string): Promise<OfflineRun> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(PROJECT_DIR, "components", "offline", "plan-runner.ts"), stack], {
-    cwd: PROJECT_DIR,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
-  await new Promise((resolve) => child.on("exit", resolve));
-  clearTimeout(timer);
-  try {
-    return JSON.parse(stdout) as OfflineRun;
-  } catch {
-    return { registered: [], outputs: {}, error: `the offline run printed no result: ${stderr.trim().split("\n").slice(-3).join(" ")}` };
-  }
+export function runPlan(stack: string): Promise<OfflineRun> {
+  return runOfflineChild(join(PROJECT_DIR, "components", "offline", "plan-runner.ts"), [stack]);
 }
 
 function show(value: unknown): string {
