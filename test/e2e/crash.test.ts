@@ -1,0 +1,81 @@
+/**
+ * Crash safety: every message that got a 250 is delivered after the gateway is killed with
+ * SIGKILL in the middle of a burst and restarted (Postfix's rule: better twice than lost).
+ * The smart host is down during the burst, so everything acknowledged is still in the queue
+ * when the process dies; it comes up only after the restart.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { buildGatewayConfig } from "../../components/gateway-document";
+import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
+import { startGatewayProcess } from "../helpers/gateway-process";
+import { startSink } from "../helpers/sink";
+import { sendMail, testMessage } from "../helpers/smtp-client";
+
+const BURST = 40;
+const CLIENTS = 4;
+const KILL_AFTER_ACKS = 15;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe("crash safety", () => {
+  it("delivers every acknowledged message after SIGKILL mid-burst and a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-crash-"));
+    const sinkPort = await freePort();
+    const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
+      smtpListen: "127.0.0.1:0",
+      httpListen: "127.0.0.1:0",
+      dataDir: join(dir, "data"),
+      smartHost: { host: "127.0.0.1", port: sinkPort },
+      deliveryTls: "allow-plain",
+    });
+    const file = join(dir, "config.json");
+    writeFileSync(file, JSON.stringify({ ...document, delivery: { ...document.delivery, retry: { minBackoffMs: 200, maxBackoffMs: 1000, maxQueueLifetimeMs: 3_600_000 } } }));
+
+    const first = await startGatewayProcess(["--config", file], {});
+    const acknowledged = new Set<string>();
+    let next = 0;
+    let killed = false;
+    const client = async () => {
+      while (next < BURST && !killed) {
+        const token = `crash-${next++}`;
+        const result = await sendMail(first.smtpPort, { from: "sender@outside.example", to: ["anna.berg@northwind.example"] }, testMessage(token)).catch(() => undefined);
+        if (result?.response.startsWith("250 ")) acknowledged.add(token);
+        if (acknowledged.size >= KILL_AFTER_ACKS && !killed) {
+          killed = true;
+          first.child.kill("SIGKILL");
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CLIENTS }, client));
+    await first.stop();
+    expect(acknowledged.size).toBeGreaterThanOrEqual(KILL_AFTER_ACKS);
+
+    const sink = await startSink();
+    // The sink listens on a new port: point the restarted gateway at it.
+    const second = await startGatewayProcess(["--config", file], { MOAT_SMART_HOST: `127.0.0.1:${sink.port}` });
+    try {
+      const deadline = Date.now() + 20_000;
+      const subjects = () => new Set(sink.messages.map((m) => /Subject: (\S+)/.exec(m.raw)?.[1]));
+      while ([...acknowledged].some((token) => !subjects().has(token)) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const delivered = subjects();
+      expect([...acknowledged].filter((token) => !delivered.has(token))).toEqual([]);
+      // Duplicates at most the messages in flight when the process died.
+      expect(sink.messages.length - delivered.size).toBeLessThanOrEqual(CLIENTS);
+    } finally {
+      await second.stop();
+      await sink.close();
+    }
+  }, 60_000);
+});
