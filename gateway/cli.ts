@@ -6,6 +6,7 @@ import { SettingsError } from "../components/settings";
 import { PROJECT_DIR } from "../components/stack-config";
 import { checkStacks } from "./check";
 import { GatewayConfigError } from "./config";
+import { CertificateError } from "./inbound/tls";
 import { serve } from "./serve";
 
 const USAGE = `usage: npm run moat -- <command>
@@ -74,7 +75,7 @@ main(process.argv.slice(2)).then(
     if (error instanceof UsageError) {
       console.error(`moat: ${error.message}\n\n${USAGE}`);
       process.exitCode = 2;
-    } else if (error instanceof GatewayConfigError || error instanceof SettingsError) {
+    } else if (error instanceof GatewayConfigError || error instanceof SettingsError || error instanceof CertificateError) {
       console.error(`moat: ${error.message}`);
       process.exitCode = 1;
     } else {

@@ -12,6 +12,7 @@ import type { GatewayConfig } from "./config";
 import { createDelivery } from "./delivery/scheduler";
 import { createDirectory } from "./directory/directory";
 import { createInboundServer } from "./inbound/server";
+import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
 import { createSpool } from "./queue/spool";
 import { createStaticVerifier } from "./verify/recipients";
@@ -20,6 +21,8 @@ import { build } from "./web/app";
 export interface RunningGateway {
   readonly smtp: AddressInfo;
   readonly http: AddressInfo;
+  /** Re-reads the STARTTLS certificate files (SIGHUP). */
+  reloadTls(): void;
   close(): Promise<void>;
 }
 
@@ -34,7 +37,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       smartHost: `${config.delivery.smartHost.host}:${config.delivery.smartHost.port}`,
     });
   }
-  if (!config.smtp.tls) log.warn("no TLS certificate configured: STARTTLS is not offered on the inbound listener");
+  const certificate = config.smtp.tls ? loadCertificate(config.smtp.tls) : undefined;
+  if (certificate) log.info("STARTTLS certificate", { subject: certificate.subject, validTo: certificate.validTo });
+  else log.warn("no TLS certificate configured: STARTTLS is not offered on the inbound listener");
 
   const directory = createDirectory(config.directory.users);
   const verifier = createStaticVerifier({ domains: config.domains.map((d) => d.name), directory: () => directory });
@@ -48,7 +53,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     retry: config.delivery.retry,
     log,
   });
-  const smtp = createInboundServer({ config, verifier, spool, log, onQueued: (id) => delivery.enqueued(id) });
+  const smtp = createInboundServer({ config, verifier, spool, log, certificate, onQueued: (id) => delivery.enqueued(id) });
+  const reloader = config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;
   const web = build({
     mtaSts: config.domains,
     health: async () => ({
@@ -76,7 +82,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   return {
     smtp: smtp.server.address() as AddressInfo,
     http: web.server.address() as AddressInfo,
+    reloadTls() {
+      reloader?.reload("SIGHUP");
+    },
     async close() {
+      reloader?.close();
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
       await delivery.close();
       await web.close();

@@ -58,6 +58,7 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
         },
       );
   };
+  process.on("SIGHUP", () => gateway.reloadTls());
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
 }

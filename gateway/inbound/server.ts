@@ -5,7 +5,6 @@
  * Fails closed: a verifier error becomes 451, a spool error 451; 250 only after the spool
  * says the message is durable.
  */
-import { readFileSync } from "node:fs";
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import type { GatewayConfig } from "../config";
 import type { Logger } from "../log";
@@ -30,12 +29,14 @@ export interface InboundOptions {
   readonly log: Logger;
   /** Called once the message is durable, after the 250 has been decided. */
   readonly onQueued: (id: string) => void;
+  /** The certificate for STARTTLS (loaded from config.smtp.tls); none: STARTTLS not offered. */
+  readonly certificate?: { readonly key: Buffer; readonly cert: Buffer };
 }
 
 export function createInboundServer(options: InboundOptions): SMTPServer {
   const { config, verifier, spool, log, onQueued } = options;
   const maxBytes = config.policy.maxMessageBytes;
-  const tls = config.smtp.tls;
+  const tls = options.certificate;
 
   const serverOptions: SMTPServerOptions = {
     name: config.smtp.hostname,
@@ -45,7 +46,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
     // Port 25 takes no AUTH; without our own certificate STARTTLS is not offered at all
     // rather than with the library's bundled localhost certificate.
     disabledCommands: tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
-    ...(tls ? { key: readFileSync(tls.keyFile), cert: readFileSync(tls.certFile), minVersion: "TLSv1.2" as const } : {}),
+    ...(tls ? { key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" as const } : {}),
     logger: false,
     socketTimeout: SOCKET_TIMEOUT_MS,
     closeTimeout: CLOSE_TIMEOUT_MS,
