@@ -39,6 +39,11 @@ const RETRY_MIN_BACKOFF_MS = 5 * 60 * 1000;
 const RETRY_MAX_BACKOFF_MS = 4000 * 1000;
 const MAX_QUEUE_LIFETIME_MS = 5 * 24 * 60 * 60 * 1000;
 const BYTES_PER_MB = 1024 * 1024;
+/** A known mailbox stays known for a day; an unknown one is asked again after 15 minutes, so a new mailbox is not refused for long. */
+const CALLOUT_POSITIVE_TTL_MS = 24 * 60 * 60 * 1000;
+const CALLOUT_NEGATIVE_TTL_MS = 15 * 60 * 1000;
+/** Within the sender's RCPT timeout (RFC 5321 §4.5.3.2.3: 5 minutes), far below it. */
+const CALLOUT_TIMEOUT_MS = 20 * 1000;
 export const SMTP_PORT = 25;
 
 export function buildGatewayConfig(
@@ -61,7 +66,10 @@ export function buildGatewayConfig(
     },
     http: { listen: hosting.httpListen },
     dataDir: hosting.dataDir,
-    verification: { mode: settings.verification },
+    verification: {
+      mode: settings.verification,
+      callout: { positiveTtlMs: CALLOUT_POSITIVE_TTL_MS, negativeTtlMs: CALLOUT_NEGATIVE_TTL_MS, timeoutMs: CALLOUT_TIMEOUT_MS },
+    },
     directory: {
       users: stack.users.map((u) => ({ address: u.address, displayName: u.displayName, aliases: [...u.aliases] })),
     },

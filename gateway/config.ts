@@ -194,7 +194,15 @@ export const zGatewayConfig = z.strictObject({
   http: z.strictObject({ listen: zHostPort }),
   /** Spool, quarantine and tracker live here. */
   dataDir: z.string().min(1),
-  verification: z.strictObject({ mode: z.enum(["static", "dynamic"]) }),
+  verification: z.strictObject({
+    mode: z.enum(["static", "dynamic"]),
+    /** `dynamic`: how long callout answers are remembered, and how long one may take. */
+    callout: z.strictObject({
+      positiveTtlMs: z.number().int().positive(),
+      negativeTtlMs: z.number().int().positive(),
+      timeoutMs: z.number().int().positive(),
+    }),
+  }),
   directory: z.strictObject({ users: z.array(zStaticUser) }),
   delivery: z.strictObject({
     smartHost: z.strictObject({ host: zHostName, port: z.number().int().min(1).max(65535) }),

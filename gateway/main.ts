@@ -15,6 +15,7 @@ import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
 import { createSpool } from "./queue/spool";
+import { createCalloutVerifier } from "./verify/callout";
 import { createStaticVerifier } from "./verify/recipients";
 import { build } from "./web/app";
 
@@ -27,11 +28,6 @@ export interface RunningGateway {
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
-  if (config.verification.mode !== "static") {
-    throw new Error(
-      `verification mode "${config.verification.mode}" is not available in this version of the gateway; use "static"`,
-    );
-  }
   if (config.delivery.tls === "allow-plain") {
     log.warn("delivery may fall back to plain SMTP (delivery.tls=allow-plain): for local development only", {
       smartHost: `${config.delivery.smartHost.host}:${config.delivery.smartHost.port}`,
@@ -42,7 +38,16 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   else log.warn("no TLS certificate configured: STARTTLS is not offered on the inbound listener");
 
   const directory = createDirectory(config.directory.users);
-  const verifier = createStaticVerifier({ domains: config.domains.map((d) => d.name), directory: () => directory });
+  const domains = config.domains.map((d) => d.name);
+  const verifier =
+    config.verification.mode === "dynamic"
+      ? createCalloutVerifier({
+          domains,
+          target: { ...config.delivery.smartHost, tls: config.delivery.tls, heloName: config.smtp.hostname },
+          ...config.verification.callout,
+          log,
+        })
+      : createStaticVerifier({ domains, directory: () => directory });
   const spool = createSpool(join(config.dataDir, "queue"));
   const recovered = await spool.recover();
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
@@ -60,7 +65,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     health: async () => ({
       status: "ok",
       customer: config.customer,
-      checks: { smtp: "listening", directory: `${directory.size} addresses` },
+      checks: {
+        smtp: "listening",
+        verification: config.verification.mode === "dynamic" ? "dynamic (callout to the smart host)" : `static, ${directory.size} addresses`,
+      },
     }),
   });
 

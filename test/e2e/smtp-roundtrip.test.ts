@@ -139,3 +139,27 @@ describe("serve with a bad config", () => {
     expect(stderr).not.toContain("    at "); // a message, not a stack trace
   });
 });
+
+describe("serve with dynamic verification", () => {
+  it("asks the smart host: its mailboxes get 250 and are delivered, others the SPEC 550", async () => {
+    const sink = await startSink({ mailboxes: ["newhire@northwind.example"] });
+    const dir = mkdtempSync(join(tmpdir(), "moat-e2e-dynamic-"));
+    const file = writeStackOutput(dir, sink.port, "allow-plain");
+    const output = JSON.parse(readFileSync(file, "utf8"));
+    output.gatewayConfig.verification.mode = "dynamic";
+    writeFileSync(file, JSON.stringify(output));
+    const gateway = await startGatewayProcess(["--config", file], {});
+    try {
+      // Not in the users file: only the downstream knows this mailbox.
+      const known = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["newhire@northwind.example"] }, testMessage("dynamic"));
+      expect(known.accepted).toEqual(["newhire@northwind.example"]);
+      const unknown = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["anna.berg@northwind.example"] }, testMessage("x"));
+      expect(unknown.rejected["anna.berg@northwind.example"]).toBe("550 5.1.1 <anna.berg@northwind.example>: Recipient address rejected: unverified address");
+      const [delivered] = await sink.waitFor(1);
+      expect(delivered?.rcptTo).toEqual(["newhire@northwind.example"]);
+    } finally {
+      await gateway.stop();
+      await sink.close();
+    }
+  });
+});

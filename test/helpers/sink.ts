@@ -15,19 +15,28 @@ export interface SunkMessage {
 export interface Sink {
   readonly port: number;
   readonly messages: SunkMessage[];
+  /** Every RCPT TO the sink was asked, accepted or not. */
+  readonly rcptAttempts: string[];
   /** Resolves when `count` messages have arrived, rejects after `timeoutMs`. */
   waitFor(count: number, timeoutMs?: number): Promise<SunkMessage[]>;
   close(): Promise<void>;
 }
 
-export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean } = {}): Promise<Sink> {
+export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean; mailboxes?: string[] } = {}): Promise<Sink> {
   const messages: SunkMessage[] = [];
+  const rcptAttempts: string[] = [];
   const waiters: (() => void)[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: options.starttls ? ["AUTH"] : ["AUTH", "STARTTLS"],
     logger: false,
     onRcptTo(address, _session, callback) {
+      rcptAttempts.push(address.address);
+      if (options.mailboxes && !options.mailboxes.includes(address.address.toLowerCase())) {
+        // What Exchange Online answers for an address it does not have.
+        callback(Object.assign(new Error("5.4.1 Recipient address rejected: Access denied."), { responseCode: 550 }));
+        return;
+      }
       const code = options.refuse?.[address.address];
       if (code) callback(Object.assign(new Error(`refused by test sink <${address.address}>`), { responseCode: code }));
       else callback();
@@ -51,6 +60,7 @@ export async function startSink(options: { refuse?: Record<string, number>; star
   return {
     port: (server.server.address() as AddressInfo).port,
     messages,
+    rcptAttempts,
     async waitFor(count, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (messages.length < count) {
