@@ -45,6 +45,11 @@ const CALLOUT_NEGATIVE_TTL_MS = 15 * 60 * 1000;
 /** Within the sender's RCPT timeout (RFC 5321 §4.5.3.2.3: 5 minutes), far below it. */
 const CALLOUT_TIMEOUT_MS = 20 * 1000;
 export const SMTP_PORT = 25;
+/**
+ * Generous for real mail servers (Exchange Online and other big senders spread over many
+ * IPs), tight enough that one host cannot take the listener: Postfix's anvil-style limits.
+ */
+const SMTP_LIMITS = { maxConnections: 500, maxConnectionsPerIp: 20, connectionsPerMinutePerIp: 300, messagesPerMinutePerIp: 600 } as const;
 
 export function buildGatewayConfig(
   stack: LoadedStack,
@@ -62,6 +67,7 @@ export function buildGatewayConfig(
     smtp: {
       listen: hosting.smtpListen,
       hostname: gatewayHostname(settings),
+      limits: { ...SMTP_LIMITS },
       ...(hosting.tls ? { tls: { ...hosting.tls } } : {}),
     },
     http: { listen: hosting.httpListen },

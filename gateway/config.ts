@@ -188,6 +188,13 @@ export const zGatewayConfig = z.strictObject({
     listen: zHostPort,
     /** Host name in the banner, EHLO and Received headers (the MX host). */
     hostname: zHostName,
+    /** Sessions at once (421 beyond), and per-client limits (inbound/limits.ts). */
+    limits: z.strictObject({
+      maxConnections: z.number().int().positive(),
+      maxConnectionsPerIp: z.number().int().positive(),
+      connectionsPerMinutePerIp: z.number().int().positive(),
+      messagesPerMinutePerIp: z.number().int().positive(),
+    }),
     /** PEM files for STARTTLS; without them STARTTLS is not offered (logged at start-up). */
     tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
   }),

@@ -10,6 +10,7 @@ import type { GatewayConfig } from "../config";
 import type { Logger } from "../log";
 import { type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
 import type { RecipientVerifier } from "../verify/recipients";
+import { createSessionLimits } from "./limits";
 import { receivedHeader } from "./received";
 import { MESSAGE_TOO_BIG, QUEUE_WRITE_FAILED, TOO_MANY_RECIPIENTS, queued, recipientReply } from "./replies";
 
@@ -19,8 +20,6 @@ export const MAX_RECIPIENTS_PER_MESSAGE = 1000;
 const SOCKET_TIMEOUT_MS = 5 * 60 * 1000;
 /** How long close() waits for sessions to finish before cutting them. */
 const CLOSE_TIMEOUT_MS = 30 * 1000;
-/** Sessions at once; beyond it smtp-server answers 421. */
-const MAX_CLIENTS = 500;
 
 export interface InboundOptions {
   readonly config: GatewayConfig;
@@ -37,6 +36,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
   const { config, verifier, spool, log, onQueued } = options;
   const maxBytes = config.policy.maxMessageBytes;
   const tls = options.certificate;
+  const limits = createSessionLimits(config.smtp.limits);
 
   const serverOptions: SMTPServerOptions = {
     name: config.smtp.hostname,
@@ -50,7 +50,23 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
     logger: false,
     socketTimeout: SOCKET_TIMEOUT_MS,
     closeTimeout: CLOSE_TIMEOUT_MS,
-    maxClients: MAX_CLIENTS,
+    maxClients: config.smtp.limits.maxConnections,
+
+    onConnect(session, callback) {
+      const refused = limits.admitSession(session.id, session.remoteAddress);
+      if (refused) log.warn("connection refused by limits", { client: session.remoteAddress, reply: refused.message });
+      callback(refused ?? null);
+    },
+
+    onClose(session) {
+      limits.releaseSession(session.id);
+    },
+
+    onMailFrom(_address, session, callback) {
+      const refused = limits.admitMessage(session.remoteAddress);
+      if (refused) log.warn("message refused by limits", { client: session.remoteAddress, reply: refused.message });
+      callback(refused ?? null);
+    },
 
     onRcptTo(address, session, callback) {
       if (session.envelope.rcptTo.length >= MAX_RECIPIENTS_PER_MESSAGE) {

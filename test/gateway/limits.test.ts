@@ -1,0 +1,69 @@
+import { connect } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { buildGatewayConfig } from "../../components/gateway-document";
+import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
+import { createSessionLimits } from "../../gateway/inbound/limits";
+import { startGatewayProcess } from "../helpers/gateway-process";
+import { sendMail, testMessage } from "../helpers/smtp-client";
+
+describe("per-client limits", () => {
+  it("counts sessions and the per-minute windows per IP, and forgets idle clients", () => {
+    const clock = { now: 0 };
+    const limits = createSessionLimits({ maxConnectionsPerIp: 2, connectionsPerMinutePerIp: 3, messagesPerMinutePerIp: 2 }, () => clock.now);
+    expect(limits.admitSession("a", "192.0.2.1")).toBeUndefined();
+    expect(limits.admitSession("b", "192.0.2.1")).toBeUndefined();
+    expect(limits.admitSession("c", "192.0.2.1")?.message).toBe("4.7.0 Error: too many connections from 192.0.2.1; try again later");
+    expect(limits.admitSession("d", "192.0.2.2")).toBeUndefined(); // another client is not affected
+    limits.releaseSession("c"); // refused, never counted: no effect
+    limits.releaseSession("a");
+    expect(limits.admitSession("e", "192.0.2.1")).toBeUndefined();
+    limits.releaseSession("e");
+    expect(limits.admitSession("f", "192.0.2.1")?.responseCode).toBe(421); // 3 connects within the minute
+    clock.now += 60_001;
+    expect(limits.admitSession("g", "192.0.2.1")).toBeUndefined();
+    expect(limits.admitMessage("192.0.2.1")).toBeUndefined();
+    expect(limits.admitMessage("192.0.2.1")).toBeUndefined();
+    expect(limits.admitMessage("192.0.2.1")?.message).toBe("4.7.1 Error: too many messages from 192.0.2.1 in the last minute; try again later");
+    for (const id of ["b", "d", "g"]) limits.releaseSession(id);
+    clock.now += 60_001;
+    limits.admitSession("h", "192.0.2.3");
+    limits.releaseSession("h");
+    expect(limits.trackedClients).toBe(1); // only the client seen in this minute
+  });
+
+  it("the listener answers 421 to one connection too many and 451 to one message too many", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-limits-"));
+    const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
+      smtpListen: "127.0.0.1:0",
+      httpListen: "127.0.0.1:0",
+      dataDir: join(dir, "data"),
+      smartHost: { host: "127.0.0.1", port: 9 },
+      deliveryTls: "allow-plain",
+    });
+    const limited = { ...document, smtp: { ...document.smtp, limits: { maxConnections: 50, maxConnectionsPerIp: 2, connectionsPerMinutePerIp: 100, messagesPerMinutePerIp: 2 } } };
+    writeFileSync(join(dir, "config.json"), JSON.stringify(limited));
+    const gateway = await startGatewayProcess(["--config", join(dir, "config.json")], {});
+    const greeting = (socket: ReturnType<typeof connect>) =>
+      new Promise<string>((resolve) => socket.once("data", (d: Buffer) => resolve(d.toString())));
+    const open = () => connect(gateway.smtpPort, "127.0.0.1");
+    const held = [open(), open()];
+    try {
+      await Promise.all(held.map(greeting));
+      const third = open();
+      expect(await greeting(third)).toMatch(/^421 4\.7\.0 Error: too many connections from 127\.0\.0\.1; try again later/);
+      third.destroy();
+      for (const socket of held) socket.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      const results = [];
+      for (let i = 0; i < 3; i++) results.push(await sendMail(gateway.smtpPort, { from: "a@outside.example", to: ["anna.berg@northwind.example"] }, testMessage(`limit ${i}`)));
+      expect(results.map((r) => r.response.slice(0, 3))).toEqual(["250", "250", "451"]);
+      expect(results[2]?.response).toContain("4.7.1 Error: too many messages from 127.0.0.1 in the last minute");
+    } finally {
+      for (const socket of held) socket.destroy();
+      await gateway.stop();
+    }
+  });
+});
