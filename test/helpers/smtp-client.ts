@@ -15,14 +15,34 @@ export interface SendResult {
 
 type SmtpError = Error & { responseCode?: number; response?: string; recipient?: string; rejectedErrors?: SmtpError[] };
 
+/** A test client never waits forever: a dead server ends the transaction with an error. */
+const CLIENT_TIMEOUT_MS = 15_000;
+
 export async function sendMail(port: number, envelope: { from: string; to: string[] }, message: string): Promise<SendResult> {
-  const connection = new SMTPConnection({ host: "127.0.0.1", port, ignoreTLS: true, logger: false, name: "client.test" });
-  connection.on("error", () => undefined);
-  await new Promise<void>((resolve, reject) => connection.connect((err) => (err ? reject(err) : resolve())));
+  const connection = new SMTPConnection({
+    host: "127.0.0.1",
+    port,
+    ignoreTLS: true,
+    logger: false,
+    name: "client.test",
+    connectionTimeout: CLIENT_TIMEOUT_MS,
+    greetingTimeout: CLIENT_TIMEOUT_MS,
+    socketTimeout: CLIENT_TIMEOUT_MS,
+  });
+  // Errors and an early end of the connection fail whatever step is waiting.
+  const broken = new Promise<never>((_, reject) => {
+    connection.on("error", reject);
+    connection.on("end", () => reject(Object.assign(new Error("connection closed"), { response: "connection closed" })));
+  });
+  broken.catch(() => undefined);
+  await Promise.race([new Promise<void>((resolve, reject) => connection.connect((err) => (err ? reject(err) : resolve()))), broken]);
   try {
-    const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
-      connection.send(envelope, message, (err, result) => (err ? reject(err) : resolve(result))),
-    );
+    const info = await Promise.race([
+      new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
+        connection.send(envelope, message, (err, result) => (err ? reject(err) : resolve(result))),
+      ),
+      broken,
+    ]);
     const rejected: Record<string, string> = {};
     for (const err of (info.rejectedErrors ?? []) as SmtpError[]) rejected[err.recipient ?? "?"] = err.response ?? err.message;
     return { accepted: info.accepted, rejected, response: info.response };
