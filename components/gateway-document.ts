@@ -84,6 +84,7 @@ export function buildGatewayConfig(
         ? { ...hosting.smartHost }
         : { host: settings.smartHost ?? defaultSmartHost(firstDomain), port: SMTP_PORT },
       tls: hosting.deliveryTls,
+      verifyCertificate: true,
       retry: {
         minBackoffMs: RETRY_MIN_BACKOFF_MS,
         maxBackoffMs: RETRY_MAX_BACKOFF_MS,

@@ -218,6 +218,8 @@ export const zGatewayConfig = z.strictObject({
      * STARTTLS when offered, else deliver in clear (local development only, logged loudly).
      */
     tls: z.enum(["required", "allow-plain"]),
+    /** Check the smart host's certificate against its name. false only for lab setups (logged loudly). */
+    verifyCertificate: z.boolean(),
     retry: zRetry,
   }),
   policy: zPolicy,

@@ -33,6 +33,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       smartHost: `${config.delivery.smartHost.host}:${config.delivery.smartHost.port}`,
     });
   }
+  if (!config.delivery.verifyCertificate) {
+    log.warn("THE SMART HOST'S TLS CERTIFICATE IS NOT VERIFIED (delivery.verifyCertificate=false): anyone on the path can read and change mail; lab setups only", {
+      smartHost: `${config.delivery.smartHost.host}:${config.delivery.smartHost.port}`,
+    });
+  }
   const certificate = config.smtp.tls ? loadCertificate(config.smtp.tls) : undefined;
   if (certificate) log.info("STARTTLS certificate", { subject: certificate.subject, validTo: certificate.validTo });
   else log.warn("no TLS certificate configured: STARTTLS is not offered on the inbound listener");
@@ -43,7 +48,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     config.verification.mode === "dynamic"
       ? createCalloutVerifier({
           domains,
-          target: { ...config.delivery.smartHost, tls: config.delivery.tls, heloName: config.smtp.hostname },
+          target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
           ...config.verification.callout,
           log,
         })
@@ -54,7 +59,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
 
   const delivery = createDelivery({
     spool,
-    target: { ...config.delivery.smartHost, tls: config.delivery.tls, heloName: config.smtp.hostname },
+    target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
     retry: config.delivery.retry,
     log,
   });

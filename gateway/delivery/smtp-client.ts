@@ -13,6 +13,8 @@ export interface SmartHostTarget {
   readonly host: string;
   readonly port: number;
   readonly tls: "required" | "allow-plain";
+  /** Check the certificate against `host` (false only in lab setups). */
+  readonly verifyCertificate: boolean;
   /** Our name in EHLO. */
   readonly heloName: string;
 }
@@ -49,7 +51,7 @@ export async function attemptDelivery(
     name: target.heloName,
     requireTLS: target.tls === "required",
     opportunisticTLS: target.tls === "allow-plain",
-    tls: { servername: target.host, minVersion: "TLSv1.2", rejectUnauthorized: true },
+    tls: { servername: target.host, minVersion: "TLSv1.2", rejectUnauthorized: target.verifyCertificate },
     connectionTimeout: CONNECT_TIMEOUT_MS,
     greetingTimeout: GREETING_TIMEOUT_MS,
     socketTimeout: SOCKET_TIMEOUT_MS,

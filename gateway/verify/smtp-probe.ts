@@ -12,6 +12,7 @@ export interface ProbeTarget {
   readonly port: number;
   readonly heloName: string;
   readonly tls: "required" | "allow-plain";
+  readonly verifyCertificate: boolean;
 }
 
 export type ProbeResult =
@@ -92,7 +93,7 @@ export async function probeRecipients(target: ProbeTarget, addresses: readonly s
       reader.detach();
       const plain = socket;
       socket = await new Promise<TLSSocket>((resolve, reject) => {
-        const secure = tlsConnect({ socket: plain, servername: target.host, minVersion: "TLSv1.2" }, () => resolve(secure));
+        const secure = tlsConnect({ socket: plain, servername: target.host, minVersion: "TLSv1.2", rejectUnauthorized: target.verifyCertificate }, () => resolve(secure));
         secure.once("error", reject);
       });
       reader.attach(socket);

@@ -15,7 +15,7 @@ function verifier(port: number, clock = { now: 1_000_000 }) {
   const lines: string[] = [];
   const verify = createCalloutVerifier({
     domains: ["northwind.example"],
-    target: { host: "127.0.0.1", port, heloName: "mx.northwind.example", tls: "allow-plain" },
+    target: { host: "127.0.0.1", port, heloName: "mx.northwind.example", tls: "allow-plain", verifyCertificate: true },
     positiveTtlMs: 60_000,
     negativeTtlMs: 10_000,
     timeoutMs: 2_000,
@@ -68,7 +68,7 @@ describe("callout verification", () => {
     sink = await startSink({ starttls: false });
     const verify = createCalloutVerifier({
       domains: ["northwind.example"],
-      target: { host: "127.0.0.1", port: sink.port, heloName: "mx.northwind.example", tls: "required" },
+      target: { host: "127.0.0.1", port: sink.port, heloName: "mx.northwind.example", tls: "required", verifyCertificate: true },
       positiveTtlMs: 1,
       negativeTtlMs: 1,
       timeoutMs: 2000,

@@ -62,7 +62,7 @@ describe("the durable spool", () => {
     writeFileSync(join(spool.dir("incoming"), "0GARBAGE"), "this is not a queue file");
     const delivery = createDelivery({
       spool,
-      target: { host: "127.0.0.1", port: 1, tls: "required", heloName: "gw.test" },
+      target: { host: "127.0.0.1", port: 1, tls: "required", verifyCertificate: true, heloName: "gw.test" },
       retry: { minBackoffMs: 60_000, maxBackoffMs: 60_000, maxQueueLifetimeMs: 3_600_000 },
       log: silentLogger,
       attempt: async () => {
@@ -83,7 +83,7 @@ describe("the durable spool", () => {
     const refused = await spool.accept({ ...envelope, rcptTo: ["jo@acme.com"] }, Buffer.alloc(0), Readable.from([Buffer.from("y\r\n")]), () => false);
     const delivery = createDelivery({
       spool,
-      target: { host: "127.0.0.1", port: 1, tls: "required", heloName: "gw.test" },
+      target: { host: "127.0.0.1", port: 1, tls: "required", verifyCertificate: true, heloName: "gw.test" },
       retry: { minBackoffMs: 300_000, maxBackoffMs: 4_000_000, maxQueueLifetimeMs: 432_000_000 },
       log: silentLogger,
       now: () => now,

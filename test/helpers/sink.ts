@@ -22,13 +22,14 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean; mailboxes?: string[] } = {}): Promise<Sink> {
+export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean; mailboxes?: string[]; tls?: { key: string; cert: string } } = {}): Promise<Sink> {
   const messages: SunkMessage[] = [];
   const rcptAttempts: string[] = [];
   const waiters: (() => void)[] = [];
   const server = new SMTPServer({
     authOptional: true,
-    disabledCommands: options.starttls ? ["AUTH"] : ["AUTH", "STARTTLS"],
+    disabledCommands: options.starttls || options.tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
+    ...(options.tls ? { key: options.tls.key, cert: options.tls.cert } : {}),
     logger: false,
     onRcptTo(address, _session, callback) {
       rcptAttempts.push(address.address);

@@ -5,11 +5,11 @@ import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 
-export function makeCertificate(dir: string, name: string, commonName: string): { certFile: string; keyFile: string; certPem: string } {
+export function makeCertificate(dir: string, name: string, commonName: string, subjectAltName = `DNS:${commonName}`): { certFile: string; keyFile: string; certPem: string; keyPem: string } {
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", `/CN=${commonName}`, "-addext", `subjectAltName=DNS:${commonName}`], { stdio: "ignore" });
-  return { certFile, keyFile, certPem: readFileSync(certFile, "utf8") };
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", `/CN=${commonName}`, "-addext", `subjectAltName=${subjectAltName}`], { stdio: "ignore" });
+  return { certFile, keyFile, certPem: readFileSync(certFile, "utf8"), keyPem: readFileSync(keyFile, "utf8") };
 }
 
 export interface StartTlsResult {
