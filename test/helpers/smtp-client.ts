@@ -2,6 +2,7 @@
  * A real SMTP client for tests (nodemailer's SMTP connection): sends one transaction and
  * reports, per recipient, the reply the gateway gave.
  */
+import { randomBytes } from "node:crypto";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 
 export interface SendResult {
@@ -67,4 +68,11 @@ export function testMessage(subject: string, to = "someone@northwind.example"): 
     "Hello from the test.",
     "",
   ].join("\r\n");
+}
+
+/** A message of about `bytes` bytes: a base64 attachment-like body in 76-character lines. */
+export function largeMessage(bytes: number): string {
+  const header = "From: a@outside.example\r\nTo: anna.berg@northwind.example\r\nSubject: large\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+  const body = randomBytes(Math.ceil((bytes * 3) / 4)).toString("base64").replace(/.{76}/g, "$&\r\n");
+  return `${header}${body}\r\n`;
 }
