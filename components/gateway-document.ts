@@ -46,6 +46,12 @@ const CALLOUT_NEGATIVE_TTL_MS = 15 * 60 * 1000;
 const CALLOUT_TIMEOUT_MS = 20 * 1000;
 export const SMTP_PORT = 25;
 /**
+ * Exchange Online's outbound ranges as Microsoft publishes them (Microsoft 365 URLs and IP
+ * address ranges, Exchange Online "Mail" endpoints). Every tenant sends from them, so they
+ * are only half the test: the gateway also requires this tenant's id on the message.
+ */
+export const EXCHANGE_ONLINE_RANGES = ["40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17", "2a01:111:f400::/48", "2a01:111:f403::/48"] as const;
+/**
  * Generous for real mail servers (Exchange Online and other big senders spread over many
  * IPs), tight enough that one host cannot take the listener: Postfix's anvil-style limits.
  */
@@ -96,7 +102,8 @@ export function buildGatewayConfig(
       bannedExtensions: [...policy.bannedExtensions],
       maxMessageBytes: Math.round(maxMessageMb * BYTES_PER_MB),
     },
-    outbound: { enabled: settings.outbound.enabled },
+    outbound: { enabled: settings.outbound.enabled, relayFrom: [...EXCHANGE_ONLINE_RANGES], remotePort: SMTP_PORT },
+    dns: { servers: [] },
     ...(graph ? { graph: { ...graph, credential: { ...graph.credential } } } : {}),
     releaseRequests: { notify: [...settings.releaseRequests.notify] },
   };

@@ -121,6 +121,11 @@ export const zHostPort = z.string().transform((value, ctx) => {
   return parsed;
 });
 
+/** A DNS server: an IP address, optionally with a port (`127.0.0.1:5353`, `[::1]:53`). */
+export const zHostPortOrIp = z.string().refine((value) => isIP(value) !== 0 || (parseHostPort(value) !== undefined && isIP(parseHostPort(value)?.host ?? "") !== 0), {
+  error: (issue) => `${JSON.stringify(issue.input)} is not a DNS server address (IP or IP:port)`,
+});
+
 export const POLICY_ACTIONS = ["deliver", "quarantine", "delete", "reject"] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 export const VERDICT_CATEGORIES = [
@@ -223,7 +228,15 @@ export const zGatewayConfig = z.strictObject({
     retry: zRetry,
   }),
   policy: zPolicy,
-  outbound: z.strictObject({ enabled: z.boolean() }),
+  outbound: z.strictObject({
+    enabled: z.boolean(),
+    /** Where the tenant's outbound mail may come from (Exchange Online's ranges, shared by every tenant). */
+    relayFrom: z.array(zIpOrCidr()),
+    /** SMTP port of internet MX hosts: 25, other than that only in lab setups. */
+    remotePort: z.number().int().min(1).max(65535),
+  }),
+  /** Resolvers for MX, MTA-STS and authentication lookups; [] = the system's. */
+  dns: z.strictObject({ servers: z.array(zHostPortOrIp) }),
   /** Entra ID app the gateway uses for Graph (directory sync). Holds a secret. */
   graph: z
     .strictObject({

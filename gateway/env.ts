@@ -3,7 +3,7 @@
  * the parsed gatewayConfig into a new object. A malformed value is an error naming the
  * variable; it never silently falls back to the config.
  */
-import { type GatewayConfig, GatewayConfigError, parseHostPort } from "./config";
+import { type GatewayConfig, GatewayConfigError, parseHostPort, zHostPortOrIp } from "./config";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -24,7 +24,11 @@ export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: Ga
     throw new GatewayConfigError(["MOAT_SMART_HOST: port 0 is not a smart host port"]);
   }
   const dataDir = env.MOAT_DATA_DIR || undefined;
-  for (const [name, value] of Object.entries({ MOAT_SMTP_LISTEN: smtpListen, MOAT_HTTP_LISTEN: httpListen, MOAT_SMART_HOST: smartHost, MOAT_DATA_DIR: dataDir })) {
+  const dnsServers = env.MOAT_DNS_SERVERS ? env.MOAT_DNS_SERVERS.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+  for (const server of dnsServers ?? []) {
+    if (!zHostPortOrIp.safeParse(server).success) throw new GatewayConfigError([`MOAT_DNS_SERVERS: ${JSON.stringify(server)} is not a DNS server address (IP or IP:port)`]);
+  }
+  for (const [name, value] of Object.entries({ MOAT_SMTP_LISTEN: smtpListen, MOAT_HTTP_LISTEN: httpListen, MOAT_SMART_HOST: smartHost, MOAT_DATA_DIR: dataDir, MOAT_DNS_SERVERS: dnsServers })) {
     if (value !== undefined) applied.push(name);
   }
   return {
@@ -34,6 +38,7 @@ export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: Ga
       smtp: { ...config.smtp, listen: smtpListen ?? config.smtp.listen },
       http: { ...config.http, listen: httpListen ?? config.http.listen },
       dataDir: dataDir ?? config.dataDir,
+      dns: { servers: dnsServers ?? config.dns.servers },
       delivery: { ...config.delivery, smartHost: smartHost ?? config.delivery.smartHost },
     },
   };

@@ -9,6 +9,9 @@
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { GatewayConfig } from "./config";
+import { createMtaStsPolicies } from "./delivery/mta-sts-client";
+import { createMxResolver } from "./delivery/mx";
+import { createRemoteDelivery } from "./delivery/remote";
 import { createDelivery } from "./delivery/scheduler";
 import { createDirectory } from "./directory/directory";
 import { createInboundServer } from "./inbound/server";
@@ -57,8 +60,17 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const recovered = await spool.recover();
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
 
+  const resolver = createMxResolver(config.dns.servers);
+  const remote = createRemoteDelivery({
+    resolver,
+    mtaSts: createMtaStsPolicies({ resolver }),
+    heloName: config.smtp.hostname,
+    port: config.outbound.remotePort,
+    log,
+  });
   const delivery = createDelivery({
     spool,
+    remote,
     target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
     retry: config.delivery.retry,
     log,

@@ -10,8 +10,10 @@
  * Bounded concurrency; close() stops taking work and waits for attempts under way.
  */
 import type { Logger } from "../log";
-import type { Spool } from "../queue/spool";
-import { type AttemptResult, type SmartHostTarget, attemptDelivery } from "./smtp-client";
+import type { Readable } from "node:stream";
+import type { Envelope, Spool } from "../queue/spool";
+import type { RemoteDelivery } from "./remote";
+import { type AttemptResult, type RecipientOutcome, type SmartHostTarget, attemptDelivery } from "./smtp-client";
 
 export interface DeliveryOptions {
   readonly spool: Spool;
@@ -23,6 +25,8 @@ export interface DeliveryOptions {
   readonly concurrency?: number;
   /** Injected in tests; defaults to a real SMTP attempt. */
   readonly attempt?: typeof attemptDelivery;
+  /** Delivery to internet domains (outbound relay, bounces); without it such recipients wait. */
+  readonly remote?: RemoteDelivery;
 }
 
 export interface Delivery {
@@ -82,7 +86,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       return;
     }
     const { envelope } = message;
-    const result: AttemptResult = await attempt(target, envelope, message.openMessage);
+    const result = await attemptAllRoutes(envelope, message.openMessage);
     const pending: string[] = [];
     const failed: string[] = [];
     for (const rcpt of envelope.rcptTo) {
@@ -114,6 +118,25 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       log.error("message held: undeliverable", { id, failed: [...failed, ...pending].join(","), ageMs: age });
       await spool.move(id, "active", "hold");
     }
+  }
+
+  /** Smart-host recipients in one transaction, internet recipients per domain. */
+  async function attemptAllRoutes(envelope: Envelope, open: () => Readable): Promise<AttemptResult> {
+    const internet = new Set(envelope.outboundRcpts ?? []);
+    const outcomes = new Map<string, { outcome: RecipientOutcome; response: string }>();
+    const merge = (result: AttemptResult) => result.outcomes.forEach((value, key) => outcomes.set(key, value));
+    const viaSmartHost = envelope.rcptTo.filter((r) => !internet.has(r));
+    if (viaSmartHost.length > 0) merge(await attempt(target, { mailFrom: envelope.mailFrom, rcptTo: viaSmartHost }, open));
+    const byDomain = new Map<string, string[]>();
+    for (const rcpt of envelope.rcptTo.filter((r) => internet.has(r))) {
+      const domain = rcpt.slice(rcpt.lastIndexOf("@") + 1).toLowerCase();
+      byDomain.set(domain, [...(byDomain.get(domain) ?? []), rcpt]);
+    }
+    for (const [domain, rcptTo] of byDomain) {
+      if (options.remote) merge(await options.remote(domain, { mailFrom: envelope.mailFrom, rcptTo }, open));
+      else rcptTo.forEach((r) => outcomes.set(r, { outcome: "temporary", response: "internet delivery is not configured" }));
+    }
+    return { outcomes };
   }
 
   const scanDeferred = async () => {

@@ -10,7 +10,10 @@ import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Readable } from "node:stream";
 
 export interface SmartHostTarget {
+  /** Host name or IP address to connect to. */
   readonly host: string;
+  /** The name the certificate must carry when `host` is an address (MX delivery). */
+  readonly tlsServername?: string;
   readonly port: number;
   readonly tls: "required" | "allow-plain";
   /** Check the certificate against `host` (false only in lab setups). */
@@ -51,7 +54,7 @@ export async function attemptDelivery(
     name: target.heloName,
     requireTLS: target.tls === "required",
     opportunisticTLS: target.tls === "allow-plain",
-    tls: { servername: target.host, minVersion: "TLSv1.2", rejectUnauthorized: target.verifyCertificate },
+    tls: { servername: target.tlsServername ?? target.host, minVersion: "TLSv1.2", rejectUnauthorized: target.verifyCertificate },
     connectionTimeout: CONNECT_TIMEOUT_MS,
     greetingTimeout: GREETING_TIMEOUT_MS,
     socketTimeout: SOCKET_TIMEOUT_MS,

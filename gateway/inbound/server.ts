@@ -12,7 +12,8 @@ import { type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
 import type { RecipientVerifier } from "../verify/recipients";
 import { createSessionLimits } from "./limits";
 import { receivedHeader } from "./received";
-import { MESSAGE_TOO_BIG, QUEUE_WRITE_FAILED, TOO_MANY_RECIPIENTS, queued, recipientReply } from "./replies";
+import { createOutboundRelayPolicy } from "./outbound-relay";
+import { MESSAGE_TOO_BIG, QUEUE_WRITE_FAILED, SmtpReply, TOO_MANY_RECIPIENTS, queued, recipientReply } from "./replies";
 
 /** RFC 5321 §4.5.3.1.8 asks for at least 100; Postfix allows 1000. */
 export const MAX_RECIPIENTS_PER_MESSAGE = 1000;
@@ -37,6 +38,14 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
   const maxBytes = config.policy.maxMessageBytes;
   const tls = options.certificate;
   const limits = createSessionLimits(config.smtp.limits);
+  const relay = createOutboundRelayPolicy({
+    enabled: config.outbound.enabled,
+    relayFrom: config.outbound.relayFrom,
+    tenantId: config.tenantId,
+    domains: config.domains.map((d) => d.name),
+  });
+  /** Per session: the recipients of the current transaction that go to the internet. */
+  const outboundRcpts = new Map<string, Set<string>>();
 
   const serverOptions: SMTPServerOptions = {
     name: config.smtp.hostname,
@@ -60,9 +69,11 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
 
     onClose(session) {
       limits.releaseSession(session.id);
+      outboundRcpts.delete(session.id);
     },
 
     onMailFrom(_address, session, callback) {
+      outboundRcpts.delete(session.id);
       const refused = limits.admitMessage(session.remoteAddress);
       if (refused) log.warn("message refused by limits", { client: session.remoteAddress, reply: refused.message });
       callback(refused ?? null);
@@ -75,6 +86,12 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
       }
       verifier.verify(address.address).then(
         (verdict) => {
+          const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
+          if (verdict.kind === "relay-denied" && relay.mayRelay(session.remoteAddress, mailFrom)) {
+            outboundRcpts.set(session.id, (outboundRcpts.get(session.id) ?? new Set()).add(address.address));
+            callback(null);
+            return;
+          }
           const reply = recipientReply(verdict);
           if (reply) log.info("recipient refused", { client: session.remoteAddress, to: address.address, reply: `${reply.responseCode} ${reply.message}` });
           callback(reply ?? null);
@@ -89,6 +106,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
     onData(stream, session, callback) {
       const id = newQueueId();
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
+      const outbound = rcptTo.filter((r) => outboundRcpts.get(session.id)?.has(r));
       const prelude = Buffer.from(
         receivedHeader({
           helo: session.hostNameAppearsAs ?? "",
@@ -108,12 +126,14 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
             id,
             mailFrom,
             rcptTo,
+            ...(outbound.length > 0 ? { outboundRcpts: outbound } : {}),
             receivedAt: new Date().toISOString(),
             client: { ip: session.remoteAddress, helo: session.hostNameAppearsAs ?? "", tls: Boolean(session.secure) },
           },
           prelude,
           stream,
           () => (stream as unknown as { sizeExceeded?: boolean }).sizeExceeded === true,
+          outbound.length > 0 ? (head) => relay.checkTenant(head) : undefined,
         )
         .then(
           ({ id: queuedId, bytes }) => {
@@ -124,6 +144,11 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
           (error: Error) => {
             if (error instanceof SpoolSizeExceededError) {
               callback(MESSAGE_TOO_BIG(maxBytes));
+              return;
+            }
+            if (error instanceof SmtpReply) {
+              log.warn("message refused", { client: session.remoteAddress, from: mailFrom || "<>", reply: `${error.responseCode} ${error.message}` });
+              callback(error);
               return;
             }
             log.error("queue write failed; answered 451", { client: session.remoteAddress, error: error.message });

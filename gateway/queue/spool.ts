@@ -29,6 +29,8 @@ export interface Envelope {
   readonly mailFrom: string;
   /** Recipients still to be delivered. */
   readonly rcptTo: readonly string[];
+  /** Those of rcptTo that go to the internet (outbound mail from the tenant, bounces); the rest go to the smart host. */
+  readonly outboundRcpts?: readonly string[];
   /** ISO time of acceptance. */
   readonly receivedAt: string;
   readonly client: { readonly ip: string; readonly helo: string; readonly tls: boolean };
@@ -45,6 +47,8 @@ const MAGIC = "MOAT1";
 /** The header line is read in one go; an envelope larger than this is treated as corrupt. */
 const HEADER_PREFIX_MAX_BYTES = 32;
 const ENVELOPE_MAX_BYTES = 4 * 1024 * 1024;
+/** How much of the message start `inspect` gets (headers live there). */
+export const HEAD_MAX_BYTES = 256 * 1024;
 
 export class SpoolSizeExceededError extends Error {}
 
@@ -79,11 +83,16 @@ export interface Spool {
   dir(state: QueueState): string;
   /** Creates the state directories; clears tmp/; moves active/ back to incoming/. */
   recover(): Promise<{ requeued: number; discardedPartial: number }>;
+  /**
+   * `inspect` sees the first HEAD_MAX_BYTES of the message once it is all in, before it is
+   * made durable; an error it returns refuses the message (nothing is kept) and is thrown.
+   */
   accept(
     envelope: Omit<Envelope, "id"> & { id?: string },
     prelude: Buffer,
     body: Readable,
     isOversized: () => boolean,
+    inspect?: (head: Buffer) => Error | undefined,
   ): Promise<{ id: string; bytes: number }>;
   list(state: QueueState): Promise<string[]>;
   read(state: QueueState, id: string): Promise<QueuedMessage>;
@@ -135,13 +144,15 @@ export function createSpool(root: string): Spool {
       return { requeued: active.length, discardedPartial: partial.length };
     },
 
-    async accept(partialEnvelope, prelude, body, isOversized) {
+    async accept(partialEnvelope, prelude, body, isOversized, inspect) {
       const id = partialEnvelope.id ?? newQueueId();
       const envelope: Envelope = { ...partialEnvelope, id };
       const json = Buffer.from(JSON.stringify(envelope), "utf8");
       const tmp = file("tmp", id);
       const handle = await open(tmp, "wx", 0o600);
       let bytes = 0;
+      const head: Buffer[] = [];
+      let headBytes = 0;
       try {
         await handle.write(Buffer.from(`${MAGIC} ${json.length}\n`, "latin1"));
         await handle.write(json);
@@ -150,9 +161,15 @@ export function createSpool(root: string): Spool {
         for await (const chunk of body) {
           if (isOversized()) continue; // read to the end, keep nothing more
           bytes += (chunk as Buffer).length;
+          if (inspect && headBytes < HEAD_MAX_BYTES) {
+            head.push(chunk as Buffer);
+            headBytes += (chunk as Buffer).length;
+          }
           await handle.write(chunk as Buffer);
         }
         if (isOversized()) throw new SpoolSizeExceededError("message exceeds the size limit");
+        const refusal = inspect?.(Buffer.concat(head).subarray(0, HEAD_MAX_BYTES));
+        if (refusal) throw refusal;
         await handle.sync();
       } catch (error) {
         await handle.close().catch(() => undefined);
