@@ -9,6 +9,7 @@
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { GatewayConfig } from "./config";
+import { createBouncer } from "./delivery/bounce";
 import { createMtaStsPolicies } from "./delivery/mta-sts-client";
 import { createMxResolver } from "./delivery/mx";
 import { createRemoteDelivery } from "./delivery/remote";
@@ -71,6 +72,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const delivery = createDelivery({
     spool,
     remote,
+    bouncer: createBouncer({ spool, reportingHost: config.smtp.hostname, localDomains: domains, log }),
     target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
     retry: config.delivery.retry,
     log,

@@ -1,8 +1,10 @@
 /**
- * Moves queued mail to the smart host: picks messages from incoming/ (and deferred/ when
- * due) into active/, runs one attempt, then removes the file (all delivered), defers it with
- * Postfix's backoff (any temporary failure; only the recipients still pending stay), or
- * holds it (permanent failures, or past the queue lifetime) so nothing is ever lost.
+ * Moves queued mail on: picks messages from incoming/ (and deferred/ when due) into active/,
+ * runs one attempt (smart-host recipients together, internet recipients per domain), then:
+ * recipients that failed for good (or past the queue lifetime) get a DSN to the sender,
+ * queued before anything is let go; recipients still pending are deferred with Postfix's
+ * backoff (only they stay); a message done for everyone is removed. A failure that cannot
+ * be bounced (null sender) is held for the admin, never deleted.
  *
  * Backoff as in Postfix's qmgr: the next attempt is after the message's age, clamped to
  * [minBackoffMs, maxBackoffMs] — doubling in effect, without per-message state.
@@ -12,6 +14,7 @@
 import type { Logger } from "../log";
 import type { Readable } from "node:stream";
 import type { Envelope, Spool } from "../queue/spool";
+import type { Bouncer } from "./bounce";
 import type { RemoteDelivery } from "./remote";
 import { type AttemptResult, type RecipientOutcome, type SmartHostTarget, attemptDelivery } from "./smtp-client";
 
@@ -27,6 +30,8 @@ export interface DeliveryOptions {
   readonly attempt?: typeof attemptDelivery;
   /** Delivery to internet domains (outbound relay, bounces); without it such recipients wait. */
   readonly remote?: RemoteDelivery;
+  /** Sends DSNs for permanent failures; without it such messages are held. */
+  readonly bouncer?: Bouncer;
 }
 
 export interface Delivery {
@@ -87,35 +92,38 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     }
     const { envelope } = message;
     const result = await attemptAllRoutes(envelope, message.openMessage);
-    const pending: string[] = [];
-    const failed: string[] = [];
+    const pending: { rcpt: string; response: string }[] = [];
+    const failed: { recipient: string; response: string }[] = [];
     for (const rcpt of envelope.rcptTo) {
       const outcome = result.outcomes.get(rcpt) ?? { outcome: "temporary", response: "no outcome" };
-      const fields = { id, to: rcpt, relay: `${target.host}:${target.port}`, reply: outcome.response };
+      const fields = { id, to: rcpt, reply: outcome.response };
       if (outcome.outcome === "delivered") log.info("delivered", fields);
       else if (outcome.outcome === "permanent") {
         log.warn("delivery refused permanently", fields);
-        failed.push(rcpt);
+        failed.push({ recipient: rcpt, response: outcome.response });
       } else {
         log.warn("delivery deferred", fields);
-        pending.push(rcpt);
+        pending.push({ rcpt, response: outcome.response });
       }
     }
     const age = now() - Date.parse(envelope.receivedAt);
-    if (pending.length === 0 && failed.length === 0) {
-      await spool.remove(id, "active");
-    } else if (pending.length > 0 && age < retry.maxQueueLifetimeMs) {
+    const givingUp = pending.length > 0 && age >= retry.maxQueueLifetimeMs;
+    if (givingUp) {
+      const days = (age / 86_400_000).toFixed(1);
+      for (const p of pending.splice(0)) failed.push({ recipient: p.rcpt, response: `4.4.7 delivery time expired after ${days} days; last reply: ${p.response}` });
+    }
+    // Bounce what failed for good, durably, before the original may go.
+    const bounced = failed.length > 0 && options.bouncer ? await options.bouncer.bounce(message, failed) : undefined;
+    if (bounced) schedule(bounced, "incoming");
+    if (pending.length > 0) {
       const backoff = Math.min(Math.max(age, retry.minBackoffMs), retry.maxBackoffMs);
-      if (failed.length > 0) {
-        // No DSN bounce yet (the bounce stage is still to come): the refusal is in the log.
-        log.warn("recipients refused permanently; no bounce is sent", { id, failed: failed.join(",") });
-      }
-      const narrowed = pending.length < envelope.rcptTo.length ? pending : undefined;
+      const narrowed = pending.length < envelope.rcptTo.length ? pending.map((p) => p.rcpt) : undefined;
       await spool.defer(id, "active", now() + backoff, narrowed);
+    } else if (failed.length === 0 || bounced) {
+      await spool.remove(id, "active");
     } else {
-      // Permanent failure for everyone left, or given up: keep the message where an admin
-      // can see it. DSN bounces are sent by the bounce stage once it exists.
-      log.error("message held: undeliverable", { id, failed: [...failed, ...pending].join(","), ageMs: age });
+      // A bounce that cannot be bounced (null sender), or no bouncer: keep it for the admin.
+      log.error("message held: undeliverable", { id, failed: failed.map((f) => f.recipient).join(","), ageMs: age });
       await spool.move(id, "active", "hold");
     }
   }
