@@ -78,6 +78,37 @@ async function writeAtomically(dir: string, path: string, data: string | Buffer)
   await fsyncDirectory(dir);
 }
 
+/**
+ * Group commit for a directory: every caller gets a directory fsync that started after its
+ * rename, but concurrent callers share one. While an fsync runs, later callers wait for the
+ * next one, which starts as soon as the current one ends — one fsync per batch under load,
+ * no added latency when idle.
+ */
+export function coalescedDirectorySync(path: string): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const run = (): Promise<void> => {
+    running = fsyncDirectory(path).finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  return () => {
+    if (!running) return run();
+    next ??= running.then(
+      () => {
+        next = undefined;
+        return run();
+      },
+      () => {
+        next = undefined;
+        return run();
+      },
+    );
+    return next;
+  };
+}
+
 export interface Spool {
   readonly root: string;
   dir(state: QueueState): string;
@@ -109,6 +140,7 @@ export function createSpool(root: string): Spool {
   const file = (state: QueueState, id: string) => join(dir(state), id);
   /** Recipients narrowed after a partial delivery live beside the file. */
   const rcptFile = (state: QueueState, id: string) => join(dir(state), `${id}.rcpt`);
+  const syncIncoming = coalescedDirectorySync(dir("incoming"));
 
   const readHeader = async (path: string): Promise<{ envelope: Envelope; offset: number; size: number }> => {
     const handle = await open(path, "r");
@@ -178,7 +210,7 @@ export function createSpool(root: string): Spool {
       }
       await handle.close();
       await rename(tmp, file("incoming", id));
-      await fsyncDirectory(dir("incoming"));
+      await syncIncoming();
       return { id, bytes: bytes + prelude.length };
     },
 

@@ -5,27 +5,18 @@
  * when the process dies; it comes up only after the restart.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildGatewayConfig } from "../../components/gateway-document";
 import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
-import { startGatewayProcess } from "../helpers/gateway-process";
+import { freePort, startGatewayProcess } from "../helpers/gateway-process";
 import { startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
 const BURST = 40;
 const CLIENTS = 4;
 const KILL_AFTER_ACKS = 15;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("crash safety", () => {
   it("delivers every acknowledged message after SIGKILL mid-burst and a restart", async () => {

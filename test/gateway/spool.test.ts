@@ -6,7 +6,7 @@ import { text } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
 import { createDelivery } from "../../gateway/delivery/scheduler";
 import { silentLogger } from "../../gateway/log";
-import { SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
+import { SpoolSizeExceededError, coalescedDirectorySync, createSpool } from "../../gateway/queue/spool";
 
 const envelope = {
   mailFrom: "a@outside.example",
@@ -100,5 +100,28 @@ describe("the durable spool", () => {
     expect((await spool.read("deferred", partial.id)).envelope.rcptTo).toEqual(["ann@acme.com"]);
     expect(await spool.dueAt(partial.id)).toBe(now + 300_000);
     expect(await spool.list("hold")).toEqual([refused.id]);
+  });
+});
+
+describe("group commit", () => {
+  it("shares one directory fsync among concurrent accepts, and every accept waits for one that began after it", async () => {
+    const spool = await freshSpool();
+    const accepts = Array.from({ length: 20 }, (_, i) =>
+      spool.accept({ ...envelope, rcptTo: [`u${i}@acme.com`] }, Buffer.alloc(0), Readable.from([Buffer.from(`m${i}\r\n`)]), () => false),
+    );
+    const ids = (await Promise.all(accepts)).map((a) => a.id);
+    expect(new Set(ids).size).toBe(20);
+    expect((await spool.list("incoming")).sort()).toEqual([...ids].sort());
+  });
+
+  it("runs at most two fsyncs for a burst: the one under way and one for everyone who came during it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-sync-"));
+    const sync = coalescedDirectorySync(dir);
+    const first = sync();
+    const during = Array.from({ length: 10 }, () => sync());
+    expect(new Set(during).size).toBe(1); // all later callers share the next fsync
+    expect(during[0]).not.toBe(first);
+    await Promise.all([first, ...during]);
+    await expect(sync()).resolves.toBeUndefined(); // idle again: a fresh fsync
   });
 });

@@ -4,6 +4,7 @@
  * that does not exit in time is killed, so tests always end.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { join } from "node:path";
 
 const ROOT = join(__dirname, "..", "..");
@@ -79,4 +80,13 @@ export async function startGatewayProcess(args: string[], env: Record<string, st
       return code;
     },
   };
+}
+
+/** A loopback port where nothing listens right now (for a peer that starts later). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

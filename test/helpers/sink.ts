@@ -22,7 +22,7 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean; mailboxes?: string[]; tls?: { key: string; cert: string } } = {}): Promise<Sink> {
+export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean; mailboxes?: string[]; tls?: { key: string; cert: string }; port?: number } = {}): Promise<Sink> {
   const messages: SunkMessage[] = [];
   const rcptAttempts: string[] = [];
   const waiters: (() => void)[] = [];
@@ -57,7 +57,7 @@ export async function startSink(options: { refuse?: Record<string, number>; star
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", () => resolve()));
   return {
     port: (server.server.address() as AddressInfo).port,
     messages,
