@@ -7,12 +7,9 @@
  *   npm run bench            (the quick set)
  *   tsx bench/large-message.ts [MB]
  */
-import { readFileSync, mkdtempSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
-import { buildGatewayConfig } from "../components/gateway-document";
-import { PROJECT_DIR, loadStackFile } from "../components/stack-config";
-import { startGatewayProcess } from "../test/helpers/gateway-process";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { startGatewayProcess, writeTestConfig } from "../test/helpers/gateway-process";
 import { startSink } from "../test/helpers/sink";
 import { largeMessage, sendMail } from "../test/helpers/smtp-client";
 
@@ -26,16 +23,8 @@ function memoryKb(pid: number, field: "VmRSS" | "VmHWM"): number {
 async function main(): Promise<void> {
   const megabytes = Number(process.argv[2] ?? 25);
   const sink = await startSink();
-  const dir = mkdtempSync(join(tmpdir(), "moat-bench-large-"));
-  const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
-    smtpListen: "127.0.0.1:0",
-    httpListen: "127.0.0.1:0",
-    dataDir: join(dir, "data"),
-    smartHost: { host: "127.0.0.1", port: sink.port },
-    deliveryTls: "allow-plain",
-  });
-  writeFileSync(join(dir, "config.json"), JSON.stringify(document));
-  const gateway = await startGatewayProcess(["--config", join(dir, "config.json")], {});
+  const { file } = writeTestConfig({ smartHostPort: sink.port });
+  const gateway = await startGatewayProcess(["--config", file], {});
   const pid = gateway.child.pid ?? 0;
   try {
     // Warm up (JIT, first connection), then measure from a settled baseline.

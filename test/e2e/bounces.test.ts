@@ -3,15 +3,12 @@
  * sender gets an RFC 3464 DSN through the internet route (real DNS server and MX sink on
  * loopback). Never to the null sender.
  */
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildGatewayConfig } from "../../components/gateway-document";
-import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
 import { buildDsn, statusOf } from "../../gateway/delivery/dsn";
 import { type DnsServer, startDnsServer } from "../helpers/dns-server";
-import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process";
+import { type GatewayProcess, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { type Sink, startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
@@ -54,17 +51,10 @@ describe("bounces after acceptance", () => {
       "remote.example": { MX: [{ exchange: "mx.remote.example", preference: 10 }] },
       "mx.remote.example": { A: ["127.0.0.1"] },
     });
-    const dir = mkdtempSync(join(tmpdir(), "moat-bounce-"));
-    dataDir = join(dir, "data");
-    const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
-      smtpListen: "127.0.0.1:0",
-      httpListen: "127.0.0.1:0",
-      dataDir,
-      smartHost: { host: "127.0.0.1", port: smartHost.port },
-      deliveryTls: "allow-plain",
-    });
-    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...document, outbound: { ...document.outbound, remotePort: internet.port } }));
-    gateway = await startGatewayProcess(["--config", join(dir, "config.json")], { MOAT_DNS_SERVERS: dns.address });
+    const written = writeTestConfig({ smartHostPort: smartHost.port, edit: (d) => ({ ...d, outbound: { ...d.outbound, remotePort: internet.port } }) });
+    dataDir = written.dataDir;
+    const file = written.file;
+    gateway = await startGatewayProcess(["--config", file], { MOAT_DNS_SERVERS: dns.address });
   });
 
   afterAll(async () => {

@@ -4,13 +4,8 @@
  * The smart host is down during the burst, so everything acknowledged is still in the queue
  * when the process dies; it comes up only after the restart.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildGatewayConfig } from "../../components/gateway-document";
-import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
-import { freePort, startGatewayProcess } from "../helpers/gateway-process";
+import { freePort, startGatewayProcess, writeTestConfig, FAST_RETRY } from "../helpers/gateway-process";
 import { startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
@@ -20,17 +15,8 @@ const KILL_AFTER_ACKS = 15;
 
 describe("crash safety", () => {
   it("delivers every acknowledged message after SIGKILL mid-burst and a restart", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "moat-crash-"));
     const sinkPort = await freePort();
-    const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
-      smtpListen: "127.0.0.1:0",
-      httpListen: "127.0.0.1:0",
-      dataDir: join(dir, "data"),
-      smartHost: { host: "127.0.0.1", port: sinkPort },
-      deliveryTls: "allow-plain",
-    });
-    const file = join(dir, "config.json");
-    writeFileSync(file, JSON.stringify({ ...document, delivery: { ...document.delivery, retry: { minBackoffMs: 200, maxBackoffMs: 1000, maxQueueLifetimeMs: 3_600_000 } } }));
+    const { file } = writeTestConfig({ smartHostPort: sinkPort, edit: (d) => ({ ...d, delivery: { ...d.delivery, retry: FAST_RETRY } }) });
 
     const first = await startGatewayProcess(["--config", file], {});
     const acknowledged = new Set<string>();

@@ -1,11 +1,9 @@
 /** Delivery to the smart host over STARTTLS with the certificate checked against its name. */
-import { mkdtempSync, readdirSync, existsSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildGatewayConfig } from "../../components/gateway-document";
-import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
-import { startGatewayProcess } from "../helpers/gateway-process";
+import { startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 import { makeCertificate } from "../helpers/tls";
@@ -15,18 +13,11 @@ async function scenario(options: { trustSinkCertificate: boolean; verifyCertific
   // The smart host is reached as 127.0.0.1, so its certificate names that address.
   const certificate = makeCertificate(dir, "sink", "smart-host.test", "IP:127.0.0.1");
   const sink = await startSink({ tls: { key: certificate.keyPem, cert: certificate.certPem } });
-  const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
-    smtpListen: "127.0.0.1:0",
-    httpListen: "127.0.0.1:0",
-    dataDir: join(dir, "data"),
-    smartHost: { host: "127.0.0.1", port: sink.port },
-    deliveryTls: "required",
-  });
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...document, delivery: { ...document.delivery, verifyCertificate: options.verifyCertificate } }));
-  const gateway = await startGatewayProcess(["--config", join(dir, "config.json")], options.trustSinkCertificate ? { NODE_EXTRA_CA_CERTS: certificate.certFile } : {});
+  const { dataDir, file } = writeTestConfig({ smartHostPort: sink.port, deliveryTls: "required", edit: (d) => ({ ...d, delivery: { ...d.delivery, verifyCertificate: options.verifyCertificate } }) });
+  const gateway = await startGatewayProcess(["--config", file], options.trustSinkCertificate ? { NODE_EXTRA_CA_CERTS: certificate.certFile } : {});
   const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["anna.berg@northwind.example"] }, testMessage("tls delivery"));
   expect(result.accepted).toEqual(["anna.berg@northwind.example"]);
-  return { dir, sink, gateway };
+  return { dataDir, sink, gateway };
 }
 
 describe("delivery TLS", () => {
@@ -42,9 +33,9 @@ describe("delivery TLS", () => {
   });
 
   it("keeps the message queued when the certificate cannot be verified", async () => {
-    const { dir, sink, gateway } = await scenario({ trustSinkCertificate: false, verifyCertificate: true });
+    const { dataDir, sink, gateway } = await scenario({ trustSinkCertificate: false, verifyCertificate: true });
     try {
-      const deferred = join(dir, "data", "queue", "deferred");
+      const deferred = join(dataDir, "queue", "deferred");
       const deadline = Date.now() + 10_000;
       while (!(existsSync(deferred) && readdirSync(deferred).length > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(readdirSync(deferred)).toHaveLength(1);

@@ -3,14 +3,9 @@
  * relay range) to the internet, delivered to the recipient domain's MX found through a real
  * DNS server on loopback. Only this tenant may relay.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildGatewayConfig } from "../../components/gateway-document";
-import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
 import { type DnsServer, startDnsServer } from "../helpers/dns-server";
-import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process";
+import { type GatewayProcess, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { type Sink, startSink } from "../helpers/sink";
 import { sendMail } from "../helpers/smtp-client";
 
@@ -37,17 +32,8 @@ beforeAll(async () => {
     "remote.example": { MX: [{ exchange: "mx.remote.example", preference: 10 }] },
     "mx.remote.example": { A: ["127.0.0.1"] },
   });
-  const dir = mkdtempSync(join(tmpdir(), "moat-outbound-"));
-  const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
-    smtpListen: "127.0.0.1:0",
-    httpListen: "127.0.0.1:0",
-    dataDir: join(dir, "data"),
-    smartHost: { host: "127.0.0.1", port: 9 },
-    deliveryTls: "allow-plain",
-  });
-  const config = { ...document, outbound: { enabled: true, relayFrom: ["127.0.0.0/8"], remotePort: internet.port } };
-  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
-  gateway = await startGatewayProcess(["--config", join(dir, "config.json")], { MOAT_DNS_SERVERS: dns.address });
+  const { file } = writeTestConfig({ smartHostPort: 9, edit: (d) => ({ ...d, outbound: { enabled: true, relayFrom: ["127.0.0.0/8"], remotePort: internet.port } }) });
+  gateway = await startGatewayProcess(["--config", file], { MOAT_DNS_SERVERS: dns.address });
 });
 
 afterAll(async () => {

@@ -6,26 +6,15 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildGatewayConfig } from "../../components/gateway-document";
-import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
-import { type GatewayProcess, runCli, startGatewayProcess } from "../helpers/gateway-process";
+import type { GatewayConfigInput } from "../../gateway/config";
+import { type GatewayProcess, runCli, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { type Sink, startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
 const LOOPBACK_ANY_PORT = "127.0.0.1:0";
 
-function writeStackOutput(dir: string, smartHostPort: number, tls: "required" | "allow-plain"): string {
-  const gatewayConfig = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
-    smtpListen: LOOPBACK_ANY_PORT,
-    httpListen: LOOPBACK_ANY_PORT,
-    dataDir: join(dir, "data"),
-    smartHost: { host: "127.0.0.1", port: smartHostPort },
-    deliveryTls: tls,
-  });
-  const file = join(dir, "stack-output.json");
-  // The shape of `pulumi stack output --json --show-secrets`.
-  writeFileSync(file, JSON.stringify({ gatewayConfig, mxHost: "mx.northwind.example", appClientId: "x" }, null, 2));
-  return file;
+function writeStackOutput(smartHostPort: number, deliveryTls: "required" | "allow-plain", edit?: (d: GatewayConfigInput) => GatewayConfigInput) {
+  return writeTestConfig({ smartHostPort, deliveryTls, asStackOutput: true, ...(edit ? { edit } : {}) });
 }
 
 async function waitUntil(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -42,8 +31,7 @@ describe("serve --config with a stack output file", () => {
 
   beforeAll(async () => {
     sink = await startSink();
-    const dir = mkdtempSync(join(tmpdir(), "moat-e2e-"));
-    gateway = await startGatewayProcess(["--config", writeStackOutput(dir, sink.port, "allow-plain")], {});
+    gateway = await startGatewayProcess(["--config", writeStackOutput(sink.port, "allow-plain").file], {});
   });
   afterAll(async () => {
     expect(await gateway?.stop()).toBe(0);
@@ -94,12 +82,12 @@ describe("serve --config with a stack output file", () => {
 describe("delivery TLS", () => {
   it("keeps mail queued when STARTTLS is required and the smart host does not offer it", async () => {
     const sink = await startSink({ starttls: false });
-    const dir = mkdtempSync(join(tmpdir(), "moat-e2e-tls-"));
-    const gateway = await startGatewayProcess(["--config", writeStackOutput(dir, sink.port, "required")], {});
+    const { file, dataDir } = writeStackOutput(sink.port, "required");
+    const gateway = await startGatewayProcess(["--config", file], {});
     try {
       const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["ben@northwind.example"] }, testMessage("tls"));
       expect(result.accepted).toEqual(["ben@northwind.example"]);
-      const deferredDir = join(dir, "data", "queue", "deferred");
+      const deferredDir = join(dataDir, "queue", "deferred");
       await waitUntil(() => existsSync(deferredDir) && readdirSync(deferredDir).filter((f) => !f.endsWith(".rcpt")).length === 1, "the message to be deferred");
       expect(sink.messages).toEqual([]);
       expect(gateway.stderr()).toMatch(/delivery deferred .*to=ben@northwind\.example/);
@@ -143,11 +131,7 @@ describe("serve with a bad config", () => {
 describe("serve with dynamic verification", () => {
   it("asks the smart host: its mailboxes get 250 and are delivered, others the SPEC 550", async () => {
     const sink = await startSink({ mailboxes: ["newhire@northwind.example"] });
-    const dir = mkdtempSync(join(tmpdir(), "moat-e2e-dynamic-"));
-    const file = writeStackOutput(dir, sink.port, "allow-plain");
-    const output = JSON.parse(readFileSync(file, "utf8"));
-    output.gatewayConfig.verification.mode = "dynamic";
-    writeFileSync(file, JSON.stringify(output));
+    const { file } = writeStackOutput(sink.port, "allow-plain", (d) => ({ ...d, verification: { ...d.verification, mode: "dynamic" } }));
     const gateway = await startGatewayProcess(["--config", file], {});
     try {
       // Not in the users file: only the downstream knows this mailbox.

@@ -4,23 +4,11 @@ import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildGatewayConfig } from "../../components/gateway-document";
-import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
-import { runCli, startGatewayProcess } from "../helpers/gateway-process";
+import { runCli, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { makeCertificate, probeStartTls } from "../helpers/tls";
 
-function configWithTls(dir: string, tls: { certFile: string; keyFile: string }): string {
-  const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
-    smtpListen: "127.0.0.1:0",
-    httpListen: "127.0.0.1:0",
-    dataDir: join(dir, "data"),
-    smartHost: { host: "127.0.0.1", port: 9 },
-    deliveryTls: "required",
-    tls,
-  });
-  const file = join(dir, "config.json");
-  writeFileSync(file, JSON.stringify(document));
-  return file;
+function configWithTls(tls: { certFile: string; keyFile: string }): string {
+  return writeTestConfig({ smartHostPort: 9, deliveryTls: "required", tls }).file;
 }
 
 describe("inbound STARTTLS", () => {
@@ -31,7 +19,7 @@ describe("inbound STARTTLS", () => {
     const live = { certFile: join(dir, "live.crt"), keyFile: join(dir, "live.key") };
     copyFileSync(first.certFile, live.certFile);
     copyFileSync(first.keyFile, live.keyFile);
-    const gateway = await startGatewayProcess(["--config", configWithTls(dir, live)], {});
+    const gateway = await startGatewayProcess(["--config", configWithTls(live)], {});
     try {
       const before = await probeStartTls(gateway.smtpPort);
       expect(before.ehlo).toMatch(/^250-STARTTLS$/m);
@@ -60,7 +48,7 @@ describe("inbound STARTTLS", () => {
     const live = { certFile: join(dir, "live.crt"), keyFile: join(dir, "live.key") };
     copyFileSync(good.certFile, live.certFile);
     copyFileSync(good.keyFile, live.keyFile);
-    const gateway = await startGatewayProcess(["--config", configWithTls(dir, live)], {});
+    const gateway = await startGatewayProcess(["--config", configWithTls(live)], {});
     try {
       writeFileSync(live.certFile, "not a certificate");
       gateway.child.kill("SIGHUP");
@@ -77,7 +65,7 @@ describe("inbound STARTTLS", () => {
     const dir = mkdtempSync(join(tmpdir(), "moat-tls-mismatch-"));
     const a = makeCertificate(dir, "a", "mx.northwind.example");
     const b = makeCertificate(dir, "b", "mx.northwind.example");
-    const { code, stderr } = await runCli(["serve", "--config", configWithTls(dir, { certFile: a.certFile, keyFile: b.keyFile })], { MOAT_CONFIG: "" });
+    const { code, stderr } = await runCli(["serve", "--config", configWithTls({ certFile: a.certFile, keyFile: b.keyFile })], { MOAT_CONFIG: "" });
     expect(code).toBe(1);
     expect(stderr).toContain(`moat: TLS certificate: ${b.keyFile} is not the key of ${a.certFile}`);
     expect(stderr).not.toContain("    at ");

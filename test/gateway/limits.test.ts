@@ -1,12 +1,7 @@
 import { connect } from "node:net";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildGatewayConfig } from "../../components/gateway-document";
-import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
 import { createSessionLimits } from "../../gateway/inbound/limits";
-import { startGatewayProcess } from "../helpers/gateway-process";
+import { startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
 describe("per-client limits", () => {
@@ -35,17 +30,11 @@ describe("per-client limits", () => {
   });
 
   it("the listener answers 421 to one connection too many and 451 to one message too many", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "moat-limits-"));
-    const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
-      smtpListen: "127.0.0.1:0",
-      httpListen: "127.0.0.1:0",
-      dataDir: join(dir, "data"),
-      smartHost: { host: "127.0.0.1", port: 9 },
-      deliveryTls: "allow-plain",
+    const { file } = writeTestConfig({
+      smartHostPort: 9,
+      edit: (d) => ({ ...d, smtp: { ...d.smtp, limits: { maxConnections: 50, maxConnectionsPerIp: 2, connectionsPerMinutePerIp: 100, messagesPerMinutePerIp: 2 } } }),
     });
-    const limited = { ...document, smtp: { ...document.smtp, limits: { maxConnections: 50, maxConnectionsPerIp: 2, connectionsPerMinutePerIp: 100, messagesPerMinutePerIp: 2 } } };
-    writeFileSync(join(dir, "config.json"), JSON.stringify(limited));
-    const gateway = await startGatewayProcess(["--config", join(dir, "config.json")], {});
+    const gateway = await startGatewayProcess(["--config", file], {});
     const greeting = (socket: ReturnType<typeof connect>) =>
       new Promise<string>((resolve) => socket.once("data", (d: Buffer) => resolve(d.toString())));
     const open = () => connect(gateway.smtpPort, "127.0.0.1");

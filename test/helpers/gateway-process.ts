@@ -4,8 +4,13 @@
  * that does not exit in time is killed, so tests always end.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildGatewayConfig } from "../../components/gateway-document";
+import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
+import type { GatewayConfigInput } from "../../gateway/config";
 
 const ROOT = join(__dirname, "..", "..");
 const START_TIMEOUT_MS = 20_000;
@@ -90,3 +95,42 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+export interface TestConfig {
+  /** The config file to pass as `--config`. */
+  readonly file: string;
+  readonly dir: string;
+  readonly dataDir: string;
+}
+
+/**
+ * Writes a gatewayConfig for a test: the example stack through the real builder, listening on
+ * free loopback ports, data in a fresh temporary directory, delivering to `smartHostPort`.
+ * `edit` changes the document (a plain JSON object) before it is written.
+ */
+export function writeTestConfig(options: {
+  readonly smartHostPort: number;
+  readonly deliveryTls?: "required" | "allow-plain";
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  readonly edit?: (document: GatewayConfigInput) => GatewayConfigInput;
+  /** Wrap it as `pulumi stack output --json --show-secrets` prints it. */
+  readonly asStackOutput?: boolean;
+}): TestConfig {
+  const dir = mkdtempSync(join(tmpdir(), "moat-test-"));
+  const dataDir = join(dir, "data");
+  const document = buildGatewayConfig(loadStackFile(PROJECT_DIR, "example"), {
+    smtpListen: "127.0.0.1:0",
+    httpListen: "127.0.0.1:0",
+    dataDir,
+    smartHost: { host: "127.0.0.1", port: options.smartHostPort },
+    deliveryTls: options.deliveryTls ?? "allow-plain",
+    ...(options.tls ? { tls: options.tls } : {}),
+  });
+  const edited = options.edit ? options.edit(document) : document;
+  const file = join(dir, "config.json");
+  writeFileSync(file, JSON.stringify(options.asStackOutput ? { gatewayConfig: edited, mxHost: "mx.northwind.example", appClientId: "x" } : edited, null, 2));
+  return { file, dir, dataDir };
+}
+
+/** Fast retries for tests that wait for a redelivery. */
+export const FAST_RETRY = { minBackoffMs: 200, maxBackoffMs: 1000, maxQueueLifetimeMs: 3_600_000 } as const;
