@@ -19,6 +19,7 @@ import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
 import { createSpool } from "./queue/spool";
+import { openSqliteTracker } from "./store/tracker";
 import { createCalloutVerifier } from "./verify/callout";
 import { createStaticVerifier } from "./verify/recipients";
 import { build } from "./web/app";
@@ -58,6 +59,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         })
       : createStaticVerifier({ domains, directory: () => directory });
   const spool = createSpool(join(config.dataDir, "queue"));
+  const tracker = await openSqliteTracker(join(config.dataDir, "tracker.sqlite"));
   const recovered = await spool.recover();
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
 
@@ -72,12 +74,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const delivery = createDelivery({
     spool,
     remote,
-    bouncer: createBouncer({ spool, reportingHost: config.smtp.hostname, localDomains: domains, log }),
+    bouncer: createBouncer({ spool, reportingHost: config.smtp.hostname, localDomains: domains, log, tracker }),
+    tracker,
     target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
     retry: config.delivery.retry,
     log,
   });
-  const smtp = createInboundServer({ config, verifier, spool, log, certificate, onQueued: (id) => delivery.enqueued(id) });
+  const smtp = createInboundServer({ config, verifier, spool, log, certificate, tracker, onQueued: (id) => delivery.enqueued(id) });
   const reloader = config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;
   const web = build({
     mtaSts: config.domains,
@@ -117,6 +120,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
       await delivery.close();
       await web.close();
+      await tracker.close();
     },
   };
 }

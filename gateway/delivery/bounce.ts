@@ -7,7 +7,9 @@
 import { Readable } from "node:stream";
 import type { Logger } from "../log";
 import type { QueuedMessage, Spool } from "../queue/spool";
-import { type DsnFailure, buildDsn, headerBlock } from "./dsn";
+import type { TrackerStore } from "../store/tracker";
+import { headerBlock } from "../headers";
+import { type DsnFailure, buildDsn } from "./dsn";
 
 /** Enough for any sane header block; the DSN carries headers only. */
 const HEADERS_MAX_BYTES = 64 * 1024;
@@ -29,7 +31,7 @@ export interface Bouncer {
   bounce(message: QueuedMessage, failures: readonly DsnFailure[]): Promise<string | undefined>;
 }
 
-export function createBouncer(options: { spool: Spool; reportingHost: string; localDomains: readonly string[]; log: Logger }): Bouncer {
+export function createBouncer(options: { spool: Spool; reportingHost: string; localDomains: readonly string[]; log: Logger; tracker?: TrackerStore }): Bouncer {
   const local = new Set(options.localDomains.map((d) => d.toLowerCase()));
   return {
     async bounce(message, failures) {
@@ -57,6 +59,9 @@ export function createBouncer(options: { spool: Spool; reportingHost: string; lo
         Readable.from([Buffer.from(dsn, "utf8")]),
         () => false,
       );
+      options.tracker
+        ?.recordArrival({ id, receivedAt: Date.now(), clientIp: "127.0.0.1", helo: options.reportingHost, tls: false, mailFrom: "", recipients: [envelope.mailFrom], subject: "Undelivered Mail Returned to Sender", size: dsn.length, direction: "bounce" })
+        .catch((error: Error) => options.log.error("tracker write failed", { id, error: error.message }));
       options.log.info("bounce queued", { id, for: envelope.id, to: envelope.mailFrom, failed: failures.map((f) => f.recipient).join(",") });
       return id;
     },

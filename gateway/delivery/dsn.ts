@@ -29,12 +29,6 @@ export function statusOf(response: string): string {
   return /\b([45]\.\d{1,3}\.\d{1,3})\b/.exec(response)?.[1]?.replace(/^4/, "5") ?? "5.0.0";
 }
 
-/** Header block of a message: everything before the first empty line (bounded by the caller). */
-export function headerBlock(head: string): string {
-  const end = head.search(/\r?\n\r?\n/);
-  return (end < 0 ? head : head.slice(0, end)).replace(/\r?\n/g, "\r\n");
-}
-
 function clean(text: string): string {
   return text.replace(/[\r\n]+/g, " ").trim();
 }

@@ -14,6 +14,7 @@
 import type { Logger } from "../log";
 import type { Readable } from "node:stream";
 import type { Envelope, Spool } from "../queue/spool";
+import type { TrackerStore } from "../store/tracker";
 import type { Bouncer } from "./bounce";
 import type { RemoteDelivery } from "./remote";
 import { type AttemptResult, type RecipientOutcome, type SmartHostTarget, attemptDelivery } from "./smtp-client";
@@ -32,6 +33,8 @@ export interface DeliveryOptions {
   readonly remote?: RemoteDelivery;
   /** Sends DSNs for permanent failures; without it such messages are held. */
   readonly bouncer?: Bouncer;
+  /** Records each attempt and the downstream reply (failures logged, never fatal). */
+  readonly tracker?: TrackerStore;
 }
 
 export interface Delivery {
@@ -94,8 +97,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     const result = await attemptAllRoutes(envelope, message.openMessage);
     const pending: { rcpt: string; response: string }[] = [];
     const failed: { recipient: string; response: string }[] = [];
+    const attemptedAt = now();
     for (const rcpt of envelope.rcptTo) {
       const outcome = result.outcomes.get(rcpt) ?? { outcome: "temporary", response: "no outcome" };
+      options.tracker
+        ?.recordAttempt({ messageId: id, at: attemptedAt, recipient: rcpt, outcome: outcome.outcome, response: outcome.response })
+        .catch((error: Error) => log.error("tracker write failed", { id, error: error.message }));
       const fields = { id, to: rcpt, reply: outcome.response };
       if (outcome.outcome === "delivered") log.info("delivered", fields);
       else if (outcome.outcome === "permanent") {

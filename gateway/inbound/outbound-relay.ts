@@ -7,6 +7,7 @@
  * RCPT, the header once the message is in (before the 250).
  */
 import { BlockList, isIP } from "node:net";
+import { headerValues } from "../headers";
 import { SmtpReply } from "./replies";
 
 const TENANT_HEADER = "x-ms-exchange-crosstenant-id";
@@ -26,18 +27,6 @@ function blockList(ranges: readonly string[]): BlockList {
     else list.addSubnet(address, Number(prefix), family);
   }
   return list;
-}
-
-export function headerValues(head: Buffer, name: string): string[] | undefined {
-  const text = head.toString("latin1");
-  const end = text.search(/\r?\n\r?\n/);
-  if (end < 0) return undefined; // the header block did not end within what was read
-  const unfolded = text.slice(0, end).replace(/\r?\n[ \t]+/g, " ");
-  const wanted = `${name.toLowerCase()}:`;
-  return unfolded
-    .split(/\r?\n/)
-    .filter((line) => line.toLowerCase().startsWith(wanted))
-    .map((line) => line.slice(wanted.length).trim());
 }
 
 export function createOutboundRelayPolicy(options: {

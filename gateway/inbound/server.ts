@@ -12,6 +12,8 @@ import { type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
 import type { RecipientVerifier } from "../verify/recipients";
 import { createSessionLimits } from "./limits";
 import { receivedHeader } from "./received";
+import type { TrackerStore } from "../store/tracker";
+import { headerValues } from "../headers";
 import { createOutboundRelayPolicy } from "./outbound-relay";
 import { MESSAGE_TOO_BIG, QUEUE_WRITE_FAILED, SmtpReply, TOO_MANY_RECIPIENTS, queued, recipientReply } from "./replies";
 
@@ -29,6 +31,8 @@ export interface InboundOptions {
   readonly log: Logger;
   /** Called once the message is durable, after the 250 has been decided. */
   readonly onQueued: (id: string) => void;
+  /** The tracker record; its failures are logged, never turned into a refusal. */
+  readonly tracker?: TrackerStore;
   /** The certificate for STARTTLS (loaded from config.smtp.tls); none: STARTTLS not offered. */
   readonly certificate?: { readonly key: Buffer; readonly cert: Buffer };
 }
@@ -93,7 +97,10 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
             return;
           }
           const reply = recipientReply(verdict);
-          if (reply) log.info("recipient refused", { client: session.remoteAddress, to: address.address, reply: `${reply.responseCode} ${reply.message}` });
+          if (reply) {
+            log.info("recipient refused", { client: session.remoteAddress, to: address.address, reply: `${reply.responseCode} ${reply.message}` });
+            track(options.tracker?.recordRejection({ at: Date.now(), clientIp: session.remoteAddress, mailFrom, recipient: address.address, reply: `${reply.responseCode} ${reply.message}` }));
+          }
           callback(reply ?? null);
         },
         (error: Error) => {
@@ -120,6 +127,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
         "latin1",
       );
       const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
+      let subject = "";
       spool
         .accept(
           {
@@ -133,13 +141,31 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
           prelude,
           stream,
           () => (stream as unknown as { sizeExceeded?: boolean }).sizeExceeded === true,
-          outbound.length > 0 ? (head) => relay.checkTenant(head) : undefined,
+          (head) => {
+            subject = headerValues(head, "subject")?.[0] ?? "";
+            return outbound.length > 0 ? relay.checkTenant(head) : undefined;
+          },
         )
         .then(
           ({ id: queuedId, bytes }) => {
             log.info("queued", { id: queuedId, from: mailFrom || "<>", rcpts: rcptTo.length, bytes, client: session.remoteAddress });
+            const arrival = track(
+              options.tracker?.recordArrival({
+                id: queuedId,
+                receivedAt: Date.now(),
+                clientIp: session.remoteAddress,
+                helo: session.hostNameAppearsAs ?? "",
+                tls: Boolean(session.secure),
+                mailFrom,
+                recipients: rcptTo,
+                subject,
+                size: bytes,
+                direction: outbound.length > 0 ? "outbound" : "inbound",
+              }),
+            );
             callback(null, queued(queuedId));
-            onQueued(queuedId);
+            // Delivery starts once the arrival is on record, so its attempts find it.
+            void arrival.then(() => onQueued(queuedId));
           },
           (error: Error) => {
             if (error instanceof SpoolSizeExceededError) {
@@ -157,6 +183,10 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
         );
     },
   };
+  function track(write: Promise<void> | undefined): Promise<void> {
+    return (write ?? Promise.resolve()).catch((error: Error) => log.error("tracker write failed", { error: error.message }));
+  }
+
   const server = new SMTPServer(serverOptions);
   server.on("error", (error) => log.warn("smtp session error", { error: error.message }));
   return server;

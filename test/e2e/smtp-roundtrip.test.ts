@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GatewayConfigInput } from "../../gateway/config";
+import { openSqliteTracker } from "../../gateway/store/tracker";
 import { type GatewayProcess, runCli, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { type Sink, startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
@@ -28,10 +29,13 @@ async function waitUntil(check: () => boolean, what: string, timeoutMs = 10_000)
 describe("serve --config with a stack output file", () => {
   let sink: Sink;
   let gateway: GatewayProcess;
+  let dataDir: string;
 
   beforeAll(async () => {
     sink = await startSink();
-    gateway = await startGatewayProcess(["--config", writeStackOutput(sink.port, "allow-plain").file], {});
+    const written = writeStackOutput(sink.port, "allow-plain");
+    dataDir = written.dataDir;
+    gateway = await startGatewayProcess(["--config", written.file], {});
   });
   afterAll(async () => {
     expect(await gateway?.stop()).toBe(0);
@@ -49,13 +53,21 @@ describe("serve --config with a stack output file", () => {
     expect(delivered?.raw).toContain("Subject: round trip");
   });
 
-  it("refuses an unknown user with the SPEC text and another domain as relay", async () => {
+  it("refuses an unknown user with the SPEC text and another domain as relay, and records the refusals", async () => {
     const unknown = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["nobody@northwind.example"] }, testMessage("x"));
     expect(unknown.rejected["nobody@northwind.example"]).toBe("550 5.1.1 <nobody@northwind.example>: Recipient address rejected: unverified address");
     for (const foreign of ["victim@gmail.com", "anna.berg@sub.northwind.example", "anna.berg%gmail.com@northwind.example"]) {
       const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: [foreign] }, testMessage("relay"));
       expect(result.accepted).toEqual([]);
       expect(result.rejected[foreign]).toMatch(/^55[04] 5\.\d\.\d <.+>: (Relay access denied|Recipient address rejected: unverified address)$/);
+    }
+    const tracker = await openSqliteTracker(join(dataDir, "tracker.sqlite"));
+    try {
+      expect((await tracker.rejections()).map((r) => r.recipient)).toEqual(
+        expect.arrayContaining(["nobody@northwind.example", "victim@gmail.com", "anna.berg%gmail.com@northwind.example"]),
+      );
+    } finally {
+      await tracker.close();
     }
   });
 

@@ -1,0 +1,122 @@
+/**
+ * The tracker's tables, as Kysely types and as a migration that speaks both SQLite (the
+ * embedded default) and PostgreSQL (several replicas): plain column types, no engine-specific
+ * SQL. Times are milliseconds since the epoch (bigint-safe integers), JSON is text.
+ */
+import type { Kysely } from "kysely";
+
+export type TrackerStatus = "Pending" | "Deferred" | "Deliver" | "Quarantine" | "Delete" | "Reject";
+
+export interface MessagesTable {
+  id: string;
+  received_at: number;
+  client_ip: string;
+  helo: string;
+  tls: number;
+  mail_from: string;
+  subject: string;
+  size: number;
+  direction: "inbound" | "outbound" | "bounce";
+  status: TrackerStatus;
+  category: string | null;
+  rule: string | null;
+  /** JSON array of reasons. */
+  reasons: string;
+  updated_at: number;
+}
+
+export interface RecipientsTable {
+  message_id: string;
+  address: string;
+  status: TrackerStatus;
+  /** The last downstream reply for this recipient. */
+  response: string | null;
+  updated_at: number;
+}
+
+export interface AttemptsTable {
+  id: number | null;
+  message_id: string;
+  at: number;
+  recipient: string;
+  outcome: "delivered" | "temporary" | "permanent";
+  response: string;
+}
+
+export interface RejectionsTable {
+  id: number | null;
+  at: number;
+  client_ip: string;
+  mail_from: string;
+  recipient: string;
+  reply: string;
+}
+
+export interface TrackerDatabase {
+  messages: MessagesTable;
+  recipients: RecipientsTable;
+  attempts: AttemptsTable;
+  rejections: RejectionsTable;
+}
+
+export async function migrate(db: Kysely<TrackerDatabase>): Promise<void> {
+  await db.schema
+    .createTable("messages")
+    .ifNotExists()
+    .addColumn("id", "varchar(32)", (c) => c.primaryKey())
+    .addColumn("received_at", "bigint", (c) => c.notNull())
+    .addColumn("client_ip", "varchar(64)", (c) => c.notNull())
+    .addColumn("helo", "varchar(255)", (c) => c.notNull())
+    .addColumn("tls", "integer", (c) => c.notNull())
+    .addColumn("mail_from", "varchar(320)", (c) => c.notNull())
+    .addColumn("subject", "varchar(998)", (c) => c.notNull())
+    .addColumn("size", "bigint", (c) => c.notNull())
+    .addColumn("direction", "varchar(16)", (c) => c.notNull())
+    .addColumn("status", "varchar(16)", (c) => c.notNull())
+    .addColumn("category", "varchar(32)")
+    .addColumn("rule", "varchar(255)")
+    .addColumn("reasons", "text", (c) => c.notNull())
+    .addColumn("updated_at", "bigint", (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable("recipients")
+    .ifNotExists()
+    .addColumn("message_id", "varchar(32)", (c) => c.notNull())
+    .addColumn("address", "varchar(320)", (c) => c.notNull())
+    .addColumn("status", "varchar(16)", (c) => c.notNull())
+    .addColumn("response", "text")
+    .addColumn("updated_at", "bigint", (c) => c.notNull())
+    .addPrimaryKeyConstraint("recipients_pk", ["message_id", "address"])
+    .execute();
+  await db.schema
+    .createTable("attempts")
+    .ifNotExists()
+    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("message_id", "varchar(32)", (c) => c.notNull())
+    .addColumn("at", "bigint", (c) => c.notNull())
+    .addColumn("recipient", "varchar(320)", (c) => c.notNull())
+    .addColumn("outcome", "varchar(16)", (c) => c.notNull())
+    .addColumn("response", "text", (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable("rejections")
+    .ifNotExists()
+    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("at", "bigint", (c) => c.notNull())
+    .addColumn("client_ip", "varchar(64)", (c) => c.notNull())
+    .addColumn("mail_from", "varchar(320)", (c) => c.notNull())
+    .addColumn("recipient", "varchar(320)", (c) => c.notNull())
+    .addColumn("reply", "text", (c) => c.notNull())
+    .execute();
+  const indexes: [string, keyof TrackerDatabase, string[]][] = [
+    ["messages_received_at", "messages", ["received_at"]],
+    ["messages_status_received_at", "messages", ["status", "received_at"]],
+    ["messages_mail_from", "messages", ["mail_from"]],
+    ["recipients_address", "recipients", ["address"]],
+    ["attempts_message", "attempts", ["message_id", "at"]],
+    ["rejections_at", "rejections", ["at"]],
+  ];
+  for (const [name, table, columns] of indexes) {
+    await db.schema.createIndex(name).ifNotExists().on(table).columns(columns).execute();
+  }
+}

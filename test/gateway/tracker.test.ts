@@ -1,0 +1,57 @@
+/** The tracker store on real SQLite. */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { openSqliteTracker } from "../../gateway/store/tracker";
+
+const arrival = {
+  id: "Q1",
+  receivedAt: 1_000,
+  clientIp: "192.0.2.1",
+  helo: "mx.outside.example",
+  tls: true,
+  mailFrom: "a@outside.example",
+  recipients: ["anna@northwind.example", "ben@northwind.example"],
+  subject: "Quarterly report",
+  size: 1234,
+  direction: "inbound" as const,
+};
+
+describe("the tracker store", () => {
+  it("records the arrival, every attempt with the downstream reply, and derives the status", async () => {
+    const tracker = await openSqliteTracker(join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite"));
+    await tracker.recordArrival(arrival);
+    expect((await tracker.story("Q1"))?.status).toBe("Pending");
+    await tracker.recordAttempt({ messageId: "Q1", at: 2_000, recipient: "anna@northwind.example", outcome: "delivered", response: "250 2.6.0 queued" });
+    await tracker.recordAttempt({ messageId: "Q1", at: 2_000, recipient: "ben@northwind.example", outcome: "temporary", response: "451 4.4.0 try later" });
+    expect((await tracker.story("Q1"))?.status).toBe("Deferred");
+    await tracker.recordAttempt({ messageId: "Q1", at: 300_000, recipient: "ben@northwind.example", outcome: "delivered", response: "250 2.6.0 queued" });
+    const story = await tracker.story("Q1");
+    expect(story).toMatchObject({ status: "Deliver", subject: "Quarterly report", mailFrom: "a@outside.example" });
+    expect(story?.recipients).toEqual([
+      { address: "anna@northwind.example", status: "Deliver", response: "250 2.6.0 queued" },
+      { address: "ben@northwind.example", status: "Deliver", response: "250 2.6.0 queued" },
+    ]);
+    expect(story?.attempts.map((a) => [a.recipient, a.outcome, a.response])).toEqual([
+      ["anna@northwind.example", "delivered", "250 2.6.0 queued"],
+      ["ben@northwind.example", "temporary", "451 4.4.0 try later"],
+      ["ben@northwind.example", "delivered", "250 2.6.0 queued"],
+    ]);
+    await tracker.close();
+  });
+
+  it("marks a message Reject when every recipient was refused downstream, and keeps refused RCPTs", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite");
+    const tracker = await openSqliteTracker(path);
+    await tracker.recordArrival({ ...arrival, id: "Q2", recipients: ["carla@northwind.example"] });
+    await tracker.recordAttempt({ messageId: "Q2", at: 2_000, recipient: "carla@northwind.example", outcome: "permanent", response: "550 5.1.1 unknown" });
+    await tracker.recordRejection({ at: 3_000, clientIp: "192.0.2.9", mailFrom: "x@outside.example", recipient: "ghost@northwind.example", reply: "550 5.1.1 <ghost@northwind.example>: Recipient address rejected: unverified address" });
+    await tracker.close();
+    const reopened = await openSqliteTracker(path); // what was written survives a restart
+    expect((await reopened.story("Q2"))?.status).toBe("Reject");
+    expect(await reopened.rejections()).toEqual([{ recipient: "ghost@northwind.example", reply: "550 5.1.1 <ghost@northwind.example>: Recipient address rejected: unverified address", clientIp: "192.0.2.9" }]);
+    expect(await reopened.story("nope")).toBeUndefined();
+    await reopened.close();
+  });
+});
