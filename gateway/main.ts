@@ -14,6 +14,7 @@ import { createMtaStsPolicies } from "./delivery/mta-sts-client";
 import { createMxResolver } from "./delivery/mx";
 import { createRemoteDelivery } from "./delivery/remote";
 import { createDelivery } from "./delivery/scheduler";
+import { createConnectionPool } from "./delivery/smtp-client";
 import { createDirectory } from "./directory/directory";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
@@ -71,8 +72,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     port: config.outbound.remotePort,
     log,
   });
+  const pool = createConnectionPool();
   const delivery = createDelivery({
     spool,
+    attempt: pool.attempt,
     remote,
     bouncer: createBouncer({ spool, reportingHost: config.smtp.hostname, localDomains: domains, log, tracker }),
     tracker,
@@ -119,6 +122,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       reloader?.close();
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
       await delivery.close();
+      await pool.close();
       await web.close();
       await tracker.close();
     },

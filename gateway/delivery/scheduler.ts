@@ -27,7 +27,7 @@ export interface DeliveryOptions {
   readonly now?: () => number;
   /** Attempts in flight at once. */
   readonly concurrency?: number;
-  /** Injected in tests; defaults to a real SMTP attempt. */
+  /** Delivery to the smart host (a connection pool); defaults to a connection per attempt. */
   readonly attempt?: typeof attemptDelivery;
   /** Delivery to internet domains (outbound relay, bounces); without it such recipients wait. */
   readonly remote?: RemoteDelivery;

@@ -40,14 +40,10 @@ function describe(error: SmtpError): string {
   return error.response ? `${error.response}${error.code === "ETLS" ? detail : ""}` : detail.trim();
 }
 
-export async function attemptDelivery(
-  target: SmartHostTarget,
-  envelope: { readonly mailFrom: string; readonly rcptTo: readonly string[] },
-  message: () => Readable,
-): Promise<AttemptResult> {
-  const all = (outcome: RecipientOutcome, response: string) =>
-    ({ outcomes: new Map(envelope.rcptTo.map((r) => [r, { outcome, response }])) }) as AttemptResult;
+type Connected = { readonly connection: SMTPConnection; readonly alive: () => boolean };
 
+/** Opens and greets a connection (STARTTLS per target); a failure is the reply to report. */
+async function openConnection(target: SmartHostTarget): Promise<Connected | { failure: string }> {
   const connection = new SMTPConnection({
     host: target.host,
     port: target.port,
@@ -60,12 +56,15 @@ export async function attemptDelivery(
     socketTimeout: SOCKET_TIMEOUT_MS,
     logger: false,
   });
-  const closed = new Promise<void>((resolve) => connection.once("end", () => resolve()));
+  let open = true;
+  connection.once("end", () => (open = false));
   // Connection-level failures (refused, TLS required but not offered, timeouts) arrive as
   // 'error' events, not through connect's callback; later ones also fail send().
   let lastError: SmtpError | undefined;
-  connection.on("error", (error: SmtpError) => (lastError = error));
-
+  connection.on("error", (error: SmtpError) => {
+    lastError = error;
+    open = false;
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       connection.once("error", reject);
@@ -75,18 +74,22 @@ export async function attemptDelivery(
         resolve();
       });
     });
+    return { connection, alive: () => open };
   } catch (error) {
     connection.close();
-    return all("temporary", describe(error as SmtpError));
+    return { failure: describe(error as SmtpError) };
   }
+}
 
+/** One transaction on an open connection; `reusable` when the session is still in a clean state. */
+async function sendOn(
+  { connection, alive }: Connected,
+  envelope: { readonly mailFrom: string; readonly rcptTo: readonly string[] },
+  message: () => Readable,
+): Promise<{ result: AttemptResult; reusable: boolean }> {
   try {
     const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
-      connection.send(
-        { from: envelope.mailFrom, to: [...envelope.rcptTo] },
-        message(),
-        (err, result) => (err ? reject(err) : resolve(result)),
-      ),
+      connection.send({ from: envelope.mailFrom, to: [...envelope.rcptTo] }, message(), (err, result) => (err ? reject(err) : resolve(result))),
     );
     const outcomes = new Map<string, { outcome: RecipientOutcome; response: string }>();
     for (const rcpt of info.accepted) outcomes.set(rcpt, { outcome: "delivered", response: info.response });
@@ -96,23 +99,122 @@ export async function attemptDelivery(
     for (const rcpt of envelope.rcptTo) {
       if (!outcomes.has(rcpt)) outcomes.set(rcpt, { outcome: "temporary", response: "no reply for this recipient" });
     }
-    return { outcomes };
+    return { result: { outcomes }, reusable: alive() };
   } catch (error) {
     const smtpError = error as SmtpError & { rejectedErrors?: SmtpError[] };
-    if (smtpError.rejectedErrors?.length) {
-      const outcomes = new Map(envelope.rcptTo.map((r) => [r, classify(smtpError)]));
-      for (const rejected of smtpError.rejectedErrors) {
-        if (rejected.recipient) outcomes.set(rejected.recipient, classify(rejected));
-      }
-      return { outcomes };
+    const everyone = classify(smtpError);
+    const outcomes = new Map(envelope.rcptTo.map((r) => [r, everyone]));
+    for (const rejected of smtpError.rejectedErrors ?? []) {
+      if (rejected.recipient) outcomes.set(rejected.recipient, classify(rejected));
     }
-    const { outcome, response } = classify(smtpError);
-    return all(outcome, response);
-  } finally {
-    connection.quit();
-    await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
-    connection.close();
+    return { result: { outcomes }, reusable: false };
   }
+}
+
+async function quit({ connection }: Connected): Promise<void> {
+  const ended = new Promise<void>((resolve) => connection.once("end", () => resolve()));
+  connection.quit();
+  await Promise.race([ended, new Promise((r) => setTimeout(r, 1000).unref())]);
+  connection.close();
+}
+
+function failedForAll(rcptTo: readonly string[], response: string): AttemptResult {
+  return { outcomes: new Map(rcptTo.map((r) => [r, { outcome: "temporary" as const, response }])) };
+}
+
+/** One attempt on a connection of its own (MX delivery: every domain is another server). */
+export async function attemptDelivery(
+  target: SmartHostTarget,
+  envelope: { readonly mailFrom: string; readonly rcptTo: readonly string[] },
+  message: () => Readable,
+): Promise<AttemptResult> {
+  const opened = await openConnection(target);
+  if ("failure" in opened) return failedForAll(envelope.rcptTo, opened.failure);
+  try {
+    return (await sendOn(opened, envelope, message)).result;
+  } finally {
+    await quit(opened);
+  }
+}
+
+/** Messages sent over one connection before it is renewed (as Postfix's smtp_connection_reuse_count_limit). */
+const MESSAGES_PER_CONNECTION = 100;
+/** An idle connection is closed after this (Exchange Online drops idle sessions after about a minute). */
+const IDLE_CLOSE_MS = 20 * 1000;
+
+export interface ConnectionPool {
+  /** Same contract as attemptDelivery, reusing an idle connection to the target when there is one. */
+  attempt: typeof attemptDelivery;
+  close(): Promise<void>;
+  /** Connections opened so far (for metrics and tests). */
+  readonly opened: number;
+}
+
+/** Connection reuse to the smart host: after a clean transaction, RSET and keep the session. */
+export function createConnectionPool(): ConnectionPool {
+  const idle = new Map<string, { connected: Connected; used: number; timer: NodeJS.Timeout }[]>();
+  let opened = 0;
+  const keyOf = (t: SmartHostTarget) => `${t.host}:${t.port}:${t.tls}:${t.verifyCertificate}:${t.tlsServername ?? ""}`;
+
+  const take = (key: string) => {
+    const list = idle.get(key) ?? [];
+    while (list.length > 0) {
+      const entry = list.pop();
+      if (!entry) break;
+      clearTimeout(entry.timer);
+      if (entry.connected.alive()) return entry;
+      entry.connected.connection.close();
+    }
+    return undefined;
+  };
+
+  const park = (key: string, connected: Connected, used: number) => {
+    const list = idle.get(key) ?? [];
+    const entry = { connected, used, timer: setTimeout(() => {
+      list.splice(list.indexOf(entry), 1);
+      void quit(connected);
+    }, IDLE_CLOSE_MS) };
+    entry.timer.unref();
+    list.push(entry);
+    idle.set(key, list);
+  };
+
+  return {
+    get opened() {
+      return opened;
+    },
+    async attempt(target, envelope, message) {
+      const key = keyOf(target);
+      let reused = take(key);
+      if (reused) {
+        const clean = await new Promise<boolean>((resolve) => reused?.connected.connection.reset((err) => resolve(!err)));
+        if (!clean) {
+          reused.connected.connection.close();
+          reused = undefined;
+        }
+      }
+      let connected = reused?.connected;
+      if (!connected) {
+        const fresh = await openConnection(target);
+        if ("failure" in fresh) return failedForAll(envelope.rcptTo, fresh.failure);
+        opened++;
+        connected = fresh;
+      }
+      const used = (reused?.used ?? 0) + 1;
+      const { result, reusable } = await sendOn(connected, envelope, message);
+      if (reusable && used < MESSAGES_PER_CONNECTION) park(key, connected, used);
+      else await quit(connected);
+      return result;
+    },
+    async close() {
+      const all = [...idle.values()].flat();
+      idle.clear();
+      await Promise.all(all.map((entry) => {
+        clearTimeout(entry.timer);
+        return quit(entry.connected);
+      }));
+    },
+  };
 }
 
 function classify(error: SmtpError): { outcome: RecipientOutcome; response: string } {

@@ -84,6 +84,16 @@ describe("serve --config with a stack output file", () => {
     expect(messages[before]?.rcptTo).toEqual(["invoices@northwind.example", "Sales@Northwind-Traders.example"]);
   });
 
+  it("reuses its connection to the smart host for consecutive messages", async () => {
+    const before = sink.messages.length;
+    const sessionsBefore = sink.connections();
+    for (let i = 0; i < 5; i++) {
+      await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["elif.yilmaz@northwind.example"] }, testMessage(`reuse ${i}`));
+      await sink.waitFor(before + i + 1);
+    }
+    expect(sink.connections() - sessionsBefore).toBeLessThanOrEqual(1);
+  });
+
   it("serves /healthz", async () => {
     const response = await fetch(`http://127.0.0.1:${gateway.httpPort}/healthz`);
     expect(response.status).toBe(200);

@@ -17,6 +17,8 @@ export interface Sink {
   readonly messages: SunkMessage[];
   /** Every RCPT TO the sink was asked, accepted or not. */
   readonly rcptAttempts: string[];
+  /** SMTP sessions opened to the sink so far. */
+  readonly connections: () => number;
   /** Resolves when `count` messages have arrived, rejects after `timeoutMs`. */
   waitFor(count: number, timeoutMs?: number): Promise<SunkMessage[]>;
   close(): Promise<void>;
@@ -25,12 +27,17 @@ export interface Sink {
 export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean; mailboxes?: string[]; tls?: { key: string; cert: string }; port?: number } = {}): Promise<Sink> {
   const messages: SunkMessage[] = [];
   const rcptAttempts: string[] = [];
+  let connections = 0;
   const waiters: (() => void)[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: options.starttls || options.tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
     ...(options.tls ? { key: options.tls.key, cert: options.tls.cert } : {}),
     logger: false,
+    onConnect(_session, callback) {
+      connections++;
+      callback();
+    },
     onRcptTo(address, _session, callback) {
       rcptAttempts.push(address.address);
       if (options.mailboxes && !options.mailboxes.includes(address.address.toLowerCase())) {
@@ -62,6 +69,7 @@ export async function startSink(options: { refuse?: Record<string, number>; star
     port: (server.server.address() as AddressInfo).port,
     messages,
     rcptAttempts,
+    connections: () => connections,
     async waitFor(count, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (messages.length < count) {
