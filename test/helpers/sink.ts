@@ -34,6 +34,8 @@ export async function startSink(options: { refuse?: Record<string, number>; star
     disabledCommands: options.starttls || options.tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
     ...(options.tls ? { key: options.tls.key, cert: options.tls.cert } : {}),
     logger: false,
+    // A gateway keeps its session open for reuse; closing the sink must not wait for it.
+    closeTimeout: 500,
     onConnect(_session, callback) {
       connections++;
       callback();
