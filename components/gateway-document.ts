@@ -11,6 +11,7 @@ import {
   GATEWAY_CONFIG_VERSION,
   type GatewayConfigInput,
   parseGatewayConfig,
+  parseHostPort,
 } from "../gateway/config";
 import { mxHosts } from "./dns-records";
 import { defaultSmartHost, gatewayHostname } from "./settings";
@@ -102,7 +103,12 @@ export function buildGatewayConfig(
       bannedExtensions: [...policy.bannedExtensions],
       maxMessageBytes: Math.round(maxMessageMb * BYTES_PER_MB),
     },
-    outbound: { enabled: settings.outbound.enabled, relayFrom: [...EXCHANGE_ONLINE_RANGES], remotePort: SMTP_PORT },
+    outbound: {
+      enabled: settings.outbound.enabled,
+      relayFrom: [...EXCHANGE_ONLINE_RANGES],
+      remotePort: SMTP_PORT,
+      ...(settings.outbound.smartHost ? { smartHost: parseHostPort(settings.outbound.smartHost) } : {}),
+    },
     dns: { servers: [] },
     ...(graph ? { graph: { ...graph, credential: { ...graph.credential } } } : {}),
     releaseRequests: { notify: [...settings.releaseRequests.notify] },

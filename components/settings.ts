@@ -12,6 +12,7 @@ import {
   POLICY_ACTIONS,
   formatIssues,
   isCidr,
+  parseHostPort,
   zDnsName,
   zDomainName,
   zEmailAddress,
@@ -141,7 +142,13 @@ const zSettingsObject = z.strictObject({
         filtering: z.enum(["enhanced", "scl-bypass"]).default("enhanced"),
       })
       .default({ manage: true, lockDown: "ip", filtering: "enhanced" }),
-    outbound: z.strictObject({ enabled: z.boolean().default(false) }).default({ enabled: false }),
+    outbound: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** Relay the tenant's outbound mail through this host (`host:port`) instead of to the recipients' MX hosts. */
+        smartHost: z.string().refine((v) => parseHostPort(v) !== undefined && parseHostPort(v)?.port !== 0, { error: (i) => `${JSON.stringify(i.input)} is not host:port` }).optional(),
+      })
+      .default({ enabled: false }),
     relays: z
       .array(
         z.strictObject({

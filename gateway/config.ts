@@ -234,6 +234,8 @@ export const zGatewayConfig = z.strictObject({
     relayFrom: z.array(zIpOrCidr()),
     /** SMTP port of internet MX hosts: 25, other than that only in lab setups. */
     remotePort: z.number().int().min(1).max(65535),
+    /** Send outbound mail through this relay (STARTTLS required, certificate verified) instead of MX delivery. */
+    smartHost: z.strictObject({ host: zHostName, port: z.number().int().min(1).max(65535) }).optional(),
   }),
   /** Resolvers for MX, MTA-STS and authentication lookups; [] = the system's. */
   dns: z.strictObject({ servers: z.array(zHostPortOrIp) }),

@@ -12,7 +12,7 @@ import type { GatewayConfig } from "./config";
 import { createBouncer } from "./delivery/bounce";
 import { createMtaStsPolicies } from "./delivery/mta-sts-client";
 import { createMxResolver } from "./delivery/mx";
-import { createRemoteDelivery } from "./delivery/remote";
+import { type RemoteDelivery, createRemoteDelivery } from "./delivery/remote";
 import { createDelivery } from "./delivery/scheduler";
 import { createConnectionPool } from "./delivery/smtp-client";
 import { createDirectory } from "./directory/directory";
@@ -64,15 +64,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const recovered = await spool.recover();
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
 
-  const resolver = createMxResolver(config.dns.servers);
-  const remote = createRemoteDelivery({
-    resolver,
-    mtaSts: createMtaStsPolicies({ resolver }),
-    heloName: config.smtp.hostname,
-    port: config.outbound.remotePort,
-    log,
-  });
   const pool = createConnectionPool();
+  const resolver = createMxResolver(config.dns.servers);
+  const outboundRelay = config.outbound.smartHost;
+  const remote: RemoteDelivery = outboundRelay
+    ? (_domain, envelope, message) => pool.attempt({ ...outboundRelay, tls: "required", verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname }, envelope, message)
+    : createRemoteDelivery({ resolver, mtaSts: createMtaStsPolicies({ resolver }), heloName: config.smtp.hostname, port: config.outbound.remotePort, log });
   const delivery = createDelivery({
     spool,
     attempt: pool.attempt,

@@ -52,6 +52,7 @@ describe("stack settings (moat:*)", () => {
     expect(problemsOf({ ...minimal, "moat:relays": [{ name: "crm", ips: ["10.0.0.0/33"] }] })).toEqual([
       'moat:relays[0].ips[0]: "10.0.0.0/33" is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)',
     ]);
+    expect(problemsOf({ ...minimal, "moat:outbound": { enabled: true, smartHost: "relay.example" } })).toEqual(['moat:outbound.smartHost: "relay.example" is not host:port']);
     expect(problemsOf({ ...minimal, "moat:domains": [{ name: "acme.com", dmarc: "p=none" }] })).toEqual([
       'moat:domains[0].dmarc: a DMARC record starts with "v=DMARC1;"',
     ]);

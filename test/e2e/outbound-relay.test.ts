@@ -3,11 +3,15 @@
  * relay range) to the internet, delivered to the recipient domain's MX found through a real
  * DNS server on loopback. Only this tenant may relay.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DnsServer, startDnsServer } from "../helpers/dns-server";
 import { type GatewayProcess, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { type Sink, startSink } from "../helpers/sink";
 import { sendMail } from "../helpers/smtp-client";
+import { makeCertificate } from "../helpers/tls";
 
 const TENANT = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
 let dns: DnsServer;
@@ -63,5 +67,27 @@ describe("outbound relay from the tenant", () => {
     expect(result.rejected["bob@remote.example"]).toBe("554 5.7.1 <bob@remote.example>: Relay access denied");
     await new Promise((r) => setTimeout(r, 300));
     expect(internet.messages.map((m) => /Subject: (.*)/.exec(m.raw)?.[1])).toEqual(["outbound ok"]);
+  });
+});
+
+describe("outbound through a configured relay", () => {
+  it("sends the tenant's outbound mail to the relay over verified STARTTLS instead of to MX hosts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-outbound-relay-"));
+    const certificate = makeCertificate(dir, "relay", "relay.test", "IP:127.0.0.1");
+    const relay = await startSink({ tls: { key: certificate.keyPem, cert: certificate.certPem } });
+    const { file } = writeTestConfig({
+      smartHostPort: 9,
+      edit: (d) => ({ ...d, outbound: { enabled: true, relayFrom: ["127.0.0.0/8"], remotePort: 9, smartHost: { host: "127.0.0.1", port: relay.port } } }),
+    });
+    const viaRelay = await startGatewayProcess(["--config", file], { NODE_EXTRA_CA_CERTS: certificate.certFile });
+    try {
+      const result = await sendMail(viaRelay.smtpPort, { from: "anna.berg@northwind.example", to: ["carol@elsewhere.example"] }, fromTenant(TENANT, "via relay"));
+      expect(result.response).toMatch(/^250 /);
+      const [delivered] = await relay.waitFor(1);
+      expect(delivered).toMatchObject({ rcptTo: ["carol@elsewhere.example"], secure: true });
+    } finally {
+      await viaRelay.stop();
+      await relay.close();
+    }
   });
 });
