@@ -66,7 +66,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       const next = waiting.shift();
       if (!next) break;
       const task = deliverOne(next.id, next.from)
-        .catch((error: Error) => log.error("delivery failed unexpectedly; message stays queued", { id: next.id, error: error.message }))
+        .catch((error: Error) => log.error("queue move failed; the message stays where it is until the next scan or restart", { id: next.id, error: error.message }))
         .finally(() => {
           running.delete(task);
           known.delete(next.id);
@@ -85,6 +85,17 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 
   async function deliverOne(id: string, from: "incoming" | "deferred"): Promise<void> {
     await spool.move(id, from, "active");
+    try {
+      await deliverActive(id);
+    } catch (error) {
+      // Whatever went wrong (a bounce that could not be written, a tracker or disk error),
+      // the message goes back to deferred/ for a later try instead of sitting in active/.
+      log.error("delivery failed unexpectedly; message deferred", { id, error: (error as Error).message });
+      await spool.defer(id, "active", now() + retry.minBackoffMs).catch(() => undefined);
+    }
+  }
+
+  async function deliverActive(id: string): Promise<void> {
     let message;
     try {
       message = await spool.read("active", id);

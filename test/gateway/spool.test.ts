@@ -125,3 +125,23 @@ describe("group commit", () => {
     await expect(sync()).resolves.toBeUndefined(); // idle again: a fresh fsync
   });
 });
+
+describe("unexpected failures during delivery", () => {
+  it("put the message back in deferred/ instead of leaving it in active/", async () => {
+    const spool = await freshSpool();
+    const { id } = await spool.accept(envelope, Buffer.alloc(0), Readable.from([Buffer.from("x\r\n")]), () => false);
+    const delivery = createDelivery({
+      spool,
+      target: { host: "127.0.0.1", port: 1, tls: "required", verifyCertificate: true, heloName: "gw.test" },
+      retry: { minBackoffMs: 60_000, maxBackoffMs: 60_000, maxQueueLifetimeMs: 3_600_000 },
+      log: silentLogger,
+      attempt: async (_t, env) => ({ outcomes: new Map(env.rcptTo.map((r) => [r, { outcome: "permanent" as const, response: "550 no" }])) }),
+      bouncer: { bounce: async () => Promise.reject(new Error("disk full")) },
+    });
+    await delivery.start();
+    for (let i = 0; i < 100 && (await spool.list("deferred")).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await delivery.close();
+    expect(await spool.list("deferred")).toEqual([id]);
+    expect(await spool.list("active")).toEqual([]);
+  });
+});
