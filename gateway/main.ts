@@ -19,6 +19,7 @@ import { createDirectory } from "./directory/directory";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
+import { createMetrics } from "./metrics";
 import { createSpool } from "./queue/spool";
 import { openSqliteTracker } from "./store/tracker";
 import { createCalloutVerifier } from "./verify/callout";
@@ -64,6 +65,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const recovered = await spool.recover();
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
 
+  const metrics = createMetrics();
   const pool = createConnectionPool();
   const resolver = createMxResolver(config.dns.servers);
   const outboundRelay = config.outbound.smartHost;
@@ -76,14 +78,23 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     remote,
     bouncer: createBouncer({ spool, reportingHost: config.smtp.hostname, localDomains: domains, log, tracker }),
     tracker,
+    metrics,
     target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
     retry: config.delivery.retry,
     log,
   });
-  const smtp = createInboundServer({ config, verifier, spool, log, certificate, tracker, onQueued: (id) => delivery.enqueued(id) });
+  const smtp = createInboundServer({ config, verifier, spool, log, certificate, tracker, metrics, onQueued: (id) => delivery.enqueued(id) });
   const reloader = config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;
   const web = build({
     mtaSts: config.domains,
+    metrics: async () => {
+      const queue: Record<string, number> = {};
+      for (const state of ["incoming", "active", "deferred", "hold", "corrupt"] as const) queue[state] = (await spool.list(state)).length;
+      return metrics.render({
+        moat_queue_messages: { help: "messages in the queue, by state", label: "state", values: queue },
+        moat_directory_addresses: { help: "addresses static verification accepts", values: directory.size },
+      });
+    },
     health: async () => ({
       status: "ok",
       customer: config.customer,

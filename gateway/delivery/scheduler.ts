@@ -14,6 +14,7 @@
 import type { Logger } from "../log";
 import type { Readable } from "node:stream";
 import type { Envelope, Spool } from "../queue/spool";
+import type { Metrics } from "../metrics";
 import type { TrackerStore } from "../store/tracker";
 import type { Bouncer } from "./bounce";
 import type { RemoteDelivery } from "./remote";
@@ -35,6 +36,7 @@ export interface DeliveryOptions {
   readonly bouncer?: Bouncer;
   /** Records each attempt and the downstream reply (failures logged, never fatal). */
   readonly tracker?: TrackerStore;
+  readonly metrics?: Metrics;
 }
 
 export interface Delivery {
@@ -114,6 +116,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       options.tracker
         ?.recordAttempt({ messageId: id, at: attemptedAt, recipient: rcpt, outcome: outcome.outcome, response: outcome.response })
         .catch((error: Error) => log.error("tracker write failed", { id, error: error.message }));
+      options.metrics?.inc("moat_delivery_attempts_total", { outcome: outcome.outcome });
       const fields = { id, to: rcpt, reply: outcome.response };
       if (outcome.outcome === "delivered") log.info("delivered", fields);
       else if (outcome.outcome === "permanent") {
@@ -132,7 +135,10 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     }
     // Bounce what failed for good, durably, before the original may go.
     const bounced = failed.length > 0 && options.bouncer ? await options.bouncer.bounce(message, failed) : undefined;
-    if (bounced) schedule(bounced, "incoming");
+    if (bounced) {
+      options.metrics?.inc("moat_bounces_total");
+      schedule(bounced, "incoming");
+    }
     if (pending.length > 0) {
       const backoff = Math.min(Math.max(age, retry.minBackoffMs), retry.maxBackoffMs);
       const narrowed = pending.length < envelope.rcptTo.length ? pending.map((p) => p.rcpt) : undefined;

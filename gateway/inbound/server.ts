@@ -12,6 +12,7 @@ import { type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
 import type { RecipientVerifier } from "../verify/recipients";
 import { createSessionLimits } from "./limits";
 import { receivedHeader } from "./received";
+import type { Metrics } from "../metrics";
 import type { TrackerStore } from "../store/tracker";
 import { headerValues } from "../headers";
 import { createOutboundRelayPolicy } from "./outbound-relay";
@@ -33,6 +34,7 @@ export interface InboundOptions {
   readonly onQueued: (id: string) => void;
   /** The tracker record; its failures are logged, never turned into a refusal. */
   readonly tracker?: TrackerStore;
+  readonly metrics?: Metrics;
   /** The certificate for STARTTLS (loaded from config.smtp.tls); none: STARTTLS not offered. */
   readonly certificate?: { readonly key: Buffer; readonly cert: Buffer };
 }
@@ -66,7 +68,9 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
     maxClients: config.smtp.limits.maxConnections,
 
     onConnect(session, callback) {
+      options.metrics?.inc("moat_smtp_sessions_total");
       const refused = limits.admitSession(session.id, session.remoteAddress);
+      if (refused) options.metrics?.inc("moat_smtp_refusals_total", { reason: "limits" });
       if (refused) log.warn("connection refused by limits", { client: session.remoteAddress, reply: refused.message });
       callback(refused ?? null);
     },
@@ -79,6 +83,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
     onMailFrom(_address, session, callback) {
       outboundRcpts.delete(session.id);
       const refused = limits.admitMessage(session.remoteAddress);
+      if (refused) options.metrics?.inc("moat_smtp_refusals_total", { reason: "limits" });
       if (refused) log.warn("message refused by limits", { client: session.remoteAddress, reply: refused.message });
       callback(refused ?? null);
     },
@@ -98,6 +103,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
           }
           const reply = recipientReply(verdict);
           if (reply) {
+            options.metrics?.inc("moat_smtp_refusals_total", { reason: verdict.kind });
             log.info("recipient refused", { client: session.remoteAddress, to: address.address, reply: `${reply.responseCode} ${reply.message}` });
             track(options.tracker?.recordRejection({ at: Date.now(), clientIp: session.remoteAddress, mailFrom, recipient: address.address, reply: `${reply.responseCode} ${reply.message}` }));
           }
@@ -148,6 +154,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
         )
         .then(
           ({ id: queuedId, bytes }) => {
+            options.metrics?.inc("moat_messages_accepted_total", { direction: outbound.length > 0 ? "outbound" : "inbound" });
             log.info("queued", { id: queuedId, from: mailFrom || "<>", rcpts: rcptTo.length, bytes, client: session.remoteAddress });
             const arrival = track(
               options.tracker?.recordArrival({
@@ -173,6 +180,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
               return;
             }
             if (error instanceof SmtpReply) {
+              options.metrics?.inc("moat_smtp_refusals_total", { reason: "tenant" });
               log.warn("message refused", { client: session.remoteAddress, from: mailFrom || "<>", reply: `${error.responseCode} ${error.message}` });
               callback(error);
               return;

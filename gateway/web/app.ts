@@ -1,8 +1,8 @@
 /**
  * The HTTP app factory (Fastify), separate from listen() so tests use app.inject().
  * Today: `GET /healthz` (unauthenticated by design: load balancers and container probes call
- * it) and the MTA-STS policy (public by design). The tracker API and page mount here behind
- * authentication.
+ * it), `GET /metrics` (Prometheus; counts only, no message data) and the MTA-STS policy
+ * (public by design). The tracker API and page mount here behind authentication.
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import { type MtaStsDomain, registerMtaSts } from "./mta-sts";
@@ -17,6 +17,8 @@ export interface WebOptions {
   readonly health: () => Promise<HealthReport>;
   /** Domains whose MTA-STS policy this gateway serves. */
   readonly mtaSts?: readonly MtaStsDomain[];
+  /** Prometheus exposition text for `GET /metrics`. */
+  readonly metrics?: () => Promise<string>;
 }
 
 export function build(options: WebOptions): FastifyInstance {
@@ -25,6 +27,10 @@ export function build(options: WebOptions): FastifyInstance {
     const report = await options.health();
     return reply.code(report.status === "ok" ? 200 : 503).send(report);
   });
+  const metrics = options.metrics;
+  if (metrics) {
+    app.get("/metrics", async (_request, reply) => reply.type("text/plain; version=0.0.4; charset=utf-8").send(await metrics()));
+  }
   registerMtaSts(app, options.mtaSts ?? []);
   return app;
 }

@@ -94,10 +94,15 @@ describe("serve --config with a stack output file", () => {
     expect(sink.connections() - sessionsBefore).toBeLessThanOrEqual(1);
   });
 
-  it("serves /healthz", async () => {
+  it("serves /healthz and /metrics that count what happened", async () => {
     const response = await fetch(`http://127.0.0.1:${gateway.httpPort}/healthz`);
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ status: "ok", customer: "example" });
+    const metrics = await (await fetch(`http://127.0.0.1:${gateway.httpPort}/metrics`)).text();
+    expect(Number(/^moat_messages_accepted_total\{direction="inbound"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(7); // 1 + 1 mixed + 5 reused, from the tests above
+    expect(metrics).toMatch(/^moat_smtp_refusals_total\{reason="unknown"\} [1-9]/m);
+    expect(metrics).toMatch(/^moat_delivery_attempts_total\{outcome="delivered"\} [1-9]/m);
+    expect(metrics).toMatch(/^moat_queue_messages\{state="corrupt"\} 0$/m);
   });
 });
 

@@ -42,3 +42,25 @@ describe("MTA-STS policy", () => {
     await web.close();
   });
 });
+
+describe("metrics", () => {
+  it("renders counters with labels and gauges in Prometheus text format", async () => {
+    const { createMetrics } = await import("../../gateway/metrics.js");
+    const metrics = createMetrics();
+    metrics.inc("moat_messages_accepted_total", { direction: "inbound" });
+    metrics.inc("moat_messages_accepted_total", { direction: "inbound" });
+    metrics.inc("moat_smtp_refusals_total", { reason: "relay-denied" });
+    const app = build({
+      health: async () => ({ status: "ok", customer: "acme", checks: {} }),
+      metrics: async () => metrics.render({ moat_queue_messages: { help: "messages in the queue", label: "state", values: { incoming: 3, deferred: 1 } } }),
+    });
+    const response = await app.inject({ method: "GET", url: "/metrics" });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8");
+    expect(response.body).toContain('# TYPE moat_messages_accepted_total counter\nmoat_messages_accepted_total{direction="inbound"} 2\n');
+    expect(response.body).toContain('moat_smtp_refusals_total{reason="relay-denied"} 1\n');
+    expect(response.body).toContain("moat_bounces_total 0\n");
+    expect(response.body).toContain('# TYPE moat_queue_messages gauge\nmoat_queue_messages{state="incoming"} 3\nmoat_queue_messages{state="deferred"} 1\n');
+    await app.close();
+  });
+});
