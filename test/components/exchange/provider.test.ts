@@ -151,6 +151,9 @@ describe("OutboundConnector", () => {
   it("create -> update -> rename -> disable -> delete", async () => {
     const connector = engine("OutboundConnector");
     expect(await connector.up(state("Moat outbound", toGateway))).toBe("created");
+    const read = await connector.refresh();
+    expect(read.id).toBe(double.objects.OutboundConnector[0]?.Guid);
+    expect((read.props as ExchangeObjectState).properties).toMatchObject({ UseMXRecord: false, SmartHosts: ["mx.northwind.example"], TlsSettings: "DomainValidation", IsTransportRuleScoped: true });
     expect(await connector.up(state("Moat outbound", { ...toGateway, SmartHosts: ["mx2.northwind.example"] }))).toBe("updated");
     expect(await connector.up(state("Moat to gateway", { ...toGateway, SmartHosts: ["mx2.northwind.example"], Enabled: false }))).toBe("updated");
     expect(double.objects.OutboundConnector[0]).toMatchObject({ Name: "Moat to gateway", SmartHosts: ["mx2.northwind.example"], Enabled: false });
@@ -171,6 +174,7 @@ describe("TransportRule", () => {
     const declared = { FromScope: "InOrganization", SentToScope: "NotInOrganization", RouteMessageOutboundConnector: "Moat outbound", ExceptIfHeaderContainsMessageHeader: "X-Moat-Loop", ExceptIfHeaderContainsWords: ["example"], Enabled: true };
     expect(await rule.up(state("Moat: outbound via gateway", declared))).toBe("created");
     expect(double.objects.TransportRule[0]).toMatchObject({ State: "Enabled", FromScope: "InOrganization" });
+    expect(((await rule.refresh()).props as ExchangeObjectState).properties).toMatchObject({ Enabled: true, FromScope: "InOrganization", RouteMessageOutboundConnector: "Moat outbound" });
     expect(await rule.up(state("Moat: outbound via gateway", declared))).toBe("unchanged");
     expect(await rule.up(state("Moat: route outbound", { ...declared, Enabled: false }))).toBe("updated");
     expect(double.objects.TransportRule[0]).toMatchObject({ Name: "Moat: route outbound", State: "Disabled" });
@@ -181,6 +185,16 @@ describe("TransportRule", () => {
     expect(double.objects.TransportRule[0]?.State).toBe("Enabled");
     await rule.destroy();
     expect(double.objects.TransportRule).toEqual([]);
+  });
+
+  it("sees a rule disabled in the admin center as drift and enables it again", async () => {
+    const rule = engine("TransportRule");
+    await rule.up(state("Moat: bypass", { SenderIpRanges: ["203.0.113.25"], SetSCL: -1, Enabled: true }));
+    double.edit("TransportRule", "Moat: bypass", { State: "Disabled" });
+    expect(((await rule.refresh()).props as ExchangeObjectState).properties).toMatchObject({ Enabled: false });
+    expect(await rule.up(state("Moat: bypass", { SenderIpRanges: ["203.0.113.25"], SetSCL: -1, Enabled: true }))).toBe("updated");
+    expect(double.calls.at(-1)?.cmdlet).toBe("Enable-TransportRule");
+    expect(double.objects.TransportRule[0]?.State).toBe("Enabled");
   });
 
   it("refuses names over 64 characters and a Priority the service would reject", async () => {
