@@ -20,6 +20,7 @@ import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
 import { createMetrics } from "./metrics";
+import { LOOP_GUARD_HEADER } from "./inbound/received";
 import { createSpool } from "./queue/spool";
 import { openSqliteTracker } from "./store/tracker";
 import { createCalloutVerifier } from "./verify/callout";
@@ -79,6 +80,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     bouncer: createBouncer({ spool, reportingHost: config.smtp.hostname, localDomains: domains, log, tracker }),
     tracker,
     metrics,
+    smartHostHeader: `${LOOP_GUARD_HEADER}: ${config.tenantId}`,
     target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
     retry: config.delivery.retry,
     log,

@@ -16,6 +16,7 @@
  * Names start with "Moat" so admins recognise them; a name is an identity the provider
  * renames in place, but the Pulumi resource names (`key`) must stay stable.
  */
+import { LOOP_GUARD_HEADER } from "../../gateway/inbound/received";
 import type { Settings } from "../settings";
 import type { ExchangeKind, ExchangeProperties } from "./kinds";
 import { RULE_NAME_MAX_LENGTH } from "./kinds";
@@ -43,8 +44,7 @@ export interface RoutingInputs {
   readonly customer: string;
 }
 
-/** Mail the gateway puts back into the tenant carries this header; the outbound rule skips it. */
-export const LOOP_GUARD_HEADER = "X-Moat-Relayed";
+export { LOOP_GUARD_HEADER };
 
 export class RoutingPlanError extends Error {}
 

@@ -12,7 +12,7 @@
  * Bounded concurrency; close() stops taking work and waits for attempts under way.
  */
 import type { Logger } from "../log";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { Envelope, Spool } from "../queue/spool";
 import type { Metrics } from "../metrics";
 import type { TrackerStore } from "../store/tracker";
@@ -37,6 +37,12 @@ export interface DeliveryOptions {
   /** Records each attempt and the downstream reply (failures logged, never fatal). */
   readonly tracker?: TrackerStore;
   readonly metrics?: Metrics;
+  /**
+   * A header line prepended to what goes to the smart host: the loop guard the Exchange
+   * outbound rule exempts (`X-Moat-Relayed: <tenant id>`), so mail the gateway puts into the
+   * tenant is never routed back out through it.
+   */
+  readonly smartHostHeader?: string;
 }
 
 export interface Delivery {
@@ -158,7 +164,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     const outcomes = new Map<string, { outcome: RecipientOutcome; response: string }>();
     const merge = (result: AttemptResult) => result.outcomes.forEach((value, key) => outcomes.set(key, value));
     const viaSmartHost = envelope.rcptTo.filter((r) => !internet.has(r));
-    if (viaSmartHost.length > 0) merge(await attempt(target, { mailFrom: envelope.mailFrom, rcptTo: viaSmartHost }, open));
+    const header = options.smartHostHeader;
+    const stamped = header ? () => Readable.from((async function* () {
+      yield Buffer.from(`${header}\r\n`, "latin1");
+      yield* open();
+    })()) : open;
+    if (viaSmartHost.length > 0) merge(await attempt(target, { mailFrom: envelope.mailFrom, rcptTo: viaSmartHost }, stamped));
     const byDomain = new Map<string, string[]>();
     for (const rcpt of envelope.rcptTo.filter((r) => internet.has(r))) {
       const domain = rcpt.slice(rcpt.lastIndexOf("@") + 1).toLowerCase();

@@ -3,6 +3,12 @@
  * Postfix's shape. Client-supplied parts (HELO) are reduced to safe characters so a hostile
  * HELO cannot inject header lines.
  */
+/**
+ * Mail the gateway puts into the tenant carries `X-Moat-Relayed: <tenant id>`; the Exchange
+ * outbound rule (components/exchange/plan.ts) exempts it, so it never loops back out.
+ */
+export const LOOP_GUARD_HEADER = "X-Moat-Relayed";
+
 export interface ReceivedInfo {
   readonly helo: string;
   readonly clientIp: string;

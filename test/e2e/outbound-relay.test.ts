@@ -52,6 +52,7 @@ describe("outbound relay from the tenant", () => {
     expect(result.response).toMatch(/^250 /);
     const [delivered] = await internet.waitFor(1);
     expect(delivered).toMatchObject({ mailFrom: "anna.berg@northwind.example", rcptTo: ["bob@remote.example"] });
+    expect(delivered?.raw).not.toContain("X-Moat-Relayed"); // the loop guard is for the tenant only
     expect(dns.queries).toContain("MX remote.example");
   });
 
