@@ -54,6 +54,11 @@ export interface Delivery {
 }
 
 const DEFAULT_CONCURRENCY = 8;
+
+async function* prepend(first: Buffer, rest: Readable): AsyncGenerator<Buffer> {
+  yield first;
+  for await (const chunk of rest) yield chunk as Buffer;
+}
 /** How often deferred/ is rescanned even when no timer is due (clock changes, admin moves). */
 const DEFERRED_SCAN_INTERVAL_MS = 60 * 1000;
 
@@ -165,10 +170,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     const merge = (result: AttemptResult) => result.outcomes.forEach((value, key) => outcomes.set(key, value));
     const viaSmartHost = envelope.rcptTo.filter((r) => !internet.has(r));
     const header = options.smartHostHeader;
-    const stamped = header ? () => Readable.from((async function* () {
-      yield Buffer.from(`${header}\r\n`, "latin1");
-      yield* open();
-    })()) : open;
+    const stamped = header ? () => Readable.from(prepend(Buffer.from(`${header}\r\n`, "latin1"), open())) : open;
     if (viaSmartHost.length > 0) merge(await attempt(target, { mailFrom: envelope.mailFrom, rcptTo: viaSmartHost }, stamped));
     const byDomain = new Map<string, string[]>();
     for (const rcpt of envelope.rcptTo.filter((r) => internet.has(r))) {
