@@ -15,7 +15,7 @@ import { createMxResolver } from "./delivery/mx";
 import { type RemoteDelivery, createRemoteDelivery } from "./delivery/remote";
 import { createDelivery } from "./delivery/scheduler";
 import { createConnectionPool } from "./delivery/smtp-client";
-import { createDirectory } from "./directory/directory";
+import { createDirectory, recordsFromStaticUsers } from "./directory/directory";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
@@ -50,7 +50,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   if (certificate) log.info("STARTTLS certificate", { subject: certificate.subject, validTo: certificate.validTo });
   else log.warn("no TLS certificate configured: STARTTLS is not offered on the inbound listener");
 
-  const directory = createDirectory(config.directory.users);
+  const directory = createDirectory(recordsFromStaticUsers(config.directory.users));
   const domains = config.domains.map((d) => d.name);
   const verifier =
     config.verification.mode === "dynamic"

@@ -7,6 +7,7 @@
  * - 2xx -> accept (cached); 5xx -> unknown (cached); 4xx, timeout, connection or TLS failure
  *   -> tempfail (451, never 550, never cached).
  * - Concurrent RCPTs for the same address share one callout.
+ * - An accepted address is reported as a user: a callout cannot tell a group from a person.
  * - Catch-all: with the first callout to a domain, a random address of that domain is asked
  *   too; if the downstream accepts it, verification cannot tell anyone apart there, which is
  *   logged (once per detection) so the admin can switch to static verification.
@@ -76,7 +77,7 @@ export function createCalloutVerifier(options: CalloutOptions): RecipientVerifie
     }
     const accepted = reply.code < 300;
     remember(key, accepted);
-    return accepted ? { kind: "accept", address, mailbox: { primary: key, displayName: "" } } : { kind: "unknown", address };
+    return accepted ? { kind: "accept", address, mailbox: { primary: key, displayName: "", kind: "user" } } : { kind: "unknown", address };
   };
 
   return {
@@ -87,7 +88,7 @@ export function createCalloutVerifier(options: CalloutOptions): RecipientVerifie
       const key = address.toLowerCase();
       const cached = cache.get(key);
       if (cached && cached.expiresAt > now()) {
-        return cached.accepted ? { kind: "accept", address, mailbox: { primary: key, displayName: "" } } : { kind: "unknown", address };
+        return cached.accepted ? { kind: "accept", address, mailbox: { primary: key, displayName: "", kind: "user" } } : { kind: "unknown", address };
       }
       const pending = inFlight.get(key);
       if (pending) return pending;
