@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type ChildResult, runTsx } from "../../components/offline/child";
 import { buildGatewayConfig } from "../../components/gateway-document";
 import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
 import type { GatewayConfigInput } from "../../gateway/config";
@@ -25,20 +26,8 @@ export interface GatewayProcess {
   stop(): Promise<number | null>;
 }
 
-export async function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway", "cli.ts"), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), START_TIMEOUT_MS);
-  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<ChildResult> {
+  return runTsx(join(ROOT, "gateway", "cli.ts"), args, env, START_TIMEOUT_MS);
 }
 
 export async function startGatewayProcess(args: string[], env: Record<string, string>): Promise<GatewayProcess> {
