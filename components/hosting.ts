@@ -181,7 +181,7 @@ export class AzureHosting extends pulumi.ComponentResource {
           activeRevisionsMode: "Single",
           ingress: {
             external: true,
-            transport: "Tcp",
+            transport: "tcp",
             targetPort: CONTAINER_SMTP_PORT,
             exposedPort: 25,
             additionalPortMappings: [{ external: true, targetPort: CONTAINER_HTTP_PORT, exposedPort: 80 }],

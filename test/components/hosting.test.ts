@@ -14,7 +14,7 @@ describe("hosting azure (the example stack)", () => {
     const containerApp = find(registered, "azure-native:app:ContainerApp")!;
     expect(containerApp.configuration.ingress).toMatchObject({
       external: true,
-      transport: "Tcp",
+      transport: "tcp",
       targetPort: 2525,
       exposedPort: 25,
       additionalPortMappings: [{ external: true, targetPort: 8080, exposedPort: 80 }],
