@@ -72,7 +72,9 @@ const inbound: pulumi.Output<string> = hosting ? hosting.inboundIp : pulumi.outp
 
 let routing: ExchangeRouting | undefined;
 if (settings.exchange.manage) {
-  const exchangeAdmin = new ExchangeAdminApp("exchange-admin", { displayName: `Moat Exchange provisioning (${stack.name})` });
+  const exchangeAdmin = new ExchangeAdminApp("exchange-admin", {
+    displayName: `Moat Exchange provisioning (${stack.name})`,
+  });
   routing = new ExchangeRouting("exchange", {
     settings,
     egressIps: egress,

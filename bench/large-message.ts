@@ -28,12 +28,20 @@ async function main(): Promise<void> {
   const pid = gateway.child.pid ?? 0;
   try {
     // Warm up (JIT, first connection), then measure from a settled baseline.
-    await sendMail(gateway.smtpPort, { from: "a@outside.example", to: ["anna.berg@northwind.example"] }, largeMessage(64 * 1024));
+    await sendMail(
+      gateway.smtpPort,
+      { from: "a@outside.example", to: ["anna.berg@northwind.example"] },
+      largeMessage(64 * 1024),
+    );
     await sink.waitFor(1);
     const message = largeMessage(megabytes * MB);
     const baselineKb = memoryKb(pid, "VmRSS");
     const started = process.hrtime.bigint();
-    const result = await sendMail(gateway.smtpPort, { from: "a@outside.example", to: ["anna.berg@northwind.example"] }, message);
+    const result = await sendMail(
+      gateway.smtpPort,
+      { from: "a@outside.example", to: ["anna.berg@northwind.example"] },
+      message,
+    );
     const acceptedMs = Number(process.hrtime.bigint() - started) / 1e6;
     await sink.waitFor(2, 60_000);
     const deliveredMs = Number(process.hrtime.bigint() - started) / 1e6;
@@ -43,9 +51,13 @@ async function main(): Promise<void> {
     const rate = sizeMb / (acceptedMs / 1000);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}`);
     console.log(`message: ${sizeMb.toFixed(1)} MB (${result.response.slice(0, 3)})`);
-    console.log(`accept: ${acceptedMs.toFixed(0)} ms = ${rate.toFixed(1)} MB/s (target >= 50 MB/s: ${rate >= 50 ? "met" : `missed by ${(50 - rate).toFixed(1)} MB/s`})`);
+    console.log(
+      `accept: ${acceptedMs.toFixed(0)} ms = ${rate.toFixed(1)} MB/s (target >= 50 MB/s: ${rate >= 50 ? "met" : `missed by ${(50 - rate).toFixed(1)} MB/s`})`,
+    );
     console.log(`accept + delivery: ${deliveredMs.toFixed(0)} ms`);
-    console.log(`gateway RSS: baseline ${(baselineKb / 1024).toFixed(0)} MB, peak ${(peakKb / 1024).toFixed(0)} MB, growth ${growthMb.toFixed(1)} MB = ${(growthMb / sizeMb).toFixed(2)}x the message (target <= 2x: ${growthMb <= 2 * sizeMb ? "met" : "missed"})`);
+    console.log(
+      `gateway RSS: baseline ${(baselineKb / 1024).toFixed(0)} MB, peak ${(peakKb / 1024).toFixed(0)} MB, growth ${growthMb.toFixed(1)} MB = ${(growthMb / sizeMb).toFixed(2)}x the message (target <= 2x: ${growthMb <= 2 * sizeMb ? "met" : "missed"})`,
+    );
   } finally {
     await gateway.stop();
     await sink.close();

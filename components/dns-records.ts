@@ -30,10 +30,18 @@ export interface SpfRecord {
   readonly lookups: number;
 }
 
-export function spfRecord(domain: DomainSettings, egressIps: readonly string[], outboundViaGateway: boolean): SpfRecord {
+export function spfRecord(
+  domain: DomainSettings,
+  egressIps: readonly string[],
+  outboundViaGateway: boolean,
+): SpfRecord {
   const includes = [EXCHANGE_SPF_INCLUDE, ...(domain.spf?.include ?? []).filter((i) => i !== EXCHANGE_SPF_INCLUDE)];
   const ip4 = [...(outboundViaGateway ? egressIps : []), ...(domain.spf?.ip4 ?? [])];
-  const terms = [...ip4.map((ip) => `ip4:${ip}`), ...(domain.spf?.ip6 ?? []).map((ip) => `ip6:${ip}`), ...includes.map((i) => `include:${i}`)];
+  const terms = [
+    ...ip4.map((ip) => `ip4:${ip}`),
+    ...(domain.spf?.ip6 ?? []).map((ip) => `ip6:${ip}`),
+    ...includes.map((i) => `include:${i}`),
+  ];
   const lookups = includes.reduce((sum, include) => sum + 1 + (KNOWN_NESTED_LOOKUPS[include] ?? 0), 0);
   return { text: `v=spf1 ${[...new Set(terms)].join(" ")} -all`, lookups };
 }
@@ -68,7 +76,12 @@ export interface DomainRecords {
   readonly mtaStsPolicy?: string;
 }
 
-export function planDomainRecords(settings: Settings, domain: DomainSettings, gatewayHost: string, egressIps: readonly string[]): DomainRecords {
+export function planDomainRecords(
+  settings: Settings,
+  domain: DomainSettings,
+  gatewayHost: string,
+  egressIps: readonly string[],
+): DomainRecords {
   const records: PlannedRecord[] = [];
   const hosts = mxHosts(domain, gatewayHost);
   records.push({ key: "mx", type: "MX", name: domain.name, content: hosts[0] ?? "", priority: MX_PRIORITY });
@@ -78,11 +91,27 @@ export function planDomainRecords(settings: Settings, domain: DomainSettings, ga
   let policy: string | undefined;
   if (domain.mtaSts !== "none") {
     policy = mtaStsPolicy(domain.mtaSts, hosts);
-    records.push({ key: "mta-sts", type: "TXT", name: `_mta-sts.${domain.name}`, content: `v=STSv1; id=${mtaStsId(policy)}` });
+    records.push({
+      key: "mta-sts",
+      type: "TXT",
+      name: `_mta-sts.${domain.name}`,
+      content: `v=STSv1; id=${mtaStsId(policy)}`,
+    });
     // Cloudflare's proxy serves the policy over HTTPS with a valid certificate and fetches it
     // from the gateway's HTTP listener.
-    records.push({ key: "mta-sts-host", type: "CNAME", name: `mta-sts.${domain.name}`, content: gatewayHost, proxied: true });
-    records.push({ key: "tls-rpt", type: "TXT", name: `_smtp._tls.${domain.name}`, content: `v=TLSRPTv1; rua=${domain.tlsRptRua ?? `mailto:tls-reports@${domain.name}`}` });
+    records.push({
+      key: "mta-sts-host",
+      type: "CNAME",
+      name: `mta-sts.${domain.name}`,
+      content: gatewayHost,
+      proxied: true,
+    });
+    records.push({
+      key: "tls-rpt",
+      type: "TXT",
+      name: `_smtp._tls.${domain.name}`,
+      content: `v=TLSRPTv1; rua=${domain.tlsRptRua ?? `mailto:tls-reports@${domain.name}`}`,
+    });
   }
   return { domain: domain.name, records, spf, mtaStsPolicy: policy };
 }
@@ -91,6 +120,8 @@ export function planDomainRecords(settings: Settings, domain: DomainSettings, ga
 export function spfProblems(settings: Settings, egressIps: readonly string[]): string[] {
   return settings.domains.flatMap((domain, index) => {
     const { lookups } = spfRecord(domain, egressIps, settings.outbound.enabled);
-    return lookups > SPF_MAX_LOOKUPS ? [`moat:domains[${index}].spf: ${lookups} DNS lookups, the limit is ${SPF_MAX_LOOKUPS}`] : [];
+    return lookups > SPF_MAX_LOOKUPS
+      ? [`moat:domains[${index}].spf: ${lookups} DNS lookups, the limit is ${SPF_MAX_LOOKUPS}`]
+      : [];
   });
 }

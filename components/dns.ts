@@ -41,11 +41,17 @@ export class CustomerDns extends pulumi.ComponentResource {
     const created: cloudflare.DnsRecord[] = [];
     for (const domain of settings.domains) {
       const zoneId: pulumi.Input<string> =
-        domain.zoneId ?? cloudflare.getZoneOutput({ filter: { name: domain.name } }, { parent: this }).apply((zone) => zone.id);
+        domain.zoneId ??
+        cloudflare.getZoneOutput({ filter: { name: domain.name } }, { parent: this }).apply((zone) => zone.id);
       // Which records exist does not depend on the IPs; their content may (SPF).
       const records: PlannedRecord[] = [...planDomainRecords(settings, domain, gatewayHost, []).records];
       const contentOf = (key: string) =>
-        pulumi.output(args.egressIps).apply((ips) => planDomainRecords(settings, domain, gatewayHost, ips).records.find((r) => r.key === key)?.content ?? "");
+        pulumi
+          .output(args.egressIps)
+          .apply(
+            (ips) =>
+              planDomainRecords(settings, domain, gatewayHost, ips).records.find((r) => r.key === key)?.content ?? "",
+          );
       if (gatewayHost === domain.name || gatewayHost.endsWith(`.${domain.name}`)) {
         records.push({ key: "gateway-a", type: "A", name: gatewayHost, content: "" });
       }
@@ -61,7 +67,13 @@ export class CustomerDns extends pulumi.ComponentResource {
               content: record.type === "A" ? args.inboundIp : record.key === "spf" ? contentOf("spf") : record.content,
               ...(record.priority !== undefined ? { priority: record.priority } : {}),
               proxied: record.proxied ?? false,
-              ttl: record.proxied ? AUTOMATIC_TTL : record.type === "MX" ? MX_TTL_S : record.type === "A" ? A_TTL_S : TXT_TTL_S,
+              ttl: record.proxied
+                ? AUTOMATIC_TTL
+                : record.type === "MX"
+                  ? MX_TTL_S
+                  : record.type === "A"
+                    ? A_TTL_S
+                    : TXT_TTL_S,
               comment: `Managed by Moat (stack ${pulumi.getStack()})`,
             },
             { parent: this, dependsOn: isCutoverMx ? args.cutoverDependsOn : [] },

@@ -20,8 +20,7 @@ export const GRAPH_PERMISSIONS = ["User.Read.All"] as const;
 const CERTIFICATE_VALIDITY_HOURS = 2 * 365 * 24;
 
 export type GatewayCredential =
-  | { readonly clientSecret: string }
-  | { readonly certificatePem: string; readonly privateKeyPem: string };
+  { readonly clientSecret: string } | { readonly certificatePem: string; readonly privateKeyPem: string };
 
 export interface EntraAppArgs {
   /** Shown in the Entra admin center: say which gateway and customer it is. */
@@ -57,7 +56,10 @@ export class EntraApp extends pulumi.ComponentResource {
         displayName: args.displayName,
         signInAudience: "AzureADMyOrg",
         requiredResourceAccesses: [
-          { resourceAppId: MICROSOFT_GRAPH_APP_ID, resourceAccesses: roleIds.apply((ids) => ids.map((id) => ({ id, type: "Role" }))) },
+          {
+            resourceAppId: MICROSOFT_GRAPH_APP_ID,
+            resourceAccesses: roleIds.apply((ids) => ids.map((id) => ({ id, type: "Role" }))),
+          },
         ],
       },
       { parent: this },
@@ -66,7 +68,11 @@ export class EntraApp extends pulumi.ComponentResource {
     GRAPH_PERMISSIONS.forEach((permission, index) => {
       new azuread.AppRoleAssignment(
         `${name}-consent-${permission.toLowerCase().replace(/\./g, "-")}`,
-        { appRoleId: roleIds.apply((ids) => ids[index] ?? ""), principalObjectId: servicePrincipal.objectId, resourceObjectId: graph.objectId },
+        {
+          appRoleId: roleIds.apply((ids) => ids[index] ?? ""),
+          principalObjectId: servicePrincipal.objectId,
+          resourceObjectId: graph.objectId,
+        },
         { parent: this },
       );
     });
@@ -87,11 +93,19 @@ export class EntraApp extends pulumi.ComponentResource {
       );
       new azuread.ApplicationCertificate(
         `${name}-certificate-credential`,
-        { applicationId: app.id, type: "AsymmetricX509Cert", encoding: "pem", value: certificate.certPem, endDate: certificate.validityEndTime },
+        {
+          applicationId: app.id,
+          type: "AsymmetricX509Cert",
+          encoding: "pem",
+          value: certificate.certPem,
+          endDate: certificate.validityEndTime,
+        },
         { parent: this },
       );
       this.credential = pulumi.secret(
-        pulumi.all([certificate.certPem, key.privateKeyPem]).apply(([certificatePem, privateKeyPem]) => ({ certificatePem, privateKeyPem })),
+        pulumi
+          .all([certificate.certPem, key.privateKeyPem])
+          .apply(([certificatePem, privateKeyPem]) => ({ certificatePem, privateKeyPem })),
       );
     } else {
       const password = new azuread.ApplicationPassword(

@@ -27,7 +27,8 @@ export class ExchangeAdminApp extends pulumi.ComponentResource {
     const exchange = azuread.getServicePrincipalOutput({ clientId: EXCHANGE_ONLINE_APP_ID }, { parent: this });
     const manageAsApp = exchange.appRoleIds.apply((ids) => {
       const id = ids[EXCHANGE_MANAGE_AS_APP];
-      if (!id) throw new Error(`the Office 365 Exchange Online service principal has no app role ${EXCHANGE_MANAGE_AS_APP}`);
+      if (!id)
+        throw new Error(`the Office 365 Exchange Online service principal has no app role ${EXCHANGE_MANAGE_AS_APP}`);
       return id;
     });
 
@@ -36,7 +37,9 @@ export class ExchangeAdminApp extends pulumi.ComponentResource {
       {
         displayName: args.displayName,
         signInAudience: "AzureADMyOrg",
-        requiredResourceAccesses: [{ resourceAppId: EXCHANGE_ONLINE_APP_ID, resourceAccesses: [{ id: manageAsApp, type: "Role" }] }],
+        requiredResourceAccesses: [
+          { resourceAppId: EXCHANGE_ONLINE_APP_ID, resourceAccesses: [{ id: manageAsApp, type: "Role" }] },
+        ],
       },
       { parent: this },
     );
@@ -46,7 +49,11 @@ export class ExchangeAdminApp extends pulumi.ComponentResource {
       { appRoleId: manageAsApp, principalObjectId: servicePrincipal.objectId, resourceObjectId: exchange.objectId },
       { parent: this },
     );
-    const role = new azuread.DirectoryRole(`${name}-exchange-admin-role`, { displayName: EXCHANGE_ADMINISTRATOR_ROLE }, { parent: this });
+    const role = new azuread.DirectoryRole(
+      `${name}-exchange-admin-role`,
+      { displayName: EXCHANGE_ADMINISTRATOR_ROLE },
+      { parent: this },
+    );
     const roleAssignment = new azuread.DirectoryRoleAssignment(
       `${name}-exchange-admin`,
       { roleId: role.templateId, principalObjectId: servicePrincipal.objectId },

@@ -7,12 +7,7 @@
  * parser before it is returned, so a document the gateway would refuse never becomes a stack
  * output.
  */
-import {
-  GATEWAY_CONFIG_VERSION,
-  type GatewayConfigInput,
-  parseGatewayConfig,
-  parseHostPort,
-} from "../gateway/config";
+import { GATEWAY_CONFIG_VERSION, type GatewayConfigInput, parseGatewayConfig, parseHostPort } from "../gateway/config";
 import { mxHosts } from "./dns-records";
 import { defaultSmartHost, gatewayHostname } from "./settings";
 import type { LoadedStack } from "./stack-config";
@@ -30,7 +25,8 @@ export interface GatewayHosting {
 
 export interface GraphCredentials {
   readonly clientId: string;
-  readonly credential: { readonly clientSecret: string } | { readonly certificatePem: string; readonly privateKeyPem: string };
+  readonly credential:
+    { readonly clientSecret: string } | { readonly certificatePem: string; readonly privateKeyPem: string };
   readonly endpoint: string;
   readonly authorityHost: string;
 }
@@ -51,12 +47,24 @@ export const SMTP_PORT = 25;
  * address ranges, Exchange Online "Mail" endpoints). Every tenant sends from them, so they
  * are only half the test: the gateway also requires this tenant's id on the message.
  */
-export const EXCHANGE_ONLINE_RANGES = ["40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17", "2a01:111:f400::/48", "2a01:111:f403::/48"] as const;
+export const EXCHANGE_ONLINE_RANGES = [
+  "40.92.0.0/15",
+  "40.107.0.0/16",
+  "52.100.0.0/14",
+  "104.47.0.0/17",
+  "2a01:111:f400::/48",
+  "2a01:111:f403::/48",
+] as const;
 /**
  * Generous for real mail servers (Exchange Online and other big senders spread over many
  * IPs), tight enough that one host cannot take the listener: Postfix's anvil-style limits.
  */
-const SMTP_LIMITS = { maxConnections: 500, maxConnectionsPerIp: 20, connectionsPerMinutePerIp: 300, messagesPerMinutePerIp: 600 } as const;
+const SMTP_LIMITS = {
+  maxConnections: 500,
+  maxConnectionsPerIp: 20,
+  connectionsPerMinutePerIp: 300,
+  messagesPerMinutePerIp: 600,
+} as const;
 
 export function buildGatewayConfig(
   stack: LoadedStack,
@@ -70,7 +78,11 @@ export function buildGatewayConfig(
     version: GATEWAY_CONFIG_VERSION,
     customer: stack.name,
     tenantId: settings.tenantId,
-    domains: settings.domains.map((d) => ({ name: d.name, mtaSts: d.mtaSts, mxHosts: mxHosts(d, gatewayHostname(settings)) })),
+    domains: settings.domains.map((d) => ({
+      name: d.name,
+      mtaSts: d.mtaSts,
+      mxHosts: mxHosts(d, gatewayHostname(settings)),
+    })),
     smtp: {
       listen: hosting.smtpListen,
       hostname: gatewayHostname(settings),
@@ -81,7 +93,11 @@ export function buildGatewayConfig(
     dataDir: hosting.dataDir,
     verification: {
       mode: settings.verification,
-      callout: { positiveTtlMs: CALLOUT_POSITIVE_TTL_MS, negativeTtlMs: CALLOUT_NEGATIVE_TTL_MS, timeoutMs: CALLOUT_TIMEOUT_MS },
+      callout: {
+        positiveTtlMs: CALLOUT_POSITIVE_TTL_MS,
+        negativeTtlMs: CALLOUT_NEGATIVE_TTL_MS,
+        timeoutMs: CALLOUT_TIMEOUT_MS,
+      },
     },
     directory: {
       users: stack.users.map((u) => ({ address: u.address, displayName: u.displayName, aliases: [...u.aliases] })),

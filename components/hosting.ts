@@ -66,7 +66,8 @@ export class AzureHosting extends pulumi.ComponentResource {
 
   constructor(name: string, args: AzureHostingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("moat:hosting:AzureHosting", name, {}, opts);
-    if (!/^[a-z0-9-]{1,40}$/.test(args.customer)) throw new Error(`${name}: customer must be 1 to 40 lower-case letters, digits or dashes`);
+    if (!/^[a-z0-9-]{1,40}$/.test(args.customer))
+      throw new Error(`${name}: customer must be 1 to 40 lower-case letters, digits or dashes`);
     const parent = { parent: this };
     const location = args.location;
     const group = new resources.ResourceGroup(`${name}-rg`, { location }, parent);
@@ -82,7 +83,11 @@ export class AzureHosting extends pulumi.ComponentResource {
       { resourceGroupName, location, sku: { name: "Standard" }, publicIpAddresses: [{ id: egressIp.id }] },
       parent,
     );
-    const vnet = new network.VirtualNetwork(`${name}-vnet`, { resourceGroupName, location, addressSpace: { addressPrefixes: [VNET_PREFIX] } }, parent);
+    const vnet = new network.VirtualNetwork(
+      `${name}-vnet`,
+      { resourceGroupName, location, addressSpace: { addressPrefixes: [VNET_PREFIX] } },
+      parent,
+    );
     const subnet = new network.Subnet(
       `${name}-environment-subnet`,
       {
@@ -104,21 +109,41 @@ export class AzureHosting extends pulumi.ComponentResource {
 
     const account = new storage.StorageAccount(
       `${name}-data`,
-      { resourceGroupName, location, kind: "StorageV2", sku: { name: "Standard_ZRS" }, minimumTlsVersion: "TLS1_2", allowBlobPublicAccess: false },
+      {
+        resourceGroupName,
+        location,
+        kind: "StorageV2",
+        sku: { name: "Standard_ZRS" },
+        minimumTlsVersion: "TLS1_2",
+        allowBlobPublicAccess: false,
+      },
       parent,
     );
-    const share = new storage.FileShare(`${name}-data-share`, { resourceGroupName, accountName: account.name, shareQuota: DATA_SHARE_GIB }, parent);
+    const share = new storage.FileShare(
+      `${name}-data-share`,
+      { resourceGroupName, accountName: account.name, shareQuota: DATA_SHARE_GIB },
+      parent,
+    );
     const accountKey = storage
       .listStorageAccountKeysOutput({ resourceGroupName, accountName: account.name }, parent)
       .apply((keys) => pulumi.secret(keys.keys[0]?.value ?? ""));
 
-    const identity = new managedidentity.UserAssignedIdentity(`${name}-identity`, { resourceGroupName, location }, parent);
+    const identity = new managedidentity.UserAssignedIdentity(
+      `${name}-identity`,
+      { resourceGroupName, location },
+      parent,
+    );
     const vault = new keyvault.Vault(
       `${name}-vault`,
       {
         resourceGroupName,
         location,
-        properties: { tenantId: args.tenantId, sku: { family: "A", name: "standard" }, enableRbacAuthorization: true, enableSoftDelete: true },
+        properties: {
+          tenantId: args.tenantId,
+          sku: { family: "A", name: "standard" },
+          enableRbacAuthorization: true,
+          enableSoftDelete: true,
+        },
       },
       parent,
     );
@@ -128,7 +153,12 @@ export class AzureHosting extends pulumi.ComponentResource {
         resourceGroupName,
         vaultName: vault.name,
         secretName: "gateway-config",
-        properties: { value: pulumi.secret(pulumi.output(args.gatewayConfig as pulumi.Input<object>).apply((document) => JSON.stringify(document))), contentType: "application/json" },
+        properties: {
+          value: pulumi.secret(
+            pulumi.output(args.gatewayConfig as pulumi.Input<object>).apply((document) => JSON.stringify(document)),
+          ),
+          contentType: "application/json",
+        },
       },
       parent,
     );
@@ -153,7 +183,10 @@ export class AzureHosting extends pulumi.ComponentResource {
         workloadProfiles: [{ name: "Consumption", workloadProfileType: "Consumption" }],
         appLogsConfiguration: {
           destination: "log-analytics",
-          logAnalyticsConfiguration: { customerId: logs.customerId, sharedKey: logKeys.apply((k) => pulumi.secret(k.primarySharedKey ?? "")) },
+          logAnalyticsConfiguration: {
+            customerId: logs.customerId,
+            sharedKey: logKeys.apply((k) => pulumi.secret(k.primarySharedKey ?? "")),
+          },
         },
       },
       parent,
@@ -164,7 +197,9 @@ export class AzureHosting extends pulumi.ComponentResource {
         resourceGroupName,
         environmentName: environment.name,
         storageName: "data",
-        properties: { azureFile: { accountName: account.name, accountKey, shareName: share.name, accessMode: "ReadWrite" } },
+        properties: {
+          azureFile: { accountName: account.name, accountKey, shareName: share.name, accessMode: "ReadWrite" },
+        },
       },
       parent,
     );
@@ -186,7 +221,13 @@ export class AzureHosting extends pulumi.ComponentResource {
             exposedPort: 25,
             additionalPortMappings: [{ external: true, targetPort: CONTAINER_HTTP_PORT, exposedPort: 80 }],
           },
-          secrets: [{ name: "moat-config", keyVaultUrl: configSecret.properties.apply((p) => p.secretUri), identity: identity.id }],
+          secrets: [
+            {
+              name: "moat-config",
+              keyVaultUrl: configSecret.properties.apply((p) => p.secretUri),
+              identity: identity.id,
+            },
+          ],
         },
         template: {
           containers: [
@@ -210,7 +251,14 @@ export class AzureHosting extends pulumi.ComponentResource {
           ],
           // The embedded SQLite store is single-writer: exactly one replica.
           scale: { minReplicas: 1, maxReplicas: 1 },
-          volumes: [{ name: "data", storageType: "AzureFile", storageName: dataStorage.name, mountOptions: "nobrl,uid=1000,gid=1000" }],
+          volumes: [
+            {
+              name: "data",
+              storageType: "AzureFile",
+              storageName: dataStorage.name,
+              mountOptions: "nobrl,uid=1000,gid=1000",
+            },
+          ],
         },
       },
       { parent: this, dependsOn: [canRead] },

@@ -24,10 +24,12 @@ import {
 const zAction = z.enum(POLICY_ACTIONS);
 
 /** What an Exchange Online connector accepts: an IPv4 address or a /24 to /32 range. */
-const zExchangeIp = z.string().refine(
-  (value) => isCidr(value, 4) && Number(value.split("/")[1] ?? 32) >= 24,
-  { error: (i) => `${JSON.stringify(i.input)} is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)` },
-);
+const zExchangeIp = z
+  .string()
+  .refine((value) => isCidr(value, 4) && Number(value.split("/")[1] ?? 32) >= 24, {
+    error: (i) =>
+      `${JSON.stringify(i.input)} is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)`,
+  });
 
 const zDomain = z.strictObject({
   name: zDomainName,
@@ -54,7 +56,9 @@ const zDomain = z.strictObject({
   /** Where TLS-RPT reports go; default `mailto:tls-reports@<domain>`. */
   tlsRptRua: z
     .string()
-    .regex(/^(mailto:[^\s,;!]+@[^\s,;!]+|https:\/\/[^\s,;!]+)$/, { error: (i) => `${JSON.stringify(i.input)} is not a TLS-RPT rua (mailto:address or https:// URL)` })
+    .regex(/^(mailto:[^\s,;!]+@[^\s,;!]+|https:\/\/[^\s,;!]+)$/, {
+      error: (i) => `${JSON.stringify(i.input)} is not a TLS-RPT rua (mailto:address or https:// URL)`,
+    })
     .optional(),
   /** The domain's Exchange Online MX host, when it is not `<domain-with-dashes>.mail.protection.outlook.com`. */
   exchangeMx: zHostName.optional(),
@@ -72,7 +76,11 @@ const zPolicySettings = z
     banned: zAction.default("quarantine"),
     impersonation: zAction.default("quarantine"),
     bannedExtensions: z
-      .array(z.string().regex(/^\.?[a-z0-9]{1,16}$/i, { error: (i) => `${JSON.stringify(i.input)} is not a file extension` }))
+      .array(
+        z
+          .string()
+          .regex(/^\.?[a-z0-9]{1,16}$/i, { error: (i) => `${JSON.stringify(i.input)} is not a file extension` }),
+      )
       .default(["exe", "js", "vbs", "scr", "iso", "bat", "cmd", "com", "pif", "jar", "msi", "hta", "lnk"])
       .transform((list) => [...new Set(list.map((e) => e.replace(/^\./, "").toLowerCase()))]),
     maxMessageMb: z.number().positive().max(150).default(DEFAULT_MAX_MESSAGE_MB),
@@ -98,108 +106,171 @@ const zRelativeFile = (what: string) =>
     .refine((p) => p.toLowerCase().endsWith(".csv"), { error: `the ${what} file must be a .csv file` });
 
 const zSettingsObject = z.strictObject({
-    tenantId: zGuid,
-    domains: z.array(zDomain).min(1, { error: "at least one domain is required" }),
-    smartHost: zHostName.optional(),
-    /** The Microsoft cloud of the tenant (authority, Graph and Exchange hosts differ). */
-    cloud: z.enum(CLOUD_NAMES as [CloudName, ...CloudName[]]).default("global"),
-    verification: z.enum(["static", "dynamic"]).default("static"),
-    gateway: z
-      .strictObject({
-        /** Where the gateway runs: declared by this stack on Azure, or run elsewhere by the MSP. */
-        hosting: z.enum(["azure", "external"]).default("azure"),
-        /** Azure region of the gateway. */
-        location: z.string().regex(/^[a-z0-9]+$/, { error: (i) => `${JSON.stringify(i.input)} is not an Azure region name (e.g. westeurope)` }).default("westeurope"),
-        /** The MX host name; default `mx.<first domain>`. */
-        hostname: zDomainName.optional(),
-        /** hosting azure: the gateway's container image (built from the repository's Dockerfile). */
-        image: z.string().regex(/^[a-z0-9][a-z0-9._\/-]*(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/, { error: (i) => `${JSON.stringify(i.input)} is not a container image reference` }).optional(),
-        rspamdImage: z.string().min(1).default("rspamd/rspamd:3.10"),
-        clamavImage: z.string().min(1).default("clamav/clamav:1.4"),
-        /**
-         * hosting azure: the admin's statement that the subscription may send on TCP 25 (Azure
-         * blocks it for most subscription types; Enterprise Agreement and MCA-E can be unblocked).
-         */
-        port25Unblocked: z.boolean().default(false),
-        /** The gateway app's credential for Graph: a certificate (preferred) or a client secret. */
-        credential: z.enum(["certificate", "secret"]).default("certificate"),
-        /** Change (e.g. to a date) to rotate the gateway app's credential on the next `pulumi up`. */
-        credentialRotation: z.string().max(64).optional(),
-        /** hosting external: the gateway's stable public egress IPv4 addresses. */
-        egressIps: z.array(zExchangeIp).default([]),
-        /** hosting external: the gateway's public inbound IPv4 address (its A record). */
-        inboundIp: zIpOrCidr(4).refine((v) => !v.includes("/"), { error: "a single IPv4 address" }).optional(),
-      })
-      .default({ hosting: "azure", location: "westeurope", rspamdImage: "rspamd/rspamd:3.10", clamavImage: "clamav/clamav:1.4", port25Unblocked: false, credential: "certificate", egressIps: [] }),
-    exchange: z
-      .strictObject({
-        /** Declare the Exchange Online connectors and transport rules (false: leave them to the admin). */
-        manage: z.boolean().default(true),
-        /** How the inbound connector recognises the gateway: its egress IPs, or its TLS certificate name. */
-        lockDown: z.enum(["ip", "certificate"]).default("ip"),
-        certificateName: zDomainName.optional(),
-        /** Enhanced Filtering (default) or, instead and never both, a transport rule setting SCL -1. */
-        filtering: z.enum(["enhanced", "scl-bypass"]).default("enhanced"),
-      })
-      .default({ manage: true, lockDown: "ip", filtering: "enhanced" }),
-    outbound: z
-      .strictObject({
-        enabled: z.boolean().default(false),
-        /** Relay the tenant's outbound mail through this host (`host:port`) instead of to the recipients' MX hosts. */
-        smartHost: z.string().refine((v) => parseHostPort(v) !== undefined && parseHostPort(v)?.port !== 0, { error: (i) => `${JSON.stringify(i.input)} is not host:port` }).optional(),
-      })
-      .default({ enabled: false }),
-    relays: z
-      .array(
-        z.strictObject({
-          name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,47}$/, { error: (i) => `${JSON.stringify(i.input)} is not a relay name (letters, digits, space, _ . -; at most 48)` }),
-          ips: z.array(zExchangeIp).min(1),
-        }),
-      )
-      .default([]),
-    coexistence: z
-      .array(z.strictObject({ domain: zDomainName, smartHosts: z.array(zHostName).min(1) }))
-      .default([]),
-    policy: zPolicySettings,
-    rules: zRelativeFile("rules").optional(),
-    users: zRelativeFile("users").optional(),
-    releaseRequests: z
-      .strictObject({ notify: z.array(zEmailAddress).default([]) })
-      .default({ notify: [] }),
+  tenantId: zGuid,
+  domains: z.array(zDomain).min(1, { error: "at least one domain is required" }),
+  smartHost: zHostName.optional(),
+  /** The Microsoft cloud of the tenant (authority, Graph and Exchange hosts differ). */
+  cloud: z.enum(CLOUD_NAMES as [CloudName, ...CloudName[]]).default("global"),
+  verification: z.enum(["static", "dynamic"]).default("static"),
+  gateway: z
+    .strictObject({
+      /** Where the gateway runs: declared by this stack on Azure, or run elsewhere by the MSP. */
+      hosting: z.enum(["azure", "external"]).default("azure"),
+      /** Azure region of the gateway. */
+      location: z
+        .string()
+        .regex(/^[a-z0-9]+$/, {
+          error: (i) => `${JSON.stringify(i.input)} is not an Azure region name (e.g. westeurope)`,
+        })
+        .default("westeurope"),
+      /** The MX host name; default `mx.<first domain>`. */
+      hostname: zDomainName.optional(),
+      /** hosting azure: the gateway's container image (built from the repository's Dockerfile). */
+      image: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9._\/-]*(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/, {
+          error: (i) => `${JSON.stringify(i.input)} is not a container image reference`,
+        })
+        .optional(),
+      rspamdImage: z.string().min(1).default("rspamd/rspamd:3.10"),
+      clamavImage: z.string().min(1).default("clamav/clamav:1.4"),
+      /**
+       * hosting azure: the admin's statement that the subscription may send on TCP 25 (Azure
+       * blocks it for most subscription types; Enterprise Agreement and MCA-E can be unblocked).
+       */
+      port25Unblocked: z.boolean().default(false),
+      /** The gateway app's credential for Graph: a certificate (preferred) or a client secret. */
+      credential: z.enum(["certificate", "secret"]).default("certificate"),
+      /** Change (e.g. to a date) to rotate the gateway app's credential on the next `pulumi up`. */
+      credentialRotation: z.string().max(64).optional(),
+      /** hosting external: the gateway's stable public egress IPv4 addresses. */
+      egressIps: z.array(zExchangeIp).default([]),
+      /** hosting external: the gateway's public inbound IPv4 address (its A record). */
+      inboundIp: zIpOrCidr(4)
+        .refine((v) => !v.includes("/"), { error: "a single IPv4 address" })
+        .optional(),
+    })
+    .default({
+      hosting: "azure",
+      location: "westeurope",
+      rspamdImage: "rspamd/rspamd:3.10",
+      clamavImage: "clamav/clamav:1.4",
+      port25Unblocked: false,
+      credential: "certificate",
+      egressIps: [],
+    }),
+  exchange: z
+    .strictObject({
+      /** Declare the Exchange Online connectors and transport rules (false: leave them to the admin). */
+      manage: z.boolean().default(true),
+      /** How the inbound connector recognises the gateway: its egress IPs, or its TLS certificate name. */
+      lockDown: z.enum(["ip", "certificate"]).default("ip"),
+      certificateName: zDomainName.optional(),
+      /** Enhanced Filtering (default) or, instead and never both, a transport rule setting SCL -1. */
+      filtering: z.enum(["enhanced", "scl-bypass"]).default("enhanced"),
+    })
+    .default({ manage: true, lockDown: "ip", filtering: "enhanced" }),
+  outbound: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Relay the tenant's outbound mail through this host (`host:port`) instead of to the recipients' MX hosts. */
+      smartHost: z
+        .string()
+        .refine((v) => parseHostPort(v) !== undefined && parseHostPort(v)?.port !== 0, {
+          error: (i) => `${JSON.stringify(i.input)} is not host:port`,
+        })
+        .optional(),
+    })
+    .default({ enabled: false }),
+  relays: z
+    .array(
+      z.strictObject({
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,47}$/, {
+            error: (i) => `${JSON.stringify(i.input)} is not a relay name (letters, digits, space, _ . -; at most 48)`,
+          }),
+        ips: z.array(zExchangeIp).min(1),
+      }),
+    )
+    .default([]),
+  coexistence: z.array(z.strictObject({ domain: zDomainName, smartHosts: z.array(zHostName).min(1) })).default([]),
+  policy: zPolicySettings,
+  rules: zRelativeFile("rules").optional(),
+  users: zRelativeFile("users").optional(),
+  releaseRequests: z.strictObject({ notify: z.array(zEmailAddress).default([]) }).default({ notify: [] }),
 });
 
 export const zSettings = zSettingsObject.superRefine((settings, ctx) => {
-    const seen = new Map<string, number>();
-    settings.domains.forEach((domain, index) => {
-      const earlier = seen.get(domain.name);
-      if (earlier !== undefined) {
-        ctx.addIssue({ code: "custom", path: ["domains", index, "name"], message: `${domain.name} is already declared as domains[${earlier}]` });
-      }
-      seen.set(domain.name, index);
-    });
-    const { exchange, gateway } = settings;
-    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
-    if (gateway.hosting === "azure") {
-      if (gateway.egressIps.length > 0) issue(["gateway", "egressIps"], "set only with hosting external; the Azure hosting creates the gateway's egress IP");
-      if (gateway.inboundIp !== undefined) issue(["gateway", "inboundIp"], "set only with hosting external; the Azure hosting creates the gateway's inbound IP");
-      if (gateway.image === undefined) issue(["gateway", "image"], "required with hosting azure: the gateway image built from the repository's Dockerfile (e.g. ghcr.io/msp/moat-gateway:1.0.0)");
-      if (!gateway.port25Unblocked) {
-        issue(["gateway", "port25Unblocked"], "Azure blocks outbound TCP 25 on most subscriptions, and the gateway delivers to Exchange Online on port 25; set it to true only for a subscription where port 25 is unblocked (Enterprise Agreement or MCA-E), or use hosting external");
-      }
-    } else {
-      if (gateway.egressIps.length === 0) issue(["gateway", "egressIps"], "required with hosting external: Exchange Online must accept mail only from the gateway's egress IPs");
-      if (gateway.inboundIp === undefined) issue(["gateway", "inboundIp"], "required with hosting external (the gateway host's A record)");
+  const seen = new Map<string, number>();
+  settings.domains.forEach((domain, index) => {
+    const earlier = seen.get(domain.name);
+    if (earlier !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["domains", index, "name"],
+        message: `${domain.name} is already declared as domains[${earlier}]`,
+      });
     }
-    if (exchange.lockDown === "certificate" && exchange.certificateName === undefined) {
-      ctx.addIssue({ code: "custom", path: ["exchange", "certificateName"], message: "required while moat:exchange.lockDown is certificate (the subject name of the gateway's TLS certificate)" });
-    }
+    seen.set(domain.name, index);
   });
+  const { exchange, gateway } = settings;
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  if (gateway.hosting === "azure") {
+    if (gateway.egressIps.length > 0)
+      issue(
+        ["gateway", "egressIps"],
+        "set only with hosting external; the Azure hosting creates the gateway's egress IP",
+      );
+    if (gateway.inboundIp !== undefined)
+      issue(
+        ["gateway", "inboundIp"],
+        "set only with hosting external; the Azure hosting creates the gateway's inbound IP",
+      );
+    if (gateway.image === undefined)
+      issue(
+        ["gateway", "image"],
+        "required with hosting azure: the gateway image built from the repository's Dockerfile (e.g. ghcr.io/msp/moat-gateway:1.0.0)",
+      );
+    if (!gateway.port25Unblocked) {
+      issue(
+        ["gateway", "port25Unblocked"],
+        "Azure blocks outbound TCP 25 on most subscriptions, and the gateway delivers to Exchange Online on port 25; set it to true only for a subscription where port 25 is unblocked (Enterprise Agreement or MCA-E), or use hosting external",
+      );
+    }
+  } else {
+    if (gateway.egressIps.length === 0)
+      issue(
+        ["gateway", "egressIps"],
+        "required with hosting external: Exchange Online must accept mail only from the gateway's egress IPs",
+      );
+    if (gateway.inboundIp === undefined)
+      issue(["gateway", "inboundIp"], "required with hosting external (the gateway host's A record)");
+  }
+  if (exchange.lockDown === "certificate" && exchange.certificateName === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["exchange", "certificateName"],
+      message:
+        "required while moat:exchange.lockDown is certificate (the subject name of the gateway's TLS certificate)",
+    });
+  }
+});
 
 export type Settings = Readonly<z.output<typeof zSettings>>;
 export type DomainSettings = Settings["domains"][number];
 
 /** Keys whose values are objects, lists or booleans: Pulumi hands them over as JSON text. */
-const STRUCTURED_KEYS = new Set(["domains", "gateway", "exchange", "outbound", "relays", "coexistence", "policy", "releaseRequests"]);
+const STRUCTURED_KEYS = new Set([
+  "domains",
+  "gateway",
+  "exchange",
+  "outbound",
+  "relays",
+  "coexistence",
+  "policy",
+  "releaseRequests",
+]);
 const KNOWN_KEYS = Object.keys(zSettingsObject.shape);
 
 export class SettingsError extends Error {

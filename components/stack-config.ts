@@ -56,11 +56,7 @@ export function readStackFile(projectDir: string, stackName: string): Record<str
 }
 
 /** Settings plus the users file; every problem of both in one SettingsError. */
-export function loadStack(
-  name: string,
-  config: Readonly<Record<string, unknown>>,
-  projectDir: string,
-): LoadedStack {
+export function loadStack(name: string, config: Readonly<Record<string, unknown>>, projectDir: string): LoadedStack {
   const settings = parseSettings(config);
   const problems: string[] = [];
   let users: readonly StaticUser[] = [];
@@ -82,14 +78,18 @@ export function loadStack(
   if (settings.verification === "static" && settings.users === undefined) {
     // Static verification with an empty directory would refuse every recipient. Directory
     // sync (Graph) will fill it once it exists; until then the users file is required.
-    problems.push("moat:users: required while moat:verification is static (the gateway verifies recipients against it)");
+    problems.push(
+      "moat:users: required while moat:verification is static (the gateway verifies recipients against it)",
+    );
   }
   problems.push(...spfProblems(settings, settings.gateway.egressIps));
   if (settings.verification === "static" && settings.users !== undefined && problems.length === 0) {
     // Cut-over safety: static verification refuses everyone a domain has no users for.
     settings.domains.forEach((domain, index) => {
       if (domain.cutover && !users.some((u) => [u.address, ...u.aliases].some((a) => a.endsWith(`@${domain.name}`)))) {
-        problems.push(`moat:domains[${index}].cutover: no address in ${settings.users} is in ${domain.name}; with static verification the gateway would refuse all its mail`);
+        problems.push(
+          `moat:domains[${index}].cutover: no address in ${settings.users} is in ${domain.name}; with static verification the gateway would refuse all its mail`,
+        );
       }
     });
   }

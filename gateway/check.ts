@@ -20,7 +20,12 @@ export function checkStacks(projectDir: string, print: (line: string) => void): 
       const stack = loadStackFile(projectDir, name);
       buildGatewayConfig(stack, LOCAL_HOSTING);
       const { settings } = stack;
-      planExchangeRouting({ settings, egressIps: settings.gateway.egressIps, gatewayHost: gatewayHostname(settings), customer: name });
+      planExchangeRouting({
+        settings,
+        egressIps: settings.gateway.egressIps,
+        gatewayHost: gatewayHostname(settings),
+        customer: name,
+      });
       loaded.push(stack);
     } catch (error) {
       if (error instanceof RoutingPlanError) {
@@ -36,11 +41,18 @@ export function checkStacks(projectDir: string, print: (line: string) => void): 
   for (const stack of loaded) {
     for (const domain of stack.settings.domains) {
       const other = owner.get(domain.name);
-      if (other) problems.push(`stacks/Pulumi.${stack.name}.yaml: moat:domains: ${domain.name} is also declared by stack ${other}`);
+      if (other)
+        problems.push(
+          `stacks/Pulumi.${stack.name}.yaml: moat:domains: ${domain.name} is also declared by stack ${other}`,
+        );
       else owner.set(domain.name, stack.name);
     }
   }
   for (const problem of problems) print(problem);
-  print(problems.length === 0 ? `${names.length} stack(s) checked: no problems` : `${problems.length} problem(s) in ${names.length} stack(s)`);
+  print(
+    problems.length === 0
+      ? `${names.length} stack(s) checked: no problems`
+      : `${problems.length} problem(s) in ${names.length} stack(s)`,
+  );
   return problems.length;
 }

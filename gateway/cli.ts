@@ -75,12 +75,18 @@ main(process.argv.slice(2)).then(
     if (error instanceof UsageError) {
       console.error(`moat: ${error.message}\n\n${USAGE}`);
       process.exitCode = 2;
-    } else if (error instanceof GatewayConfigError || error instanceof SettingsError || error instanceof CertificateError) {
+    } else if (
+      error instanceof GatewayConfigError ||
+      error instanceof SettingsError ||
+      error instanceof CertificateError
+    ) {
       console.error(`moat: ${error.message}`);
       process.exitCode = 1;
     } else {
       const err = error as NodeJS.ErrnoException;
-      console.error(`moat: ${err.code === "EADDRINUSE" ? `address in use: ${err.message}` : (err.stack ?? String(error))}`);
+      console.error(
+        `moat: ${err.code === "EADDRINUSE" ? `address in use: ${err.message}` : (err.stack ?? String(error))}`,
+      );
       process.exitCode = 1;
     }
   },

@@ -38,7 +38,9 @@ export function resolveConfig(configFile: string | undefined, env: Env): Resolve
     try {
       text = readFileSync(configFile, "utf8");
     } catch (error) {
-      throw new GatewayConfigError([`--config ${configFile}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`]);
+      throw new GatewayConfigError([
+        `--config ${configFile}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      ]);
     }
     origin = "file";
     description = configFile;

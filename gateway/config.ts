@@ -89,8 +89,7 @@ export function isCidr(value: string, family?: 4 | 6): boolean {
 
 export const zIpOrCidr = (family?: 4 | 6) =>
   z.string().refine((value) => isCidr(value.trim(), family), {
-    error: (issue) =>
-      `${JSON.stringify(issue.input)} is not an IPv${family ?? "4/6"} address or CIDR range`,
+    error: (issue) => `${JSON.stringify(issue.input)} is not an IPv${family ?? "4/6"} address or CIDR range`,
   });
 
 /** `host:port`, `[v6]:port`; port 0 means "any free port" (tests, local runs). */
@@ -122,20 +121,19 @@ export const zHostPort = z.string().transform((value, ctx) => {
 });
 
 /** A DNS server: an IP address, optionally with a port (`127.0.0.1:5353`, `[::1]:53`). */
-export const zHostPortOrIp = z.string().refine((value) => isIP(value) !== 0 || (parseHostPort(value) !== undefined && isIP(parseHostPort(value)?.host ?? "") !== 0), {
-  error: (issue) => `${JSON.stringify(issue.input)} is not a DNS server address (IP or IP:port)`,
-});
+export const zHostPortOrIp = z
+  .string()
+  .refine(
+    (value) =>
+      isIP(value) !== 0 || (parseHostPort(value) !== undefined && isIP(parseHostPort(value)?.host ?? "") !== 0),
+    {
+      error: (issue) => `${JSON.stringify(issue.input)} is not a DNS server address (IP or IP:port)`,
+    },
+  );
 
 export const POLICY_ACTIONS = ["deliver", "quarantine", "delete", "reject"] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
-export const VERDICT_CATEGORIES = [
-  "spam",
-  "infomail",
-  "phishing",
-  "malware",
-  "banned",
-  "impersonation",
-] as const;
+export const VERDICT_CATEGORIES = ["spam", "infomail", "phishing", "malware", "banned", "impersonation"] as const;
 export type VerdictCategory = (typeof VERDICT_CATEGORIES)[number];
 
 const zAction = z.enum(POLICY_ACTIONS);
@@ -157,7 +155,12 @@ export const zPolicy = z.strictObject({
   malware: zAction,
   banned: zAction,
   impersonation: zAction,
-  bannedExtensions: z.array(z.string().regex(/^[a-z0-9]{1,16}$/i).transform((e) => e.toLowerCase())),
+  bannedExtensions: z.array(
+    z
+      .string()
+      .regex(/^[a-z0-9]{1,16}$/i)
+      .transform((e) => e.toLowerCase()),
+  ),
   /** Largest message accepted, in bytes (SIZE in EHLO, 552 beyond it). */
   maxMessageBytes: z.number().int().positive(),
 });
@@ -245,7 +248,10 @@ export const zGatewayConfig = z.strictObject({
       clientId: zGuid,
       credential: z.union([
         z.strictObject({ clientSecret: z.string().min(1) }),
-        z.strictObject({ certificatePem: z.string().includes("BEGIN CERTIFICATE"), privateKeyPem: z.string().includes("PRIVATE KEY") }),
+        z.strictObject({
+          certificatePem: z.string().includes("BEGIN CERTIFICATE"),
+          privateKeyPem: z.string().includes("PRIVATE KEY"),
+        }),
       ]),
       endpoint: z.url(),
       authorityHost: z.url(),
@@ -279,9 +285,7 @@ export function formatIssuePath(prefix: string, path: readonly PropertyKey[]): s
 export function formatIssues(prefix: string, issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.flatMap((issue) => {
     if (issue.code === "unrecognized_keys") {
-      return issue.keys.map(
-        (key) => `${formatIssuePath(prefix, [...issue.path, key])}: unknown key`,
-      );
+      return issue.keys.map((key) => `${formatIssuePath(prefix, [...issue.path, key])}: unknown key`);
     }
     if (issue.code === "invalid_type" && issue.input === undefined) {
       return [`${formatIssuePath(prefix, issue.path)}: required`];

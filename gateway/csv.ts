@@ -99,13 +99,8 @@ export function readCsv(text: string): CsvResult {
 }
 
 /** `line 3, column 2 (displayName): message`, the form every CSV error in Moat uses. */
-export function formatCsvProblem(
-  file: string,
-  problem: CsvProblem,
-  columnNames: readonly string[] = [],
-): string {
+export function formatCsvProblem(file: string, problem: CsvProblem, columnNames: readonly string[] = []): string {
   const name = problem.column !== undefined ? columnNames[problem.column - 1] : undefined;
-  const column =
-    problem.column === undefined ? "" : `, column ${problem.column}${name ? ` (${name})` : ""}`;
+  const column = problem.column === undefined ? "" : `, column ${problem.column}${name ? ` (${name})` : ""}`;
   return `${file}: line ${problem.line}${column}: ${problem.message}`;
 }

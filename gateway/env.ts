@@ -24,11 +24,24 @@ export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: Ga
     throw new GatewayConfigError(["MOAT_SMART_HOST: port 0 is not a smart host port"]);
   }
   const dataDir = env.MOAT_DATA_DIR || undefined;
-  const dnsServers = env.MOAT_DNS_SERVERS ? env.MOAT_DNS_SERVERS.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+  const dnsServers = env.MOAT_DNS_SERVERS
+    ? env.MOAT_DNS_SERVERS.split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
   for (const server of dnsServers ?? []) {
-    if (!zHostPortOrIp.safeParse(server).success) throw new GatewayConfigError([`MOAT_DNS_SERVERS: ${JSON.stringify(server)} is not a DNS server address (IP or IP:port)`]);
+    if (!zHostPortOrIp.safeParse(server).success)
+      throw new GatewayConfigError([
+        `MOAT_DNS_SERVERS: ${JSON.stringify(server)} is not a DNS server address (IP or IP:port)`,
+      ]);
   }
-  for (const [name, value] of Object.entries({ MOAT_SMTP_LISTEN: smtpListen, MOAT_HTTP_LISTEN: httpListen, MOAT_SMART_HOST: smartHost, MOAT_DATA_DIR: dataDir, MOAT_DNS_SERVERS: dnsServers })) {
+  for (const [name, value] of Object.entries({
+    MOAT_SMTP_LISTEN: smtpListen,
+    MOAT_HTTP_LISTEN: httpListen,
+    MOAT_SMART_HOST: smartHost,
+    MOAT_DATA_DIR: dataDir,
+    MOAT_DNS_SERVERS: dnsServers,
+  })) {
     if (value !== undefined) applied.push(name);
   }
   return {

@@ -22,18 +22,18 @@ function formatValue(value: string | number | boolean): string {
   return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
 }
 
-export function createLogger(
-  options: { level?: LogLevel; write?: (line: string) => void } = {},
-): Logger {
+export function createLogger(options: { level?: LogLevel; write?: (line: string) => void } = {}): Logger {
   const minimum = LEVEL_RANK[options.level ?? "info"];
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const emit = (level: LogLevel) => (message: string, fields: LogFields = {}) => {
-    if (LEVEL_RANK[level] < minimum) return;
-    const pairs = Object.entries(fields)
-      .filter((entry): entry is [string, string | number | boolean] => entry[1] !== undefined)
-      .map(([key, value]) => `${key}=${formatValue(value)}`);
-    write([new Date().toISOString(), level, message, ...pairs].join(" "));
-  };
+  const emit =
+    (level: LogLevel) =>
+    (message: string, fields: LogFields = {}) => {
+      if (LEVEL_RANK[level] < minimum) return;
+      const pairs = Object.entries(fields)
+        .filter((entry): entry is [string, string | number | boolean] => entry[1] !== undefined)
+        .map(([key, value]) => `${key}=${formatValue(value)}`);
+      write([new Date().toISOString(), level, message, ...pairs].join(" "));
+    };
   return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
 }
 

@@ -42,9 +42,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     });
   }
   if (!config.delivery.verifyCertificate) {
-    log.warn("THE SMART HOST'S TLS CERTIFICATE IS NOT VERIFIED (delivery.verifyCertificate=false): anyone on the path can read and change mail; lab setups only", {
-      smartHost: `${config.delivery.smartHost.host}:${config.delivery.smartHost.port}`,
-    });
+    log.warn(
+      "THE SMART HOST'S TLS CERTIFICATE IS NOT VERIFIED (delivery.verifyCertificate=false): anyone on the path can read and change mail; lab setups only",
+      {
+        smartHost: `${config.delivery.smartHost.host}:${config.delivery.smartHost.port}`,
+      },
+    );
   }
   const certificate = config.smtp.tls ? loadCertificate(config.smtp.tls) : undefined;
   if (certificate) log.info("STARTTLS certificate", { subject: certificate.subject, validTo: certificate.validTo });
@@ -56,7 +59,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     config.verification.mode === "dynamic"
       ? createCalloutVerifier({
           domains,
-          target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
+          target: {
+            ...config.delivery.smartHost,
+            tls: config.delivery.tls,
+            verifyCertificate: config.delivery.verifyCertificate,
+            heloName: config.smtp.hostname,
+          },
           ...config.verification.callout,
           log,
         })
@@ -71,8 +79,24 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const resolver = createMxResolver(config.dns.servers);
   const outboundRelay = config.outbound.smartHost;
   const remote: RemoteDelivery = outboundRelay
-    ? (_domain, envelope, message) => pool.attempt({ ...outboundRelay, tls: "required", verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname }, envelope, message)
-    : createRemoteDelivery({ resolver, mtaSts: createMtaStsPolicies({ resolver }), heloName: config.smtp.hostname, port: config.outbound.remotePort, log });
+    ? (_domain, envelope, message) =>
+        pool.attempt(
+          {
+            ...outboundRelay,
+            tls: "required",
+            verifyCertificate: config.delivery.verifyCertificate,
+            heloName: config.smtp.hostname,
+          },
+          envelope,
+          message,
+        )
+    : createRemoteDelivery({
+        resolver,
+        mtaSts: createMtaStsPolicies({ resolver }),
+        heloName: config.smtp.hostname,
+        port: config.outbound.remotePort,
+        log,
+      });
   const delivery = createDelivery({
     spool,
     attempt: pool.attempt,
@@ -81,17 +105,33 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tracker,
     metrics,
     smartHostHeader: `${LOOP_GUARD_HEADER}: ${config.tenantId}`,
-    target: { ...config.delivery.smartHost, tls: config.delivery.tls, verifyCertificate: config.delivery.verifyCertificate, heloName: config.smtp.hostname },
+    target: {
+      ...config.delivery.smartHost,
+      tls: config.delivery.tls,
+      verifyCertificate: config.delivery.verifyCertificate,
+      heloName: config.smtp.hostname,
+    },
     retry: config.delivery.retry,
     log,
   });
-  const smtp = createInboundServer({ config, verifier, spool, log, certificate, tracker, metrics, onQueued: (id) => delivery.enqueued(id) });
-  const reloader = config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;
+  const smtp = createInboundServer({
+    config,
+    verifier,
+    spool,
+    log,
+    certificate,
+    tracker,
+    metrics,
+    onQueued: (id) => delivery.enqueued(id),
+  });
+  const reloader =
+    config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;
   const web = build({
     mtaSts: config.domains,
     metrics: async () => {
       const queue: Record<string, number> = {};
-      for (const state of ["incoming", "active", "deferred", "hold", "corrupt"] as const) queue[state] = (await spool.list(state)).length;
+      for (const state of ["incoming", "active", "deferred", "hold", "corrupt"] as const)
+        queue[state] = (await spool.list(state)).length;
       return metrics.render({
         moat_queue_messages: { help: "messages in the queue, by state", label: "state", values: queue },
         moat_directory_addresses: { help: "addresses static verification accepts", values: directory.size },
@@ -102,7 +142,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       customer: config.customer,
       checks: {
         smtp: "listening",
-        verification: config.verification.mode === "dynamic" ? "dynamic (callout to the smart host)" : `static, ${directory.size} addresses`,
+        verification:
+          config.verification.mode === "dynamic"
+            ? "dynamic (callout to the smart host)"
+            : `static, ${directory.size} addresses`,
       },
     }),
   });

@@ -15,7 +15,11 @@ export type CounterName = keyof typeof COUNTERS;
 export interface Metrics {
   inc(name: CounterName, labels?: Readonly<Record<string, string>>): void;
   /** The exposition text, with the given gauges (name -> value, or label value -> value). */
-  render(gauges: Readonly<Record<string, { help: string; label?: string; values: number | Readonly<Record<string, number>> }>>): string;
+  render(
+    gauges: Readonly<
+      Record<string, { help: string; label?: string; values: number | Readonly<Record<string, number>> }>
+    >,
+  ): string;
 }
 
 function labelText(labels: Readonly<Record<string, string>>): string {
@@ -43,7 +47,9 @@ export function createMetrics(): Metrics {
       for (const [name, gauge] of Object.entries(gauges)) {
         lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`);
         if (typeof gauge.values === "number") lines.push(`${name} ${gauge.values}`);
-        else for (const [label, value] of Object.entries(gauge.values)) lines.push(`${name}${labelText({ [gauge.label ?? "label"]: label })} ${value}`);
+        else
+          for (const [label, value] of Object.entries(gauge.values))
+            lines.push(`${name}${labelText({ [gauge.label ?? "label"]: label })} ${value}`);
       }
       return `${lines.join("\n")}\n`;
     },

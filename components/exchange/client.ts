@@ -121,7 +121,10 @@ export class ExchangeClient {
     const results: ExoObject[] = [];
     let url: string | undefined = `${this.base}/adminapi/beta/${this.connection.tenantId}/InvokeCommand`;
     while (url) {
-      const page = (await this.post(cmdlet, url, body)) as { value?: Record<string, unknown>[]; "@odata.nextLink"?: string };
+      const page = (await this.post(cmdlet, url, body)) as {
+        value?: Record<string, unknown>[];
+        "@odata.nextLink"?: string;
+      };
       for (const object of page.value ?? []) results.push(stripAnnotations(object));
       url = page["@odata.nextLink"];
     }
@@ -164,7 +167,8 @@ export class ExchangeClient {
           }
           throw error;
         }
-        if (++transientAttempts >= maxAttempts) throw new ExchangeError(cmdlet, 0, "network", "", (error as Error).message);
+        if (++transientAttempts >= maxAttempts)
+          throw new ExchangeError(cmdlet, 0, "network", "", (error as Error).message);
         await this.sleep(Math.min(maxWait, BACKOFF_BASE_MS * 2 ** (transientAttempts - 1)));
         continue;
       }
@@ -201,7 +205,8 @@ export class ExchangeClient {
         body,
       });
       const location = response.headers.get("location");
-      if (![301, 302, 303, 307, 308].includes(response.status) || !location || redirects >= MAX_REDIRECTS) return response;
+      if (![301, 302, 303, 307, 308].includes(response.status) || !location || redirects >= MAX_REDIRECTS)
+        return response;
       await response.body?.cancel();
       const target = new URL(location, url);
       // Stay on the regional host for the rest of this client's calls.

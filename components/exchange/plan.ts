@@ -49,7 +49,10 @@ export { LOOP_GUARD_HEADER };
 export class RoutingPlanError extends Error {}
 
 function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-|-$/g, "");
 }
 
 export function planExchangeRouting(inputs: RoutingInputs): PlannedObject[] {
@@ -66,9 +69,17 @@ export function planExchangeRouting(inputs: RoutingInputs): PlannedObject[] {
     Comment: `Managed by Moat (stack ${inputs.customer}): accept internet mail only from the gateway.`,
   };
   if (exchange.lockDown === "ip") {
-    Object.assign(lockDown, { SenderIPAddresses: ips, RestrictDomainsToIPAddresses: true, RestrictDomainsToCertificate: false });
+    Object.assign(lockDown, {
+      SenderIPAddresses: ips,
+      RestrictDomainsToIPAddresses: true,
+      RestrictDomainsToCertificate: false,
+    });
   } else {
-    Object.assign(lockDown, { TlsSenderCertificateName: exchange.certificateName, RestrictDomainsToCertificate: true, RestrictDomainsToIPAddresses: false });
+    Object.assign(lockDown, {
+      TlsSenderCertificateName: exchange.certificateName,
+      RestrictDomainsToCertificate: true,
+      RestrictDomainsToIPAddresses: false,
+    });
   }
   if (exchange.filtering === "enhanced") Object.assign(lockDown, { EFSkipLastIP: false, EFSkipIPs: ips });
   objects.push({ key: "lockdown", kind: "InboundConnector", name: "Moat gateway lock-down", properties: lockDown });
@@ -78,7 +89,12 @@ export function planExchangeRouting(inputs: RoutingInputs): PlannedObject[] {
       key: "scl-bypass",
       kind: "TransportRule",
       name: "Moat: bypass spam filtering for the gateway",
-      properties: { SenderIpRanges: ips, SetSCL: -1, Comments: "Managed by Moat: the gateway has filtered this mail already.", Enabled: true },
+      properties: {
+        SenderIpRanges: ips,
+        SetSCL: -1,
+        Comments: "Managed by Moat: the gateway has filtered this mail already.",
+        Enabled: true,
+      },
     });
   }
 
@@ -130,7 +146,9 @@ export function planExchangeRouting(inputs: RoutingInputs): PlannedObject[] {
   settings.coexistence.forEach((route, index) => {
     const ruleName = `Moat: route ${route.domain} to coexistence`;
     if (ruleName.length > RULE_NAME_MAX_LENGTH) {
-      throw new RoutingPlanError(`moat:coexistence[${index}].domain: ${route.domain} makes the transport rule name longer than Exchange Online's ${RULE_NAME_MAX_LENGTH} characters`);
+      throw new RoutingPlanError(
+        `moat:coexistence[${index}].domain: ${route.domain} makes the transport rule name longer than Exchange Online's ${RULE_NAME_MAX_LENGTH} characters`,
+      );
     }
     const key = `coexistence-${slug(route.domain)}`;
     objects.push({

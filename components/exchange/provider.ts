@@ -14,7 +14,14 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ExchangeClient, type ExchangeClientOptions, ExchangeError } from "./client";
-import { type ExchangeKind, type ExchangeProperties, DECLARABLE, changedProperties, observedProperties, validate } from "./kinds";
+import {
+  type ExchangeKind,
+  type ExchangeProperties,
+  DECLARABLE,
+  changedProperties,
+  observedProperties,
+  validate,
+} from "./kinds";
 
 /** How the provider reaches the tenant; always passed as a Pulumi secret. */
 export interface ExchangeConnectionInput {
@@ -38,14 +45,23 @@ export interface ExchangeObjectState {
 const READ_AFTER_CREATE_ATTEMPTS = 10;
 const READ_AFTER_CREATE_INTERVAL_MS = 3000;
 
-export function exchangeProvider(kind: ExchangeKind, clientOptions: ExchangeClientOptions = {}): pulumi.dynamic.ResourceProvider {
+export function exchangeProvider(
+  kind: ExchangeKind,
+  clientOptions: ExchangeClientOptions = {},
+): pulumi.dynamic.ResourceProvider {
   const connect = (input: ExchangeConnectionInput) => {
     const credential =
       input.certificatePem && input.privateKeyPem
         ? { certificatePem: input.certificatePem, privateKeyPem: input.privateKeyPem }
         : { clientSecret: input.clientSecret ?? "" };
     return new ExchangeClient(
-      { tenantId: input.tenantId, clientId: input.clientId, credential, authorityHost: input.authorityHost, endpoint: input.endpoint },
+      {
+        tenantId: input.tenantId,
+        clientId: input.clientId,
+        credential,
+        authorityHost: input.authorityHost,
+        endpoint: input.endpoint,
+      },
       clientOptions,
     );
   };
@@ -64,7 +80,8 @@ export function exchangeProvider(kind: ExchangeKind, clientOptions: ExchangeClie
     const { Enabled, ...rest } = changes;
     if (kind === "TransportRule") {
       if (Object.keys(rest).length > 0) await client.invoke("Set-TransportRule", { Identity: id, ...rest });
-      if (Enabled !== undefined) await client.invoke(`${Enabled ? "Enable" : "Disable"}-TransportRule`, { Identity: id });
+      if (Enabled !== undefined)
+        await client.invoke(`${Enabled ? "Enable" : "Disable"}-TransportRule`, { Identity: id });
     } else if (Object.keys(changes).length > 0) {
       await client.invoke(`Set-${kind}`, { Identity: id, ...changes });
     }
@@ -82,7 +99,8 @@ export function exchangeProvider(kind: ExchangeKind, clientOptions: ExchangeClie
       const guid = String(created?.Guid ?? "");
       if (!guid) throw new Error(`New-${kind} ${inputs.name}: the answer carried no Guid`);
       for (let attempt = 1; !(await get(client, guid)); attempt++) {
-        if (attempt >= READ_AFTER_CREATE_ATTEMPTS) throw new Error(`New-${kind} ${inputs.name}: created as ${guid} but still not readable`);
+        if (attempt >= READ_AFTER_CREATE_ATTEMPTS)
+          throw new Error(`New-${kind} ${inputs.name}: created as ${guid} but still not readable`);
         await sleep(READ_AFTER_CREATE_INTERVAL_MS);
       }
       return { id: guid, outs: { ...inputs, guid } };
@@ -93,10 +111,18 @@ export function exchangeProvider(kind: ExchangeKind, clientOptions: ExchangeClie
       if (!object) return { id: "", props: {} };
       // On import there is nothing declared yet: show every property Moat manages.
       const declared = Object.keys(props.properties ?? {});
-      const keys = declared.length > 0 ? declared : DECLARABLE[kind].filter((key) => key in object || (key === "Enabled" && "State" in object));
+      const keys =
+        declared.length > 0
+          ? declared
+          : DECLARABLE[kind].filter((key) => key in object || (key === "Enabled" && "State" in object));
       return {
         id: String(object.Guid),
-        props: { ...props, name: String(object.Name), guid: String(object.Guid), properties: observedProperties(kind, object, keys) },
+        props: {
+          ...props,
+          name: String(object.Name),
+          guid: String(object.Guid),
+          properties: observedProperties(kind, object, keys),
+        },
       };
     },
 
@@ -108,7 +134,8 @@ export function exchangeProvider(kind: ExchangeKind, clientOptions: ExchangeClie
     async update(id: string, olds: ExchangeObjectState, news: ExchangeObjectState) {
       const client = connect(news.connection);
       const changes: Record<string, unknown> = {};
-      for (const key of changedProperties(news.properties ?? {}, olds.properties ?? {})) changes[key] = news.properties[key];
+      for (const key of changedProperties(news.properties ?? {}, olds.properties ?? {}))
+        changes[key] = news.properties[key];
       if (olds.name !== news.name) {
         if (kind === "TransportRule") await client.invoke("Set-TransportRule", { Identity: id, Name: news.name });
         else changes.Name = news.name;
@@ -146,7 +173,12 @@ abstract class ExchangeObject extends pulumi.dynamic.Resource {
   declare readonly name: pulumi.Output<string>;
   declare readonly properties: pulumi.Output<Record<string, unknown>>;
 
-  protected constructor(kind: ExchangeKind, name: string, args: ExchangeObjectArgs, opts?: pulumi.CustomResourceOptions) {
+  protected constructor(
+    kind: ExchangeKind,
+    name: string,
+    args: ExchangeObjectArgs,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
     super(
       providers[kind],
       name,

@@ -33,7 +33,9 @@ export class ExchangeRouting extends pulumi.ComponentResource {
       } else {
         const via = object.routesVia ? connectors.get(object.routesVia) : undefined;
         const properties = via ? { ...object.properties, RouteMessageOutboundConnector: via.name } : object.properties;
-        created.push(new TransportRule(resourceName, { ...base, properties }, { parent: this, dependsOn: via ? [via] : [] }));
+        created.push(
+          new TransportRule(resourceName, { ...base, properties }, { parent: this, dependsOn: via ? [via] : [] }),
+        );
       }
     }
     this.objectNames = pulumi.all(created.map((r) => r.name));

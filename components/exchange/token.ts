@@ -9,8 +9,7 @@
 import { X509Certificate, createHash, createPrivateKey, createSign, randomUUID } from "node:crypto";
 
 export type ClientCredential =
-  | { readonly clientSecret: string }
-  | { readonly certificatePem: string; readonly privateKeyPem: string };
+  { readonly clientSecret: string } | { readonly certificatePem: string; readonly privateKeyPem: string };
 
 export interface TokenRequest {
   readonly authorityHost: string;
@@ -44,9 +43,18 @@ function tokenEndpoint(request: TokenRequest): string {
   return `${request.authorityHost.replace(/\/+$/, "")}/${request.tenantId}/oauth2/v2.0/token`;
 }
 
-export function clientAssertion(request: TokenRequest, certificatePem: string, privateKeyPem: string, now = Date.now()): string {
+export function clientAssertion(
+  request: TokenRequest,
+  certificatePem: string,
+  privateKeyPem: string,
+  now = Date.now(),
+): string {
   const certificate = new X509Certificate(certificatePem);
-  const header = { alg: "RS256", typ: "JWT", "x5t#S256": createHash("sha256").update(certificate.raw).digest("base64url") };
+  const header = {
+    alg: "RS256",
+    typ: "JWT",
+    "x5t#S256": createHash("sha256").update(certificate.raw).digest("base64url"),
+  };
   const issuedAt = Math.floor(now / 1000);
   const payload = {
     aud: tokenEndpoint(request),
@@ -59,17 +67,27 @@ export function clientAssertion(request: TokenRequest, certificatePem: string, p
   };
   const encode = (part: object) => Buffer.from(JSON.stringify(part)).toString("base64url");
   const unsigned = `${encode(header)}.${encode(payload)}`;
-  const signature = createSign("RSA-SHA256").update(unsigned).sign(createPrivateKey(privateKeyPem)).toString("base64url");
+  const signature = createSign("RSA-SHA256")
+    .update(unsigned)
+    .sign(createPrivateKey(privateKeyPem))
+    .toString("base64url");
   return `${unsigned}.${signature}`;
 }
 
 export async function requestToken(request: TokenRequest, fetchImpl: typeof fetch = fetch): Promise<AccessToken> {
-  const form = new URLSearchParams({ grant_type: "client_credentials", client_id: request.clientId, scope: request.scope });
+  const form = new URLSearchParams({
+    grant_type: "client_credentials",
+    client_id: request.clientId,
+    scope: request.scope,
+  });
   if ("clientSecret" in request.credential) {
     form.set("client_secret", request.credential.clientSecret);
   } else {
     form.set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-    form.set("client_assertion", clientAssertion(request, request.credential.certificatePem, request.credential.privateKeyPem));
+    form.set(
+      "client_assertion",
+      clientAssertion(request, request.credential.certificatePem, request.credential.privateKeyPem),
+    );
   }
   const started = Date.now();
   const response = await fetchImpl(tokenEndpoint(request), {
@@ -80,7 +98,8 @@ export async function requestToken(request: TokenRequest, fetchImpl: typeof fetc
   const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
   if (!response.ok || typeof body.access_token !== "string") {
     const code = typeof body.error === "string" ? body.error : `http_${response.status}`;
-    const description = typeof body.error_description === "string" ? body.error_description.split("\r\n")[0] : response.statusText;
+    const description =
+      typeof body.error_description === "string" ? body.error_description.split("\r\n")[0] : response.statusText;
     throw new TokenError(code, `token request for ${request.scope} failed: ${code}: ${description}`, response.status);
   }
   const lifetimeS = typeof body.expires_in === "number" ? body.expires_in : Number(body.expires_in ?? 3600);

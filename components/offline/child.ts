@@ -16,7 +16,12 @@ export interface ChildResult {
   readonly stderr: string;
 }
 
-export async function runTsx(script: string, args: readonly string[], env: Record<string, string> = {}, timeoutMs = RUN_TIMEOUT_MS): Promise<ChildResult> {
+export async function runTsx(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+  timeoutMs = RUN_TIMEOUT_MS,
+): Promise<ChildResult> {
   const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
     cwd: PROJECT_DIR,
     env: { ...process.env, ...env },
@@ -32,12 +37,20 @@ export async function runTsx(script: string, args: readonly string[], env: Recor
   return { code, stdout, stderr };
 }
 
-export async function runOfflineChild(script: string, args: readonly string[], env: Record<string, string> = {}): Promise<OfflineRun> {
+export async function runOfflineChild(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<OfflineRun> {
   const { stdout, stderr } = await runTsx(script, args, env);
   try {
     const run = JSON.parse(stdout) as Partial<OfflineRun>;
     return { registered: run.registered ?? [], outputs: run.outputs ?? {}, ...(run.error ? { error: run.error } : {}) };
   } catch {
-    return { registered: [], outputs: {}, error: `the offline run printed no result: ${stderr.trim().split("\n").slice(-3).join(" ")}` };
+    return {
+      registered: [],
+      outputs: {},
+      error: `the offline run printed no result: ${stderr.trim().split("\n").slice(-3).join(" ")}`,
+    };
   }
 }

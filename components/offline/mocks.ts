@@ -32,13 +32,21 @@ export interface CloudStandIn {
 /** Resources created inside apply() register after their inputs resolve. */
 const SETTLE_MS = 300;
 
-export async function runOffline(stack: string, config: Record<string, unknown>, cloud: CloudStandIn): Promise<OfflineRun> {
+export async function runOffline(
+  stack: string,
+  config: Record<string, unknown>,
+  cloud: CloudStandIn,
+): Promise<OfflineRun> {
   const registered: RegisteredResource[] = [];
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-        const state = { ...args.inputs, name: args.inputs.name ?? args.name, ...cloud.computed(args.type, args.name, args.inputs) };
+        const state = {
+          ...args.inputs,
+          name: args.inputs.name ?? args.name,
+          ...cloud.computed(args.type, args.name, args.inputs),
+        };
         return { id: `${args.name}-id`, state };
       },
       call(args) {

@@ -28,7 +28,10 @@ const cloud: CloudStandIn = {
       case "tls:index/privateKey:PrivateKey":
         return { privateKeyPem: `-----BEGIN PRIVATE KEY-----${AT_DEPLOY}-----END PRIVATE KEY-----` };
       case "tls:index/selfSignedCert:SelfSignedCert":
-        return { certPem: `-----BEGIN CERTIFICATE-----${AT_DEPLOY}-----END CERTIFICATE-----`, validityEndTime: AT_DEPLOY };
+        return {
+          certPem: `-----BEGIN CERTIFICATE-----${AT_DEPLOY}-----END CERTIFICATE-----`,
+          validityEndTime: AT_DEPLOY,
+        };
       case "azure-native:network:PublicIPAddress":
         return { ipAddress: AT_DEPLOY };
       case "azure-native:app:ManagedEnvironment":
@@ -45,10 +48,15 @@ const cloud: CloudStandIn = {
         return {
           ...inputs,
           objectId: AT_DEPLOY,
-          appRoleIds: Object.fromEntries(ROLES_READ_FROM_TENANT.map((role) => [role, `(id of app role ${role}, read from the tenant)`])),
+          appRoleIds: Object.fromEntries(
+            ROLES_READ_FROM_TENANT.map((role) => [role, `(id of app role ${role}, read from the tenant)`]),
+          ),
         };
       case "cloudflare:index/getZone:getZone":
-        return { ...inputs, id: `(zone id of ${(inputs.filter as { name?: string } | undefined)?.name ?? "?"}, looked up by name)` };
+        return {
+          ...inputs,
+          id: `(zone id of ${(inputs.filter as { name?: string } | undefined)?.name ?? "?"}, looked up by name)`,
+        };
       case "azure-native:operationalinsights:getSharedKeys":
         return { primarySharedKey: AT_DEPLOY };
       case "azure-native:storage:listStorageAccountKeys":
@@ -65,7 +73,10 @@ const stack = process.argv[2] ?? "";
 let config: Record<string, unknown>;
 try {
   config = Object.fromEntries(
-    Object.entries(readStackFile(PROJECT_DIR, stack)).map(([key, value]) => [key, typeof value === "object" && value !== null && "secure" in value && !key.startsWith("moat:") ? "[secret]" : value]),
+    Object.entries(readStackFile(PROJECT_DIR, stack)).map(([key, value]) => [
+      key,
+      typeof value === "object" && value !== null && "secure" in value && !key.startsWith("moat:") ? "[secret]" : value,
+    ]),
   );
 } catch (error) {
   process.stdout.write(JSON.stringify({ registered: [], outputs: {}, error: (error as Error).message }));
@@ -73,5 +84,6 @@ try {
 }
 runOffline(stack, config, cloud).then(
   (run) => process.stdout.write(JSON.stringify(run)),
-  (error: Error) => process.stdout.write(JSON.stringify({ registered: [], outputs: {}, error: `plan failed: ${error.message}` })),
+  (error: Error) =>
+    process.stdout.write(JSON.stringify({ registered: [], outputs: {}, error: `plan failed: ${error.message}` })),
 );

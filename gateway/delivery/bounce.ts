@@ -31,7 +31,13 @@ export interface Bouncer {
   bounce(message: QueuedMessage, failures: readonly DsnFailure[]): Promise<string | undefined>;
 }
 
-export function createBouncer(options: { spool: Spool; reportingHost: string; localDomains: readonly string[]; log: Logger; tracker?: TrackerStore }): Bouncer {
+export function createBouncer(options: {
+  spool: Spool;
+  reportingHost: string;
+  localDomains: readonly string[];
+  log: Logger;
+  tracker?: TrackerStore;
+}): Bouncer {
   const local = new Set(options.localDomains.map((d) => d.toLowerCase()));
   return {
     async bounce(message, failures) {
@@ -60,9 +66,25 @@ export function createBouncer(options: { spool: Spool; reportingHost: string; lo
         () => false,
       );
       options.tracker
-        ?.recordArrival({ id, receivedAt: Date.now(), clientIp: "127.0.0.1", helo: options.reportingHost, tls: false, mailFrom: "", recipients: [envelope.mailFrom], subject: "Undelivered Mail Returned to Sender", size: dsn.length, direction: "bounce" })
+        ?.recordArrival({
+          id,
+          receivedAt: Date.now(),
+          clientIp: "127.0.0.1",
+          helo: options.reportingHost,
+          tls: false,
+          mailFrom: "",
+          recipients: [envelope.mailFrom],
+          subject: "Undelivered Mail Returned to Sender",
+          size: dsn.length,
+          direction: "bounce",
+        })
         .catch((error: Error) => options.log.error("tracker write failed", { id, error: error.message }));
-      options.log.info("bounce queued", { id, for: envelope.id, to: envelope.mailFrom, failed: failures.map((f) => f.recipient).join(",") });
+      options.log.info("bounce queued", {
+        id,
+        for: envelope.id,
+        to: envelope.mailFrom,
+        failed: failures.map((f) => f.recipient).join(","),
+      });
       return id;
     },
   };

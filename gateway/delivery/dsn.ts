@@ -45,9 +45,20 @@ export function buildDsn(input: DsnInput): string {
     "",
     ...input.failures.map((f) => `<${f.recipient}>: ${clean(f.response)}`),
   ].join("\r\n");
-  const perMessage = [`Reporting-MTA: dns; ${input.reportingHost}`, `X-Moat-Queue-ID: ${input.queueId}`, `Arrival-Date: ${rfc5322Date(input.arrivalDate)}`].join("\r\n");
+  const perMessage = [
+    `Reporting-MTA: dns; ${input.reportingHost}`,
+    `X-Moat-Queue-ID: ${input.queueId}`,
+    `Arrival-Date: ${rfc5322Date(input.arrivalDate)}`,
+  ].join("\r\n");
   const perRecipient = input.failures
-    .map((f) => [`Final-Recipient: rfc822; ${f.recipient}`, "Action: failed", `Status: ${statusOf(f.response)}`, `Diagnostic-Code: smtp; ${clean(f.response)}`].join("\r\n"))
+    .map((f) =>
+      [
+        `Final-Recipient: rfc822; ${f.recipient}`,
+        "Action: failed",
+        `Status: ${statusOf(f.response)}`,
+        `Diagnostic-Code: smtp; ${clean(f.response)}`,
+      ].join("\r\n"),
+    )
     .join("\r\n\r\n");
   return [
     `From: Mail Delivery System <MAILER-DAEMON@${input.reportingHost}>`,

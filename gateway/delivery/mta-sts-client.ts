@@ -24,7 +24,10 @@ const POLICY_MAX_BYTES = 64 * 1024;
 const MAX_AGE_LIMIT_S = 31_557_600;
 
 export const fetchPolicyOverHttps: PolicyFetcher = async (domain) => {
-  const response = await fetch(`https://mta-sts.${domain}/.well-known/mta-sts.txt`, { redirect: "error", signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  const response = await fetch(`https://mta-sts.${domain}/.well-known/mta-sts.txt`, {
+    redirect: "error",
+    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+  });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   if (!(response.headers.get("content-type") ?? "").startsWith("text/plain")) throw new Error("not text/plain");
   const text = await response.text();
@@ -33,11 +36,20 @@ export const fetchPolicyOverHttps: PolicyFetcher = async (domain) => {
 };
 
 export function parsePolicy(text: string, id: string): MtaStsPolicy | undefined {
-  const fields = text.split(/\r?\n/).map((line) => /^([a-z_]+):\s*(.*?)\s*$/i.exec(line)).filter((m): m is RegExpExecArray => m !== null);
+  const fields = text
+    .split(/\r?\n/)
+    .map((line) => /^([a-z_]+):\s*(.*?)\s*$/i.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null);
   const get = (key: string) => fields.filter((m) => m[1]?.toLowerCase() === key).map((m) => m[2] ?? "");
   const mode = get("mode")[0];
   const maxAge = Number(get("max_age")[0]);
-  if (get("version")[0] !== "STSv1" || !(mode === "enforce" || mode === "testing" || mode === "none") || !Number.isInteger(maxAge) || maxAge < 0) return undefined;
+  if (
+    get("version")[0] !== "STSv1" ||
+    !(mode === "enforce" || mode === "testing" || mode === "none") ||
+    !Number.isInteger(maxAge) ||
+    maxAge < 0
+  )
+    return undefined;
   const mx = get("mx").map((m) => m.toLowerCase());
   if (mode !== "none" && mx.length === 0) return undefined;
   return { id, mode, mx, maxAgeS: Math.min(maxAge, MAX_AGE_LIMIT_S) };
@@ -57,7 +69,11 @@ export interface MtaStsPolicies {
   policyFor(domain: string): Promise<MtaStsPolicy | undefined>;
 }
 
-export function createMtaStsPolicies(options: { resolver: MxResolver; fetchPolicy?: PolicyFetcher; now?: () => number }): MtaStsPolicies {
+export function createMtaStsPolicies(options: {
+  resolver: MxResolver;
+  fetchPolicy?: PolicyFetcher;
+  now?: () => number;
+}): MtaStsPolicies {
   const fetchPolicy = options.fetchPolicy ?? fetchPolicyOverHttps;
   const now = options.now ?? Date.now;
   const cache = new Map<string, { policy: MtaStsPolicy; expiresAt: number }>();

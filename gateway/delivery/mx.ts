@@ -37,17 +37,24 @@ export function createMxResolver(servers: readonly string[] = []): MxResolver {
         if (records.length === 1 && (records[0]?.exchange === "" || records[0]?.exchange === ".")) {
           return { kind: "permanent", reason: `${domain} accepts no mail (null MX, RFC 7505)` };
         }
-        const hosts = [...records].sort((a, b) => a.priority - b.priority).map((r) => r.exchange.toLowerCase().replace(/\.$/, ""));
+        const hosts = [...records]
+          .sort((a, b) => a.priority - b.priority)
+          .map((r) => r.exchange.toLowerCase().replace(/\.$/, ""));
         return { kind: "hosts", hosts: [...new Set(hosts)].slice(0, MX_HOSTS_MAX) };
       } catch (error) {
         if (code(error) === "ENOTFOUND") return { kind: "permanent", reason: `${domain}: no such domain` };
-        if (code(error) !== "ENODATA") return { kind: "temporary", reason: `MX lookup for ${domain} failed: ${code(error) || (error as Error).message}` };
+        if (code(error) !== "ENODATA")
+          return {
+            kind: "temporary",
+            reason: `MX lookup for ${domain} failed: ${code(error) || (error as Error).message}`,
+          };
       }
       try {
         await resolver.resolve4(domain);
         return { kind: "hosts", hosts: [domain] }; // implicit MX
       } catch (error) {
-        if (code(error) === "ENODATA" || code(error) === "ENOTFOUND") return { kind: "permanent", reason: `${domain} has no MX and no address` };
+        if (code(error) === "ENODATA" || code(error) === "ENOTFOUND")
+          return { kind: "permanent", reason: `${domain} has no MX and no address` };
         return { kind: "temporary", reason: `address lookup for ${domain} failed: ${code(error)}` };
       }
     },

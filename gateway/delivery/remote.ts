@@ -41,22 +41,40 @@ export function createRemoteDelivery(options: RemoteDeliveryOptions): RemoteDeli
     if (answer.kind === "temporary") return everyone(envelope.rcptTo, "temporary", `451 4.4.3 ${answer.reason}`);
     const policy = await options.mtaSts.policyFor(domain);
     const enforce = policy?.mode === "enforce";
-    const hosts = enforce ? answer.hosts.filter((host) => policy.mx.some((pattern) => mxMatches(pattern, host))) : answer.hosts;
+    const hosts = enforce
+      ? answer.hosts.filter((host) => policy.mx.some((pattern) => mxMatches(pattern, host)))
+      : answer.hosts;
     if (hosts.length === 0) {
-      return everyone(envelope.rcptTo, "temporary", `451 4.7.5 no MX host of ${domain} is allowed by its MTA-STS policy`);
+      return everyone(
+        envelope.rcptTo,
+        "temporary",
+        `451 4.7.5 no MX host of ${domain} is allowed by its MTA-STS policy`,
+      );
     }
     let last = everyone(envelope.rcptTo, "temporary", `451 4.4.1 no MX host of ${domain} could be reached`);
     for (const host of hosts) {
       const addresses = await options.resolver.addresses(host);
       for (const address of addresses.slice(0, 2)) {
         const result = await attempt(
-          { host: address, tlsServername: host, port: options.port, tls: enforce ? "required" : "allow-plain", verifyCertificate: enforce, heloName: options.heloName },
+          {
+            host: address,
+            tlsServername: host,
+            port: options.port,
+            tls: enforce ? "required" : "allow-plain",
+            verifyCertificate: enforce,
+            heloName: options.heloName,
+          },
           envelope,
           message,
         );
         const talked = [...result.outcomes.values()].some((o) => /^\d{3}[ -]/.test(o.response));
         if (talked) return result;
-        options.log.info("MX host could not be used; trying the next", { domain, mx: host, address, reply: [...result.outcomes.values()][0]?.response });
+        options.log.info("MX host could not be used; trying the next", {
+          domain,
+          mx: host,
+          address,
+          reply: [...result.outcomes.values()][0]?.response,
+        });
         last = result;
       }
     }

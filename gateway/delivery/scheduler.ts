@@ -79,7 +79,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       const next = waiting.shift();
       if (!next) break;
       const task = deliverOne(next.id, next.from)
-        .catch((error: Error) => log.error("queue move failed; the message stays where it is until the next scan or restart", { id: next.id, error: error.message }))
+        .catch((error: Error) =>
+          log.error("queue move failed; the message stays where it is until the next scan or restart", {
+            id: next.id,
+            error: error.message,
+          }),
+        )
         .finally(() => {
           running.delete(task);
           known.delete(next.id);
@@ -125,7 +130,13 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     for (const rcpt of envelope.rcptTo) {
       const outcome = result.outcomes.get(rcpt) ?? { outcome: "temporary", response: "no outcome" };
       options.tracker
-        ?.recordAttempt({ messageId: id, at: attemptedAt, recipient: rcpt, outcome: outcome.outcome, response: outcome.response })
+        ?.recordAttempt({
+          messageId: id,
+          at: attemptedAt,
+          recipient: rcpt,
+          outcome: outcome.outcome,
+          response: outcome.response,
+        })
         .catch((error: Error) => log.error("tracker write failed", { id, error: error.message }));
       options.metrics?.inc("moat_delivery_attempts_total", { outcome: outcome.outcome });
       const fields = { id, to: rcpt, reply: outcome.response };
@@ -142,7 +153,11 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     const givingUp = pending.length > 0 && age >= retry.maxQueueLifetimeMs;
     if (givingUp) {
       const days = (age / 86_400_000).toFixed(1);
-      for (const p of pending.splice(0)) failed.push({ recipient: p.rcpt, response: `4.4.7 delivery time expired after ${days} days; last reply: ${p.response}` });
+      for (const p of pending.splice(0))
+        failed.push({
+          recipient: p.rcpt,
+          response: `4.4.7 delivery time expired after ${days} days; last reply: ${p.response}`,
+        });
     }
     // Bounce what failed for good, durably, before the original may go.
     const bounced = failed.length > 0 && options.bouncer ? await options.bouncer.bounce(message, failed) : undefined;
@@ -171,7 +186,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     const viaSmartHost = envelope.rcptTo.filter((r) => !internet.has(r));
     const header = options.smartHostHeader;
     const stamped = header ? () => Readable.from(prepend(Buffer.from(`${header}\r\n`, "latin1"), open())) : open;
-    if (viaSmartHost.length > 0) merge(await attempt(target, { mailFrom: envelope.mailFrom, rcptTo: viaSmartHost }, stamped));
+    if (viaSmartHost.length > 0)
+      merge(await attempt(target, { mailFrom: envelope.mailFrom, rcptTo: viaSmartHost }, stamped));
     const byDomain = new Map<string, string[]>();
     for (const rcpt of envelope.rcptTo.filter((r) => internet.has(r))) {
       const domain = rcpt.slice(rcpt.lastIndexOf("@") + 1).toLowerCase();
@@ -179,7 +195,10 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     }
     for (const [domain, rcptTo] of byDomain) {
       if (options.remote) merge(await options.remote(domain, { mailFrom: envelope.mailFrom, rcptTo }, open));
-      else rcptTo.forEach((r) => outcomes.set(r, { outcome: "temporary", response: "internet delivery is not configured" }));
+      else
+        rcptTo.forEach((r) =>
+          outcomes.set(r, { outcome: "temporary", response: "internet delivery is not configured" }),
+        );
     }
     return { outcomes };
   }

@@ -50,7 +50,11 @@ async function openConnection(target: SmartHostTarget): Promise<Connected | { fa
     name: target.heloName,
     requireTLS: target.tls === "required",
     opportunisticTLS: target.tls === "allow-plain",
-    tls: { servername: target.tlsServername ?? target.host, minVersion: "TLSv1.2", rejectUnauthorized: target.verifyCertificate },
+    tls: {
+      servername: target.tlsServername ?? target.host,
+      minVersion: "TLSv1.2",
+      rejectUnauthorized: target.verifyCertificate,
+    },
     connectionTimeout: CONNECT_TIMEOUT_MS,
     greetingTimeout: GREETING_TIMEOUT_MS,
     socketTimeout: SOCKET_TIMEOUT_MS,
@@ -89,7 +93,9 @@ async function sendOn(
 ): Promise<{ result: AttemptResult; reusable: boolean }> {
   try {
     const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
-      connection.send({ from: envelope.mailFrom, to: [...envelope.rcptTo] }, message(), (err, result) => (err ? reject(err) : resolve(result))),
+      connection.send({ from: envelope.mailFrom, to: [...envelope.rcptTo] }, message(), (err, result) =>
+        err ? reject(err) : resolve(result),
+      ),
     );
     const outcomes = new Map<string, { outcome: RecipientOutcome; response: string }>();
     for (const rcpt of info.accepted) outcomes.set(rcpt, { outcome: "delivered", response: info.response });
@@ -170,10 +176,14 @@ export function createConnectionPool(): ConnectionPool {
 
   const park = (key: string, connected: Connected, used: number) => {
     const list = idle.get(key) ?? [];
-    const entry = { connected, used, timer: setTimeout(() => {
-      list.splice(list.indexOf(entry), 1);
-      void quit(connected);
-    }, IDLE_CLOSE_MS) };
+    const entry = {
+      connected,
+      used,
+      timer: setTimeout(() => {
+        list.splice(list.indexOf(entry), 1);
+        void quit(connected);
+      }, IDLE_CLOSE_MS),
+    };
     entry.timer.unref();
     list.push(entry);
     idle.set(key, list);
@@ -187,7 +197,9 @@ export function createConnectionPool(): ConnectionPool {
       const key = keyOf(target);
       let reused = take(key);
       if (reused) {
-        const clean = await new Promise<boolean>((resolve) => reused?.connected.connection.reset((err) => resolve(!err)));
+        const clean = await new Promise<boolean>((resolve) =>
+          reused?.connected.connection.reset((err) => resolve(!err)),
+        );
         if (!clean) {
           reused.connected.connection.close();
           reused = undefined;
@@ -209,10 +221,12 @@ export function createConnectionPool(): ConnectionPool {
     async close() {
       const all = [...idle.values()].flat();
       idle.clear();
-      await Promise.all(all.map((entry) => {
-        clearTimeout(entry.timer);
-        return quit(entry.connected);
-      }));
+      await Promise.all(
+        all.map((entry) => {
+          clearTimeout(entry.timer);
+          return quit(entry.connected);
+        }),
+      );
     },
   };
 }

@@ -41,7 +41,13 @@ export interface Directory {
 }
 
 export function recordsFromStaticUsers(users: readonly StaticUser[]): DirectoryRecord[] {
-  return users.map((u) => ({ primary: u.address, aliases: u.aliases, displayName: u.displayName, kind: "user", source: "csv" }));
+  return users.map((u) => ({
+    primary: u.address,
+    aliases: u.aliases,
+    displayName: u.displayName,
+    kind: "user",
+    source: "csv",
+  }));
 }
 
 /**
@@ -54,7 +60,11 @@ export function createDirectory(records: readonly DirectoryRecord[]): Directory 
   const people: DirectoryEntry[] = [];
   const ordered = [...records.filter((r) => r.source === "graph"), ...records.filter((r) => r.source === "csv")];
   for (const record of ordered) {
-    const entry: DirectoryEntry = { primary: record.primary.toLowerCase(), displayName: record.displayName, kind: record.kind };
+    const entry: DirectoryEntry = {
+      primary: record.primary.toLowerCase(),
+      displayName: record.displayName,
+      kind: record.kind,
+    };
     let added = false;
     for (const address of [record.primary, ...record.aliases].map((a) => a.toLowerCase())) {
       if (byAddress.has(address)) continue;

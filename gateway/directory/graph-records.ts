@@ -37,11 +37,16 @@ export interface GraphGroup {
   readonly "@removed"?: unknown;
 }
 
-function addresses(object: { mail?: string | null; proxyAddresses?: readonly string[] | null }, domains: ReadonlySet<string>): { primary: string; aliases: string[] } | undefined {
+function addresses(
+  object: { mail?: string | null; proxyAddresses?: readonly string[] | null },
+  domains: ReadonlySet<string>,
+): { primary: string; aliases: string[] } | undefined {
   const inDomains = (address: string) => domains.has(address.slice(address.lastIndexOf("@") + 1).toLowerCase());
   const smtp = (object.proxyAddresses ?? []).filter((p) => /^smtp:/i.test(p));
   const primary = smtp.find((p) => p.startsWith("SMTP:"))?.slice(5) ?? object.mail ?? undefined;
-  const all = [...new Set([...(primary ? [primary] : []), ...smtp.map((p) => p.slice(5))].map((a) => a.trim().toLowerCase()))].filter(inDomains);
+  const all = [
+    ...new Set([...(primary ? [primary] : []), ...smtp.map((p) => p.slice(5))].map((a) => a.trim().toLowerCase())),
+  ].filter(inDomains);
   if (all.length === 0) return undefined;
   const first = primary && inDomains(primary) ? primary.toLowerCase() : (all[0] as string);
   return { primary: first, aliases: all.filter((a) => a !== first) };

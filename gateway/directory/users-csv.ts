@@ -32,14 +32,25 @@ export function parseUsersCsv(text: string, customerDomains: readonly string[]):
   const problems: CsvProblem[] = [...csvProblems];
   const [header, ...rows] = records;
   if (!header) {
-    return { users: [], problems: [...problems, { line: 1, message: "the file is empty; expected a header row: address,displayName,aliases" }], columns: [] };
+    return {
+      users: [],
+      problems: [
+        ...problems,
+        { line: 1, message: "the file is empty; expected a header row: address,displayName,aliases" },
+      ],
+      columns: [],
+    };
   }
 
   const columnIndex = new Map<string, number>();
   header.fields.forEach((raw, index) => {
     const name = USERS_CSV_COLUMNS.find((known) => known.toLowerCase() === raw.trim().toLowerCase());
     if (!name) {
-      problems.push({ line: header.line, column: index + 1, message: `unknown column ${JSON.stringify(raw.trim())}; the columns are ${USERS_CSV_COLUMNS.join(", ")}` });
+      problems.push({
+        line: header.line,
+        column: index + 1,
+        message: `unknown column ${JSON.stringify(raw.trim())}; the columns are ${USERS_CSV_COLUMNS.join(", ")}`,
+      });
     } else if (columnIndex.has(name)) {
       problems.push({ line: header.line, column: index + 1, message: `column ${name} appears twice` });
     } else {
@@ -64,7 +75,11 @@ export function parseUsersCsv(text: string, customerDomains: readonly string[]):
       return undefined;
     }
     if (!domains.has(match[1] ?? "")) {
-      problems.push({ line, column, message: `${address} is not in one of the stack's domains (${[...domains].join(", ")})` });
+      problems.push({
+        line,
+        column,
+        message: `${address} is not in one of the stack's domains (${[...domains].join(", ")})`,
+      });
       return undefined;
     }
     const earlier = firstSeen.get(address);
@@ -79,7 +94,11 @@ export function parseUsersCsv(text: string, customerDomains: readonly string[]):
   for (const row of rows) {
     const problemsBefore = problems.length;
     if (row.fields.length > header.fields.length) {
-      problems.push({ line: row.line, column: header.fields.length + 1, message: `${row.fields.length} fields, the header has ${header.fields.length}` });
+      problems.push({
+        line: row.line,
+        column: header.fields.length + 1,
+        message: `${row.fields.length} fields, the header has ${header.fields.length}`,
+      });
       continue;
     }
     const field = (name: string) => {

@@ -48,7 +48,12 @@ export function createSessionLimits(settings: LimitSettings, now: () => number =
   };
   const forgetIfIdle = (ip: string) => {
     const entry = clients.get(ip);
-    if (entry && entry.sessions === 0 && entry.connects.every((t) => t <= now() - WINDOW_MS) && entry.messages.every((t) => t <= now() - WINDOW_MS)) {
+    if (
+      entry &&
+      entry.sessions === 0 &&
+      entry.connects.every((t) => t <= now() - WINDOW_MS) &&
+      entry.messages.every((t) => t <= now() - WINDOW_MS)
+    ) {
       clients.delete(ip);
     }
   };

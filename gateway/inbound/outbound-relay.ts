@@ -44,13 +44,20 @@ export function createOutboundRelayPolicy(options: {
       const family = isIP(clientIp) === 6 ? "ipv6" : "ipv4";
       const ip = clientIp.replace(/^::ffff:/, "");
       const senderDomain = mailFrom.slice(mailFrom.lastIndexOf("@") + 1).toLowerCase();
-      return domains.has(senderDomain) && (ranges.check(ip, ip === clientIp ? family : "ipv4"));
+      return domains.has(senderDomain) && ranges.check(ip, ip === clientIp ? family : "ipv4");
     },
     checkTenant(head) {
       const values = headerValues(head, TENANT_HEADER);
       if (values === undefined) return refuse("the message header is too large to check");
-      if (values.length !== 1) return refuse(values.length === 0 ? "the message does not come from this tenant (no tenant id)" : "the message carries more than one tenant id");
-      return values[0]?.toLowerCase() === options.tenantId.toLowerCase() ? undefined : refuse("the message comes from another Microsoft 365 tenant");
+      if (values.length !== 1)
+        return refuse(
+          values.length === 0
+            ? "the message does not come from this tenant (no tenant id)"
+            : "the message carries more than one tenant id",
+        );
+      return values[0]?.toLowerCase() === options.tenantId.toLowerCase()
+        ? undefined
+        : refuse("the message comes from another Microsoft 365 tenant");
     },
   };
 }

@@ -27,7 +27,10 @@ export function recipientReply(verdict: RecipientVerdict): SmtpReply | undefined
     case "unknown":
       return new SmtpReply(550, `5.1.1 ${address}: Recipient address rejected: unverified address`);
     case "tempfail":
-      return new SmtpReply(451, `4.3.0 ${address}: Recipient address verification is temporarily unavailable; try again later`);
+      return new SmtpReply(
+        451,
+        `4.3.0 ${address}: Recipient address verification is temporarily unavailable; try again later`,
+      );
   }
 }
 

@@ -104,8 +104,20 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
           const reply = recipientReply(verdict);
           if (reply) {
             options.metrics?.inc("moat_smtp_refusals_total", { reason: verdict.kind });
-            log.info("recipient refused", { client: session.remoteAddress, to: address.address, reply: `${reply.responseCode} ${reply.message}` });
-            track(options.tracker?.recordRejection({ at: Date.now(), clientIp: session.remoteAddress, mailFrom, recipient: address.address, reply: `${reply.responseCode} ${reply.message}` }));
+            log.info("recipient refused", {
+              client: session.remoteAddress,
+              to: address.address,
+              reply: `${reply.responseCode} ${reply.message}`,
+            });
+            track(
+              options.tracker?.recordRejection({
+                at: Date.now(),
+                clientIp: session.remoteAddress,
+                mailFrom,
+                recipient: address.address,
+                reply: `${reply.responseCode} ${reply.message}`,
+              }),
+            );
           }
           callback(reply ?? null);
         },
@@ -154,8 +166,16 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
         )
         .then(
           ({ id: queuedId, bytes }) => {
-            options.metrics?.inc("moat_messages_accepted_total", { direction: outbound.length > 0 ? "outbound" : "inbound" });
-            log.info("queued", { id: queuedId, from: mailFrom || "<>", rcpts: rcptTo.length, bytes, client: session.remoteAddress });
+            options.metrics?.inc("moat_messages_accepted_total", {
+              direction: outbound.length > 0 ? "outbound" : "inbound",
+            });
+            log.info("queued", {
+              id: queuedId,
+              from: mailFrom || "<>",
+              rcpts: rcptTo.length,
+              bytes,
+              client: session.remoteAddress,
+            });
             const arrival = track(
               options.tracker?.recordArrival({
                 id: queuedId,
@@ -181,7 +201,11 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
             }
             if (error instanceof SmtpReply) {
               options.metrics?.inc("moat_smtp_refusals_total", { reason: "tenant" });
-              log.warn("message refused", { client: session.remoteAddress, from: mailFrom || "<>", reply: `${error.responseCode} ${error.message}` });
+              log.warn("message refused", {
+                client: session.remoteAddress,
+                from: mailFrom || "<>",
+                reply: `${error.responseCode} ${error.message}`,
+              });
               callback(error);
               return;
             }
@@ -192,7 +216,9 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
     },
   };
   function track(write: Promise<void> | undefined): Promise<void> {
-    return (write ?? Promise.resolve()).catch((error: Error) => log.error("tracker write failed", { error: error.message }));
+    return (write ?? Promise.resolve()).catch((error: Error) =>
+      log.error("tracker write failed", { error: error.message }),
+    );
   }
 
   const server = new SMTPServer(serverOptions);

@@ -37,7 +37,9 @@ export function loadCertificate(files: CertificateFiles, now = Date.now()): Load
     cert = readFileSync(files.certFile);
     key = readFileSync(files.keyFile);
   } catch (error) {
-    throw new CertificateError(`TLS certificate: cannot read ${(error as NodeJS.ErrnoException).path ?? "file"} (${(error as NodeJS.ErrnoException).code})`);
+    throw new CertificateError(
+      `TLS certificate: cannot read ${(error as NodeJS.ErrnoException).path ?? "file"} (${(error as NodeJS.ErrnoException).code})`,
+    );
   }
   let x509: X509Certificate;
   try {
@@ -51,9 +53,17 @@ export function loadCertificate(files: CertificateFiles, now = Date.now()): Load
   } catch {
     throw new CertificateError(`TLS certificate: ${files.keyFile} is not a PEM private key`);
   }
-  if (!x509.checkPrivateKey(privateKey)) throw new CertificateError(`TLS certificate: ${files.keyFile} is not the key of ${files.certFile}`);
-  if (Date.parse(x509.validTo) < now) throw new CertificateError(`TLS certificate: ${files.certFile} expired on ${x509.validTo}`);
-  return { key, cert, subject: x509.subject.replace(/\n/g, ", "), validTo: x509.validTo, fingerprint256: x509.fingerprint256 };
+  if (!x509.checkPrivateKey(privateKey))
+    throw new CertificateError(`TLS certificate: ${files.keyFile} is not the key of ${files.certFile}`);
+  if (Date.parse(x509.validTo) < now)
+    throw new CertificateError(`TLS certificate: ${files.certFile} expired on ${x509.validTo}`);
+  return {
+    key,
+    cert,
+    subject: x509.subject.replace(/\n/g, ", "),
+    validTo: x509.validTo,
+    fingerprint256: x509.fingerprint256,
+  };
 }
 
 export interface CertificateReloader {
@@ -77,7 +87,10 @@ export function watchCertificate(
       inUse = next;
       log.info("TLS certificate reloaded", { reason, subject: next.subject, validTo: next.validTo });
     } catch (error) {
-      log.error("TLS certificate reload failed; the previous certificate stays in use", { reason, error: (error as Error).message });
+      log.error("TLS certificate reload failed; the previous certificate stays in use", {
+        reason,
+        error: (error as Error).message,
+      });
     }
   };
   const onChange = () => reload("file changed");

@@ -47,7 +47,13 @@ export interface MessageStory {
 
 export interface TrackerStore {
   recordArrival(arrival: ArrivalRecord): Promise<void>;
-  recordRejection(rejection: { at: number; clientIp: string; mailFrom: string; recipient: string; reply: string }): Promise<void>;
+  recordRejection(rejection: {
+    at: number;
+    clientIp: string;
+    mailFrom: string;
+    recipient: string;
+    reply: string;
+  }): Promise<void>;
   /** One attempt for one recipient; updates the recipient's status and the message's. */
   recordAttempt(attempt: AttemptRecord): Promise<void>;
   story(id: string): Promise<MessageStory | undefined>;
@@ -55,7 +61,11 @@ export interface TrackerStore {
   close(): Promise<void>;
 }
 
-const RECIPIENT_STATUS: Record<AttemptsTable["outcome"], TrackerStatus> = { delivered: "Deliver", temporary: "Deferred", permanent: "Reject" };
+const RECIPIENT_STATUS: Record<AttemptsTable["outcome"], TrackerStatus> = {
+  delivered: "Deliver",
+  temporary: "Deferred",
+  permanent: "Reject",
+};
 
 /** A message's status from its recipients': Deliver when all are, else the least final. */
 function overall(statuses: readonly TrackerStatus[]): TrackerStatus {
@@ -99,7 +109,13 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
         for (const address of arrival.recipients) {
           await tx
             .insertInto("recipients")
-            .values({ message_id: arrival.id, address, status: "Pending", response: null, updated_at: arrival.receivedAt })
+            .values({
+              message_id: arrival.id,
+              address,
+              status: "Pending",
+              response: null,
+              updated_at: arrival.receivedAt,
+            })
             .onConflict((c) => c.columns(["message_id", "address"]).doNothing())
             .execute();
         }
@@ -109,7 +125,14 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     async recordRejection(rejection) {
       await db
         .insertInto("rejections")
-        .values({ id: null, at: rejection.at, client_ip: rejection.clientIp, mail_from: rejection.mailFrom, recipient: rejection.recipient, reply: rejection.reply })
+        .values({
+          id: null,
+          at: rejection.at,
+          client_ip: rejection.clientIp,
+          mail_from: rejection.mailFrom,
+          recipient: rejection.recipient,
+          reply: rejection.reply,
+        })
         .execute();
     },
 
@@ -117,7 +140,14 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
       await db.transaction().execute(async (tx) => {
         await tx
           .insertInto("attempts")
-          .values({ id: null, message_id: attempt.messageId, at: attempt.at, recipient: attempt.recipient, outcome: attempt.outcome, response: attempt.response })
+          .values({
+            id: null,
+            message_id: attempt.messageId,
+            at: attempt.at,
+            recipient: attempt.recipient,
+            outcome: attempt.outcome,
+            response: attempt.response,
+          })
           .execute();
         await tx
           .updateTable("recipients")
@@ -125,7 +155,11 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
           .where("message_id", "=", attempt.messageId)
           .where("address", "=", attempt.recipient)
           .execute();
-        const statuses = await tx.selectFrom("recipients").select("status").where("message_id", "=", attempt.messageId).execute();
+        const statuses = await tx
+          .selectFrom("recipients")
+          .select("status")
+          .where("message_id", "=", attempt.messageId)
+          .execute();
         await tx
           .updateTable("messages")
           .set({ status: overall(statuses.map((s) => s.status)), updated_at: attempt.at })
@@ -137,8 +171,18 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     async story(id) {
       const message = await db.selectFrom("messages").selectAll().where("id", "=", id).executeTakeFirst();
       if (!message) return undefined;
-      const recipients = await db.selectFrom("recipients").select(["address", "status", "response"]).where("message_id", "=", id).orderBy("address").execute();
-      const attempts = await db.selectFrom("attempts").select(["at", "recipient", "outcome", "response"]).where("message_id", "=", id).orderBy("id").execute();
+      const recipients = await db
+        .selectFrom("recipients")
+        .select(["address", "status", "response"])
+        .where("message_id", "=", id)
+        .orderBy("address")
+        .execute();
+      const attempts = await db
+        .selectFrom("attempts")
+        .select(["at", "recipient", "outcome", "response"])
+        .where("message_id", "=", id)
+        .orderBy("id")
+        .execute();
       return {
         id: message.id,
         status: message.status,
@@ -151,7 +195,11 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     },
 
     async rejections() {
-      const rows = await db.selectFrom("rejections").select(["recipient", "reply", "client_ip"]).orderBy("id").execute();
+      const rows = await db
+        .selectFrom("rejections")
+        .select(["recipient", "reply", "client_ip"])
+        .orderBy("id")
+        .execute();
       return rows.map((r) => ({ recipient: r.recipient, reply: r.reply, clientIp: r.client_ip }));
     },
 

@@ -37,7 +37,9 @@ interface CacheEntry {
 /** Entries kept at most; the oldest go first (a burst of guesses must not grow memory). */
 const CACHE_MAX_ENTRIES = 100_000;
 
-export function createCalloutVerifier(options: CalloutOptions): RecipientVerifier & { readonly catchAllDomains: ReadonlySet<string> } {
+export function createCalloutVerifier(
+  options: CalloutOptions,
+): RecipientVerifier & { readonly catchAllDomains: ReadonlySet<string> } {
   const domains = new Set(options.domains.map((d) => d.toLowerCase()));
   const now = options.now ?? Date.now;
   const probe = options.probe ?? probeRecipients;
@@ -54,7 +56,11 @@ export function createCalloutVerifier(options: CalloutOptions): RecipientVerifie
   const callout = async (address: string, key: string, domain: string): Promise<RecipientVerdict> => {
     const checkCatchAll = (checkedDomains.get(domain) ?? 0) <= now();
     const canary = `moat-verify-${randomBytes(6).toString("hex")}@${domain}`;
-    const result: ProbeResult = await probe(options.target, checkCatchAll ? [address, canary] : [address], options.timeoutMs);
+    const result: ProbeResult = await probe(
+      options.target,
+      checkCatchAll ? [address, canary] : [address],
+      options.timeoutMs,
+    );
     if (result.kind === "failure") {
       options.log.warn("recipient callout failed; answered 451", { to: address, reason: result.reason });
       return { kind: "tempfail", address, reason: result.reason };
@@ -65,7 +71,10 @@ export function createCalloutVerifier(options: CalloutOptions): RecipientVerifie
       const canaryReply = result.replies.get(canary);
       if (canaryReply && canaryReply.code < 300) {
         if (!catchAllDomains.has(domain)) {
-          options.log.warn("the smart host accepts any address of this domain (catch-all): dynamic verification cannot refuse unknown recipients there; use static verification", { domain });
+          options.log.warn(
+            "the smart host accepts any address of this domain (catch-all): dynamic verification cannot refuse unknown recipients there; use static verification",
+            { domain },
+          );
         }
         catchAllDomains.add(domain);
       } else {
@@ -77,7 +86,9 @@ export function createCalloutVerifier(options: CalloutOptions): RecipientVerifie
     }
     const accepted = reply.code < 300;
     remember(key, accepted);
-    return accepted ? { kind: "accept", address, mailbox: { primary: key, displayName: "", kind: "user" } } : { kind: "unknown", address };
+    return accepted
+      ? { kind: "accept", address, mailbox: { primary: key, displayName: "", kind: "user" } }
+      : { kind: "unknown", address };
   };
 
   return {
@@ -88,7 +99,9 @@ export function createCalloutVerifier(options: CalloutOptions): RecipientVerifie
       const key = address.toLowerCase();
       const cached = cache.get(key);
       if (cached && cached.expiresAt > now()) {
-        return cached.accepted ? { kind: "accept", address, mailbox: { primary: key, displayName: "", kind: "user" } } : { kind: "unknown", address };
+        return cached.accepted
+          ? { kind: "accept", address, mailbox: { primary: key, displayName: "", kind: "user" } }
+          : { kind: "unknown", address };
       }
       const pending = inFlight.get(key);
       if (pending) return pending;

@@ -23,7 +23,12 @@ export interface RecipientVerifier {
 
 export function domainOf(address: string): string {
   const at = address.lastIndexOf("@");
-  return at < 0 ? "" : address.slice(at + 1).toLowerCase().replace(/\.$/, "");
+  return at < 0
+    ? ""
+    : address
+        .slice(at + 1)
+        .toLowerCase()
+        .replace(/\.$/, "");
 }
 
 export function createStaticVerifier(options: {

@@ -16,7 +16,10 @@ export interface ProbeTarget {
 }
 
 export type ProbeResult =
-  | { readonly kind: "replies"; readonly replies: ReadonlyMap<string, { readonly code: number; readonly text: string }> }
+  | {
+      readonly kind: "replies";
+      readonly replies: ReadonlyMap<string, { readonly code: number; readonly text: string }>;
+    }
   | { readonly kind: "failure"; readonly reason: string };
 
 class LineReader {
@@ -49,7 +52,10 @@ class LineReader {
     for (let i = 0; i < lines.length - 1; i++) {
       const line = lines[i] ?? "";
       if (/^\d{3} /.test(line) || /^\d{3}$/.test(line)) {
-        const text = lines.slice(0, i + 1).map((l) => l.slice(4)).join("\n");
+        const text = lines
+          .slice(0, i + 1)
+          .map((l) => l.slice(4))
+          .join("\n");
         this.buffer = lines.slice(i + 1).join("\r\n");
         const resolve = this.waiting;
         this.waiting = undefined;
@@ -73,7 +79,11 @@ class LineReader {
   }
 }
 
-export async function probeRecipients(target: ProbeTarget, addresses: readonly string[], timeoutMs: number): Promise<ProbeResult> {
+export async function probeRecipients(
+  target: ProbeTarget,
+  addresses: readonly string[],
+  timeoutMs: number,
+): Promise<ProbeResult> {
   let socket: Socket | TLSSocket = netConnect(target.port, target.host);
   const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
   try {
@@ -93,7 +103,15 @@ export async function probeRecipients(target: ProbeTarget, addresses: readonly s
       reader.detach();
       const plain = socket;
       socket = await new Promise<TLSSocket>((resolve, reject) => {
-        const secure = tlsConnect({ socket: plain, servername: target.host, minVersion: "TLSv1.2", rejectUnauthorized: target.verifyCertificate }, () => resolve(secure));
+        const secure = tlsConnect(
+          {
+            socket: plain,
+            servername: target.host,
+            minVersion: "TLSv1.2",
+            rejectUnauthorized: target.verifyCertificate,
+          },
+          () => resolve(secure),
+        );
         secure.once("error", reject);
       });
       reader.attach(socket);

@@ -29,7 +29,9 @@ export function build(options: WebOptions): FastifyInstance {
   });
   const metrics = options.metrics;
   if (metrics) {
-    app.get("/metrics", async (_request, reply) => reply.type("text/plain; version=0.0.4; charset=utf-8").send(await metrics()));
+    app.get("/metrics", async (_request, reply) =>
+      reply.type("text/plain; version=0.0.4; charset=utf-8").send(await metrics()),
+    );
   }
   registerMtaSts(app, options.mtaSts ?? []);
   return app;

@@ -12,7 +12,13 @@ export const MTA_STS_MAX_AGE_S = 604_800;
 export type MtaStsMode = "enforce" | "testing" | "none";
 
 export function mtaStsPolicy(mode: MtaStsMode, mxHosts: readonly string[]): string {
-  return ["version: STSv1", `mode: ${mode}`, ...mxHosts.map((h) => `mx: ${h}`), `max_age: ${MTA_STS_MAX_AGE_S}`, ""].join("\r\n");
+  return [
+    "version: STSv1",
+    `mode: ${mode}`,
+    ...mxHosts.map((h) => `mx: ${h}`),
+    `max_age: ${MTA_STS_MAX_AGE_S}`,
+    "",
+  ].join("\r\n");
 }
 
 export interface MtaStsDomain {

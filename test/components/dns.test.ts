@@ -3,21 +3,35 @@ import { describe, expect, it } from "vitest";
 import { mtaStsId, planDomainRecords, spfRecord } from "../../components/dns-records";
 import { parseSettings } from "../../components/settings";
 import { mtaStsPolicy } from "../../gateway/web/mta-sts";
-import { FAKE_EGRESS_IP, FAKE_INBOUND_IP, FAKE_ZONE_ID, type RegisteredResource, exampleConfig, runProgram } from "../helpers/pulumi-mocks";
+import {
+  FAKE_EGRESS_IP,
+  FAKE_INBOUND_IP,
+  FAKE_ZONE_ID,
+  type RegisteredResource,
+  exampleConfig,
+  runProgram,
+} from "../helpers/pulumi-mocks";
 
 const DNS = "cloudflare:index/dnsRecord:DnsRecord";
 const TRADERS = { name: "northwind-traders.example", cutover: false, mtaSts: "none" };
-const record = (registered: RegisteredResource[], name: string) => registered.find((r) => r.type === DNS && r.name === name)?.inputs;
+const record = (registered: RegisteredResource[], name: string) =>
+  registered.find((r) => r.type === DNS && r.name === name)?.inputs;
 
 describe("SPF", () => {
   const domain = (spf?: object) =>
-    parseSettings({ "moat:tenantId": "11111111-2222-3333-4444-555555555555", "moat:domains": [{ name: "acme.com", spf }], "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" } }).domains[0]!;
+    parseSettings({
+      "moat:tenantId": "11111111-2222-3333-4444-555555555555",
+      "moat:domains": [{ name: "acme.com", spf }],
+      "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" },
+    }).domains[0]!;
 
   it("merges Exchange Online's include, the gateway's egress IPs when outbound goes through it, and the extras", () => {
-    expect(spfRecord(domain({ include: ["_spf.crm.example"], ip4: ["198.51.100.1"] }), ["203.0.113.25"], true)).toEqual({
-      text: "v=spf1 ip4:203.0.113.25 ip4:198.51.100.1 include:spf.protection.outlook.com include:_spf.crm.example -all",
-      lookups: 2,
-    });
+    expect(spfRecord(domain({ include: ["_spf.crm.example"], ip4: ["198.51.100.1"] }), ["203.0.113.25"], true)).toEqual(
+      {
+        text: "v=spf1 ip4:203.0.113.25 ip4:198.51.100.1 include:spf.protection.outlook.com include:_spf.crm.example -all",
+        lookups: 2,
+      },
+    );
     expect(spfRecord(domain(), ["203.0.113.25"], false).text).toBe("v=spf1 include:spf.protection.outlook.com -all");
   });
 
@@ -25,9 +39,22 @@ describe("SPF", () => {
     const nine = Array.from({ length: 9 }, (_, i) => `_spf${i}.vendor.example`);
     expect(spfRecord(domain({ include: nine }), [], false).lookups).toBe(10);
     expect(spfRecord(domain({ include: ["_spf.google.com"] }), [], false).lookups).toBe(5);
-    const atTen = await runProgram("ten", exampleConfig({ "moat:domains": [{ name: "northwind.example", cutover: true, spf: { include: nine } }, TRADERS] }));
+    const atTen = await runProgram(
+      "ten",
+      exampleConfig({
+        "moat:domains": [{ name: "northwind.example", cutover: true, spf: { include: nine } }, TRADERS],
+      }),
+    );
     expect(atTen.error).toBeUndefined();
-    const atEleven = await runProgram("eleven", exampleConfig({ "moat:domains": [{ name: "northwind.example", cutover: true, spf: { include: [...nine, "_spf.more.example"] } }, TRADERS] }));
+    const atEleven = await runProgram(
+      "eleven",
+      exampleConfig({
+        "moat:domains": [
+          { name: "northwind.example", cutover: true, spf: { include: [...nine, "_spf.more.example"] } },
+          TRADERS,
+        ],
+      }),
+    );
     expect(atEleven.error).toContain("moat:domains[0].spf: 11 DNS lookups, the limit is 10");
     expect(atEleven.registered).toEqual([]);
   });
@@ -48,23 +75,61 @@ describe("the example stack's DNS", () => {
     const { registered, error } = await runProgram("example");
     expect(error).toBeUndefined();
     const base = { zoneId: FAKE_ZONE_ID, proxied: false, comment: "Managed by Moat (stack example)" };
-    expect(record(registered, "dns-northwind-example-mx")).toEqual({ ...base, name: "northwind.example", type: "MX", content: "mx.northwind.example", priority: 10, ttl: 300 });
-    expect(record(registered, "dns-northwind-example-spf")).toEqual({ ...base, name: "northwind.example", type: "TXT", ttl: 3600, content: "v=spf1 ip4:203.0.113.10 include:spf.protection.outlook.com include:_spf.crm.example -all" });
-    expect(record(registered, "dns-northwind-example-dmarc")).toMatchObject({ name: "_dmarc.northwind.example", content: "v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@northwind.example" });
+    expect(record(registered, "dns-northwind-example-mx")).toEqual({
+      ...base,
+      name: "northwind.example",
+      type: "MX",
+      content: "mx.northwind.example",
+      priority: 10,
+      ttl: 300,
+    });
+    expect(record(registered, "dns-northwind-example-spf")).toEqual({
+      ...base,
+      name: "northwind.example",
+      type: "TXT",
+      ttl: 3600,
+      content: "v=spf1 ip4:203.0.113.10 include:spf.protection.outlook.com include:_spf.crm.example -all",
+    });
+    expect(record(registered, "dns-northwind-example-dmarc")).toMatchObject({
+      name: "_dmarc.northwind.example",
+      content: "v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@northwind.example",
+    });
     const policy = mtaStsPolicy("testing", ["mx.northwind.example"]);
-    expect(record(registered, "dns-northwind-example-mta-sts")).toMatchObject({ name: "_mta-sts.northwind.example", content: `v=STSv1; id=${mtaStsId(policy)}` });
-    expect(record(registered, "dns-northwind-example-mta-sts-host")).toMatchObject({ name: "mta-sts.northwind.example", type: "CNAME", content: "mx.northwind.example", proxied: true, ttl: 1 });
-    expect(record(registered, "dns-northwind-example-tls-rpt")).toMatchObject({ name: "_smtp._tls.northwind.example", content: "v=TLSRPTv1; rua=mailto:tls-reports@northwind.example" });
-    expect(record(registered, "dns-northwind-example-gateway-a")).toMatchObject({ name: "mx.northwind.example", type: "A", content: FAKE_INBOUND_IP, proxied: false });
+    expect(record(registered, "dns-northwind-example-mta-sts")).toMatchObject({
+      name: "_mta-sts.northwind.example",
+      content: `v=STSv1; id=${mtaStsId(policy)}`,
+    });
+    expect(record(registered, "dns-northwind-example-mta-sts-host")).toMatchObject({
+      name: "mta-sts.northwind.example",
+      type: "CNAME",
+      content: "mx.northwind.example",
+      proxied: true,
+      ttl: 1,
+    });
+    expect(record(registered, "dns-northwind-example-tls-rpt")).toMatchObject({
+      name: "_smtp._tls.northwind.example",
+      content: "v=TLSRPTv1; rua=mailto:tls-reports@northwind.example",
+    });
+    expect(record(registered, "dns-northwind-example-gateway-a")).toMatchObject({
+      name: "mx.northwind.example",
+      type: "A",
+      content: FAKE_INBOUND_IP,
+      proxied: false,
+    });
   });
 
   it("a domain not cut over keeps its MX at Exchange Online (rollback is a config flip) and gets no MTA-STS with mtaSts none", async () => {
     const { registered } = await runProgram("example");
-    expect(record(registered, "dns-northwind-traders-example-mx")).toMatchObject({ content: "northwind-traders-example.mail.protection.outlook.com", priority: 10 });
-    expect(registered.filter((r) => r.name.startsWith("dns-northwind-traders-example-")).map((r) => r.name).sort()).toEqual([
-      "dns-northwind-traders-example-mx",
-      "dns-northwind-traders-example-spf",
-    ]);
+    expect(record(registered, "dns-northwind-traders-example-mx")).toMatchObject({
+      content: "northwind-traders-example.mail.protection.outlook.com",
+      priority: 10,
+    });
+    expect(
+      registered
+        .filter((r) => r.name.startsWith("dns-northwind-traders-example-"))
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(["dns-northwind-traders-example-mx", "dns-northwind-traders-example-spf"]);
   });
 
   it("the MX of a cut-over domain is registered only after the gateway and the lock-down connector", async () => {
@@ -76,18 +141,34 @@ describe("the example stack's DNS", () => {
   });
 
   it("outbound through the gateway puts its egress IP in SPF; a given zoneId is used instead of a lookup", async () => {
-    const { registered } = await runProgram("outbound", exampleConfig({
-      "moat:outbound": { enabled: true },
-      "moat:domains": [{ name: "northwind.example", cutover: true, zoneId: "fedcba9876543210fedcba9876543210", mtaSts: "enforce", exchangeMx: "northwind-example.r-v1.mx.microsoft" }, TRADERS],
-    }));
-    expect(record(registered, "dns-northwind-example-spf")?.content).toBe(`v=spf1 ip4:${FAKE_EGRESS_IP} include:spf.protection.outlook.com -all`);
+    const { registered } = await runProgram(
+      "outbound",
+      exampleConfig({
+        "moat:outbound": { enabled: true },
+        "moat:domains": [
+          {
+            name: "northwind.example",
+            cutover: true,
+            zoneId: "fedcba9876543210fedcba9876543210",
+            mtaSts: "enforce",
+            exchangeMx: "northwind-example.r-v1.mx.microsoft",
+          },
+          TRADERS,
+        ],
+      }),
+    );
+    expect(record(registered, "dns-northwind-example-spf")?.content).toBe(
+      `v=spf1 ip4:${FAKE_EGRESS_IP} include:spf.protection.outlook.com -all`,
+    );
     expect(record(registered, "dns-northwind-example-mx")?.zoneId).toBe("fedcba9876543210fedcba9876543210");
   });
 
   it("planning never needs the network: the records of a stack are a pure function of its config", () => {
     const settings = parseSettings({
       "moat:tenantId": "11111111-2222-3333-4444-555555555555",
-      "moat:domains": [{ name: "acme.com", cutover: false, exchangeMx: "acme-com.r-v1.mx.microsoft", mtaSts: "enforce" }],
+      "moat:domains": [
+        { name: "acme.com", cutover: false, exchangeMx: "acme-com.r-v1.mx.microsoft", mtaSts: "enforce" },
+      ],
       "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" },
     });
     const planned = planDomainRecords(settings, settings.domains[0]!, "mx.acme.com", ["203.0.113.25"]);

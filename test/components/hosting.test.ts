@@ -1,11 +1,20 @@
 /** The Azure hosting a stack declares, under mocks; and hosting external. */
 import { describe, expect, it } from "vitest";
 import { mapSecrets } from "../../components/offline/mocks";
-import { FAKE_SECRET, type RegisteredResource, SECRET_SIG, SECRET_SIG_KEY, exampleConfig, runProgram, unwrapSecrets } from "../helpers/pulumi-mocks";
+import {
+  FAKE_SECRET,
+  type RegisteredResource,
+  SECRET_SIG,
+  SECRET_SIG_KEY,
+  exampleConfig,
+  runProgram,
+  unwrapSecrets,
+} from "../helpers/pulumi-mocks";
 
 /** Inputs as the resource receives them, secrets unwrapped. */
 const withoutSecrets = (value: unknown) => mapSecrets(value, () => "[secret]");
-const find = (registered: RegisteredResource[], type: string) => unwrapSecrets(registered.find((r) => r.type === type)?.inputs) as Record<string, any> | undefined;
+const find = (registered: RegisteredResource[], type: string) =>
+  unwrapSecrets(registered.find((r) => r.type === type)?.inputs) as Record<string, any> | undefined;
 
 describe("hosting azure (the example stack)", () => {
   it("runs the gateway with rspamd and clamd beside it, SMTP on 25 and HTTP on 80, config from Key Vault", async () => {
@@ -20,28 +29,46 @@ describe("hosting azure (the example stack)", () => {
       additionalPortMappings: [{ external: true, targetPort: 8080, exposedPort: 80 }],
     });
     expect(containerApp.configuration.secrets).toEqual([
-      { name: "moat-config", keyVaultUrl: "https://vault.vault.azure.net/secrets/gateway-config", identity: "hosting-identity-id" },
+      {
+        name: "moat-config",
+        keyVaultUrl: "https://vault.vault.azure.net/secrets/gateway-config",
+        identity: "hosting-identity-id",
+      },
     ]);
     const [gateway, rspamd, clamd] = containerApp.template.containers;
     expect(gateway.image).toBe("ghcr.io/example-msp/moat-gateway:0.1.0");
     expect(gateway.env).toContainEqual({ name: "MOAT_CONFIG", secretRef: "moat-config" });
     expect(gateway.volumeMounts).toEqual([{ volumeName: "data", mountPath: "/data" }]);
     expect(gateway.probes[0]).toMatchObject({ type: "Liveness", httpGet: { path: "/healthz", port: 8080 } });
-    expect([rspamd.name, rspamd.image, clamd.name, clamd.image]).toEqual(["rspamd", "rspamd/rspamd:3.10", "clamd", "clamav/clamav:1.4"]);
+    expect([rspamd.name, rspamd.image, clamd.name, clamd.image]).toEqual([
+      "rspamd",
+      "rspamd/rspamd:3.10",
+      "clamd",
+      "clamav/clamav:1.4",
+    ]);
     expect(containerApp.template.scale).toEqual({ minReplicas: 1, maxReplicas: 1 });
   });
 
   it("gives the environment's subnet a NAT gateway with a static Standard public IP (the stable egress)", async () => {
     const { registered } = await runProgram("example");
-    expect(find(registered, "azure-native:network:PublicIPAddress")).toMatchObject({ sku: { name: "Standard" }, publicIPAllocationMethod: "Static", location: "westeurope" });
-    expect(find(registered, "azure-native:network:NatGateway")).toMatchObject({ publicIpAddresses: [{ id: "hosting-egress-ip-id" }] });
+    expect(find(registered, "azure-native:network:PublicIPAddress")).toMatchObject({
+      sku: { name: "Standard" },
+      publicIPAllocationMethod: "Static",
+      location: "westeurope",
+    });
+    expect(find(registered, "azure-native:network:NatGateway")).toMatchObject({
+      publicIpAddresses: [{ id: "hosting-egress-ip-id" }],
+    });
     expect(find(registered, "azure-native:network:Subnet")).toMatchObject({
       natGateway: { id: "hosting-nat-id" },
       delegations: [{ name: "container-apps", serviceName: "Microsoft.App/environments" }],
     });
     expect(find(registered, "azure-native:app:ManagedEnvironment")).toMatchObject({
       vnetConfiguration: { infrastructureSubnetId: "hosting-environment-subnet-id", internal: false },
-      appLogsConfiguration: { destination: "log-analytics", logAnalyticsConfiguration: { customerId: "log-analytics-customer-id" } },
+      appLogsConfiguration: {
+        destination: "log-analytics",
+        logAnalyticsConfiguration: { customerId: "log-analytics-customer-id" },
+      },
     });
   });
 
@@ -52,9 +79,12 @@ describe("hosting azure (the example stack)", () => {
     const secret = find(registered, "azure-native:keyvault:Secret")!;
     expect(secret.secretName).toBe("gateway-config");
     expect(JSON.parse(secret.properties.value).customer).toBe("example");
-    expect(find(registered, "azure-native:keyvault:Vault")).toMatchObject({ properties: { enableRbacAuthorization: true, tenantId: "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f" } });
+    expect(find(registered, "azure-native:keyvault:Vault")).toMatchObject({
+      properties: { enableRbacAuthorization: true, tenantId: "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f" },
+    });
     expect(find(registered, "azure-native:authorization:RoleAssignment")).toMatchObject({
-      roleDefinitionId: "/subscriptions/00000000-aaaa-bbbb-cccc-000000000000/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6",
+      roleDefinitionId:
+        "/subscriptions/00000000-aaaa-bbbb-cccc-000000000000/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6",
       scope: "hosting-vault-id",
     });
     // The secret never appears in a plain input anywhere.
@@ -67,9 +97,17 @@ describe("hosting azure (the example stack)", () => {
 
 describe("hosting external", () => {
   it("declares no Azure resource and takes the addresses from the config", async () => {
-    const { registered, outputs, error } = await runProgram("external", exampleConfig({
-      "moat:gateway": { hosting: "external", hostname: "mx.northwind.example", egressIps: ["198.51.100.25"], inboundIp: "198.51.100.26" },
-    }));
+    const { registered, outputs, error } = await runProgram(
+      "external",
+      exampleConfig({
+        "moat:gateway": {
+          hosting: "external",
+          hostname: "mx.northwind.example",
+          egressIps: ["198.51.100.25"],
+          inboundIp: "198.51.100.26",
+        },
+      }),
+    );
     expect(error).toBeUndefined();
     expect(registered.filter((r) => r.type.startsWith("azure-native:"))).toEqual([]);
     expect(outputs.egressIps?.value).toEqual(["198.51.100.25"]);

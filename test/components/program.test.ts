@@ -1,7 +1,19 @@
 /** The Pulumi program under mocks (run as `pulumi up` runs it), for the example stack. */
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../gateway/config";
-import { FAKE_CERT_PEM, FAKE_CLIENT_ID, FAKE_EGRESS_IP, FAKE_GRAPH_SP, FAKE_INBOUND_IP, FAKE_KEY_PEM, FAKE_SECRET, FAKE_USER_READ_ALL_ROLE, type ProgramRun, exampleConfig, runProgram } from "../helpers/pulumi-mocks";
+import {
+  FAKE_CERT_PEM,
+  FAKE_CLIENT_ID,
+  FAKE_EGRESS_IP,
+  FAKE_GRAPH_SP,
+  FAKE_INBOUND_IP,
+  FAKE_KEY_PEM,
+  FAKE_SECRET,
+  FAKE_USER_READ_ALL_ROLE,
+  type ProgramRun,
+  exampleConfig,
+  runProgram,
+} from "../helpers/pulumi-mocks";
 
 let run: ProgramRun;
 
@@ -16,11 +28,24 @@ describe("the program for the example stack", () => {
     expect(config.customer).toBe("example");
     expect(config.tenantId).toBe("6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f");
     expect(config.domains.map((d) => d.name)).toEqual(["northwind.example", "northwind-traders.example"]);
-    expect(config.delivery).toMatchObject({ smartHost: { host: "northwind-example.mail.protection.outlook.com", port: 25 }, tls: "required" });
+    expect(config.delivery).toMatchObject({
+      smartHost: { host: "northwind-example.mail.protection.outlook.com", port: 25 },
+      tls: "required",
+    });
     expect(config.smtp).toMatchObject({ listen: { host: "0.0.0.0", port: 2525 }, hostname: "mx.northwind.example" });
-    expect(config.domains[0]).toEqual({ name: "northwind.example", mtaSts: "testing", mxHosts: ["mx.northwind.example"] });
-    expect(config.domains[1]).toEqual({ name: "northwind-traders.example", mtaSts: "none", mxHosts: ["northwind-traders-example.mail.protection.outlook.com"] });
-    expect(config.directory.users.find((u) => u.address === "sales@northwind.example")?.aliases).toContain("orders@northwind.example");
+    expect(config.domains[0]).toEqual({
+      name: "northwind.example",
+      mtaSts: "testing",
+      mxHosts: ["mx.northwind.example"],
+    });
+    expect(config.domains[1]).toEqual({
+      name: "northwind-traders.example",
+      mtaSts: "none",
+      mxHosts: ["northwind-traders-example.mail.protection.outlook.com"],
+    });
+    expect(config.directory.users.find((u) => u.address === "sales@northwind.example")?.aliases).toContain(
+      "orders@northwind.example",
+    );
     expect(config.policy.maxMessageBytes).toBe(36 * 1024 * 1024);
     expect(config.graph).toEqual({
       clientId: FAKE_CLIENT_ID,
@@ -45,10 +70,15 @@ describe("the program for the example stack", () => {
   });
 
   it("gives the gateway's Entra app Graph User.Read.All only, with consent and a certificate credential", () => {
-    const app = run.registered.find((r) => r.type === "azuread:index/application:Application" && r.name === "gateway-app");
+    const app = run.registered.find(
+      (r) => r.type === "azuread:index/application:Application" && r.name === "gateway-app",
+    );
     expect(app?.inputs).toMatchObject({ displayName: "Moat gateway (example)", signInAudience: "AzureADMyOrg" });
     expect(app?.inputs.requiredResourceAccesses).toEqual([
-      { resourceAppId: "00000003-0000-0000-c000-000000000000", resourceAccesses: [{ id: FAKE_USER_READ_ALL_ROLE, type: "Role" }] },
+      {
+        resourceAppId: "00000003-0000-0000-c000-000000000000",
+        resourceAccesses: [{ id: FAKE_USER_READ_ALL_ROLE, type: "Role" }],
+      },
     ]);
     expect(run.registered.find((r) => r.name === "gateway-consent-user-read-all")?.inputs).toMatchObject({
       appRoleId: FAKE_USER_READ_ALL_ROLE,
@@ -64,16 +94,31 @@ describe("the program for the example stack", () => {
   });
 
   it("with credential: secret, the gateway app gets a client secret instead", async () => {
-    const secretRun = await runProgram("secret", exampleConfig({ "moat:gateway": { image: "ghcr.io/x/moat:1", port25Unblocked: true, credential: "secret", hostname: "mx.northwind.example" } }));
+    const secretRun = await runProgram(
+      "secret",
+      exampleConfig({
+        "moat:gateway": {
+          image: "ghcr.io/x/moat:1",
+          port25Unblocked: true,
+          credential: "secret",
+          hostname: "mx.northwind.example",
+        },
+      }),
+    );
     expect(secretRun.error).toBeUndefined();
-    expect(parseGatewayConfig(secretRun.outputs.gatewayConfig?.value).graph?.credential).toEqual({ clientSecret: FAKE_SECRET });
+    expect(parseGatewayConfig(secretRun.outputs.gatewayConfig?.value).graph?.credential).toEqual({
+      clientSecret: FAKE_SECRET,
+    });
     expect(secretRun.registered.some((r) => r.type === "tls:index/privateKey:PrivateKey")).toBe(false);
   });
 });
 
 describe("the program with a bad stack config", () => {
   it("fails naming every key path and registers nothing", async () => {
-    const bad = await runProgram("broken", exampleConfig({ "moat:domains": [{ name: "northwind" }], "moat:verfication": "static" }));
+    const bad = await runProgram(
+      "broken",
+      exampleConfig({ "moat:domains": [{ name: "northwind" }], "moat:verfication": "static" }),
+    );
     expect(bad.error).toContain('moat:domains[0].name: "northwind" is not a domain name');
     expect(bad.error).toContain("moat:verfication: unknown key");
     expect(bad.registered).toEqual([]);
@@ -81,8 +126,13 @@ describe("the program with a bad stack config", () => {
 
   it("fails before registering anything when a coexistence rule name would be too long", async () => {
     const domain = `${"a".repeat(30)}.${"b".repeat(20)}.example`;
-    const bad = await runProgram("broken", exampleConfig({ "moat:coexistence": [{ domain, smartHosts: ["aspmx.l.google.com"] }] }));
-    expect(bad.error).toContain(`moat:coexistence[0].domain: ${domain} makes the transport rule name longer than Exchange Online's 64 characters`);
+    const bad = await runProgram(
+      "broken",
+      exampleConfig({ "moat:coexistence": [{ domain, smartHosts: ["aspmx.l.google.com"] }] }),
+    );
+    expect(bad.error).toContain(
+      `moat:coexistence[0].domain: ${domain} makes the transport rule name longer than Exchange Online's 64 characters`,
+    );
     expect(bad.registered).toEqual([]);
   });
 });

@@ -6,7 +6,12 @@ import { SettingsError, defaultSmartHost, parseSettings } from "../../components
 import { PROJECT_DIR, loadStack, loadStackFile, readStackFile } from "../../components/stack-config";
 
 const TENANT = "11111111-2222-3333-4444-555555555555";
-const minimal = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:verification": "dynamic", "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" } };
+const minimal = {
+  "moat:tenantId": TENANT,
+  "moat:domains": [{ name: "acme.com" }],
+  "moat:verification": "dynamic",
+  "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" },
+};
 
 function problemsOf(config: Record<string, unknown>): string[] {
   try {
@@ -25,7 +30,9 @@ describe("stack settings (moat:*)", () => {
     expect(stack.settings.domains[1]?.cutover).toBe(false);
     expect(stack.settings.policy.maxMessageMb).toBe(36);
     expect(stack.users.length).toBeGreaterThan(5);
-    expect(stack.users.find((u) => u.address === "finance@northwind.example")?.aliases).toContain("invoices@northwind.example");
+    expect(stack.users.find((u) => u.address === "finance@northwind.example")?.aliases).toContain(
+      "invoices@northwind.example",
+    );
   });
 
   it("accepts values as Pulumi hands them over (structured values as JSON text)", () => {
@@ -44,24 +51,36 @@ describe("stack settings (moat:*)", () => {
   });
 
   it("names the key path and the problem", () => {
-    expect(problemsOf({ ...minimal, "moat:domains": [{ name: "acme" }] })).toEqual(['moat:domains[0].name: "acme" is not a domain name']);
+    expect(problemsOf({ ...minimal, "moat:domains": [{ name: "acme" }] })).toEqual([
+      'moat:domains[0].name: "acme" is not a domain name',
+    ]);
     expect(problemsOf({ ...minimal, "moat:tenantId": "acme" })).toEqual(['moat:tenantId: "acme" is not a GUID']);
     expect(problemsOf({ "moat:domains": [{ name: "acme.com" }] })).toEqual(["moat:tenantId: required"]);
     expect(problemsOf({ ...minimal, "moat:domains": [] })).toEqual(["moat:domains: at least one domain is required"]);
-    expect(problemsOf({ ...minimal, "moat:policy": { spam: "bin" } })[0]).toMatch(/^moat:policy\.spam: .*"deliver"\|"quarantine"\|"delete"\|"reject"/);
+    expect(problemsOf({ ...minimal, "moat:policy": { spam: "bin" } })[0]).toMatch(
+      /^moat:policy\.spam: .*"deliver"\|"quarantine"\|"delete"\|"reject"/,
+    );
     expect(problemsOf({ ...minimal, "moat:relays": [{ name: "crm", ips: ["10.0.0.0/33"] }] })).toEqual([
       'moat:relays[0].ips[0]: "10.0.0.0/33" is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)',
     ]);
-    expect(problemsOf({ ...minimal, "moat:outbound": { enabled: true, smartHost: "relay.example" } })).toEqual(['moat:outbound.smartHost: "relay.example" is not host:port']);
+    expect(problemsOf({ ...minimal, "moat:outbound": { enabled: true, smartHost: "relay.example" } })).toEqual([
+      'moat:outbound.smartHost: "relay.example" is not host:port',
+    ]);
     expect(problemsOf({ ...minimal, "moat:domains": [{ name: "acme.com", dmarc: "p=none" }] })).toEqual([
       'moat:domains[0].dmarc: a DMARC record starts with "v=DMARC1;"',
     ]);
   });
 
   it("refuses unknown keys at every level instead of ignoring them", () => {
-    expect(problemsOf({ ...minimal, "moat:polcy": { spam: "deliver" } })[0]).toMatch(/^moat:polcy: unknown key \(the moat: keys are tenantId, domains/);
-    expect(problemsOf({ ...minimal, "moat:domains": [{ name: "acme.com", cutovr: true }] })).toEqual(["moat:domains[0].cutovr: unknown key"]);
-    expect(problemsOf({ ...minimal, "moat:policy": { spam: "deliver", virus: "reject" } })).toEqual(["moat:policy.virus: unknown key"]);
+    expect(problemsOf({ ...minimal, "moat:polcy": { spam: "deliver" } })[0]).toMatch(
+      /^moat:polcy: unknown key \(the moat: keys are tenantId, domains/,
+    );
+    expect(problemsOf({ ...minimal, "moat:domains": [{ name: "acme.com", cutovr: true }] })).toEqual([
+      "moat:domains[0].cutovr: unknown key",
+    ]);
+    expect(problemsOf({ ...minimal, "moat:policy": { spam: "deliver", virus: "reject" } })).toEqual([
+      "moat:policy.virus: unknown key",
+    ]);
   });
 
   it("reports every problem at once, including cross-field ones", () => {
@@ -81,7 +100,12 @@ describe("stack settings (moat:*)", () => {
       "moat:gateway.egressIps: required with hosting external: Exchange Online must accept mail only from the gateway's egress IPs",
       "moat:gateway.inboundIp: required with hosting external (the gateway host's A record)",
     ]);
-    expect(problemsOf({ ...minimal, "moat:gateway": { hosting: "external", egressIps: ["198.51.0.0/16"], inboundIp: "203.0.113.30" } })).toEqual([
+    expect(
+      problemsOf({
+        ...minimal,
+        "moat:gateway": { hosting: "external", egressIps: ["198.51.0.0/16"], inboundIp: "203.0.113.30" },
+      }),
+    ).toEqual([
       'moat:gateway.egressIps[0]: "198.51.0.0/16" is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)',
     ]);
   });
@@ -115,15 +139,25 @@ describe("loading a stack with its files", () => {
     }
     return dir;
   }
-  const config = { "moat:tenantId": TENANT, "moat:domains": [{ name: "acme.com" }], "moat:users": "stacks/acme/users.csv", "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" } };
+  const config = {
+    "moat:tenantId": TENANT,
+    "moat:domains": [{ name: "acme.com" }],
+    "moat:users": "stacks/acme/users.csv",
+    "moat:gateway": { hosting: "external", egressIps: ["203.0.113.25"], inboundIp: "203.0.113.30" },
+  };
 
   it("reads the users CSV relative to the project", () => {
-    const dir = project({ "stacks/acme/users.csv": "address,displayName,aliases\njo@acme.com,Jo,\"j@acme.com\"\n" });
-    expect(loadStack("acme", config, dir).users).toEqual([{ address: "jo@acme.com", displayName: "Jo", aliases: ["j@acme.com"] }]);
+    const dir = project({ "stacks/acme/users.csv": 'address,displayName,aliases\njo@acme.com,Jo,"j@acme.com"\n' });
+    expect(loadStack("acme", config, dir).users).toEqual([
+      { address: "jo@acme.com", displayName: "Jo", aliases: ["j@acme.com"] },
+    ]);
   });
 
   it("names the users file line and column of every bad line", () => {
-    const dir = project({ "stacks/acme/users.csv": "address,displayName,aliases\njo@acme.com,Jo,\nnot-an-address,X,\nann@other.com,Ann,\nbo@acme.com,Bo,jo@acme.com\n" });
+    const dir = project({
+      "stacks/acme/users.csv":
+        "address,displayName,aliases\njo@acme.com,Jo,\nnot-an-address,X,\nann@other.com,Ann,\nbo@acme.com,Bo,jo@acme.com\n",
+    });
     expect(() => loadStack("acme", config, dir)).toThrow(SettingsError);
     try {
       loadStack("acme", config, dir);
@@ -139,7 +173,9 @@ describe("loading a stack with its files", () => {
   it("requires the users file while verification is static, and the files to exist", () => {
     const dir = project({});
     const { "moat:users": _users, ...withoutUsers } = config;
-    expect(() => loadStack("acme", withoutUsers, dir)).toThrow(/moat:users: required while moat:verification is static/);
+    expect(() => loadStack("acme", withoutUsers, dir)).toThrow(
+      /moat:users: required while moat:verification is static/,
+    );
     expect(() => loadStack("acme", { ...config, "moat:rules": "stacks/acme/rules.csv" }, dir)).toThrow(
       /moat:users: stacks\/acme\/users.csv: no such file\n.*moat:rules: stacks\/acme\/rules.csv: no such file/,
     );

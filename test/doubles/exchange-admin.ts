@@ -25,13 +25,62 @@ type Kind = "InboundConnector" | "OutboundConnector" | "TransportRule";
 
 const COMMON = ["Confirm", "ErrorAction", "WarningAction"];
 const PARAMETERS: Record<string, readonly string[]> = {
-  "New-InboundConnector": ["Name", "ConnectorType", "SenderDomains", "SenderIPAddresses", "RequireTls", "RestrictDomainsToIPAddresses", "RestrictDomainsToCertificate", "TlsSenderCertificateName", "EFSkipIPs", "EFSkipLastIP", "EFUsers", "Enabled", "Comment", "CloudServicesMailEnabled", "TreatMessagesAsInternal", "AssociatedAcceptedDomains"],
-  "New-OutboundConnector": ["Name", "ConnectorType", "UseMXRecord", "SmartHosts", "TlsSettings", "TlsDomain", "RecipientDomains", "IsTransportRuleScoped", "RouteAllMessagesViaOnPremises", "Enabled", "Comment", "CloudServicesMailEnabled", "AllAcceptedDomains"],
-  "New-TransportRule": ["Name", "Priority", "Comments", "Mode", "Enabled", "FromScope", "SentToScope", "RouteMessageOutboundConnector", "ExceptIfHeaderContainsMessageHeader", "ExceptIfHeaderContainsWords", "SetSCL", "SenderIpRanges", "RecipientDomainIs", "StopRuleProcessing"],
+  "New-InboundConnector": [
+    "Name",
+    "ConnectorType",
+    "SenderDomains",
+    "SenderIPAddresses",
+    "RequireTls",
+    "RestrictDomainsToIPAddresses",
+    "RestrictDomainsToCertificate",
+    "TlsSenderCertificateName",
+    "EFSkipIPs",
+    "EFSkipLastIP",
+    "EFUsers",
+    "Enabled",
+    "Comment",
+    "CloudServicesMailEnabled",
+    "TreatMessagesAsInternal",
+    "AssociatedAcceptedDomains",
+  ],
+  "New-OutboundConnector": [
+    "Name",
+    "ConnectorType",
+    "UseMXRecord",
+    "SmartHosts",
+    "TlsSettings",
+    "TlsDomain",
+    "RecipientDomains",
+    "IsTransportRuleScoped",
+    "RouteAllMessagesViaOnPremises",
+    "Enabled",
+    "Comment",
+    "CloudServicesMailEnabled",
+    "AllAcceptedDomains",
+  ],
+  "New-TransportRule": [
+    "Name",
+    "Priority",
+    "Comments",
+    "Mode",
+    "Enabled",
+    "FromScope",
+    "SentToScope",
+    "RouteMessageOutboundConnector",
+    "ExceptIfHeaderContainsMessageHeader",
+    "ExceptIfHeaderContainsWords",
+    "SetSCL",
+    "SenderIpRanges",
+    "RecipientDomainIs",
+    "StopRuleProcessing",
+  ],
 };
 PARAMETERS["Set-InboundConnector"] = ["Identity", ...(PARAMETERS["New-InboundConnector"] ?? [])];
 PARAMETERS["Set-OutboundConnector"] = ["Identity", ...(PARAMETERS["New-OutboundConnector"] ?? [])];
-PARAMETERS["Set-TransportRule"] = ["Identity", ...(PARAMETERS["New-TransportRule"] ?? []).filter((p) => p !== "Enabled")];
+PARAMETERS["Set-TransportRule"] = [
+  "Identity",
+  ...(PARAMETERS["New-TransportRule"] ?? []).filter((p) => p !== "Enabled"),
+];
 for (const kind of ["InboundConnector", "OutboundConnector", "TransportRule"]) {
   PARAMETERS[`Get-${kind}`] = ["Identity", "ResultSize"];
   PARAMETERS[`Remove-${kind}`] = ["Identity"];
@@ -102,7 +151,9 @@ export class ExchangeAdminDouble {
   async start(): Promise<this> {
     this.main = createServer((req, res) => void this.handle(req, res, "main"));
     this.regional = createServer((req, res) => void this.handle(req, res, "regional"));
-    await Promise.all([this.main, this.regional].map((s) => new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()))));
+    await Promise.all(
+      [this.main, this.regional].map((s) => new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()))),
+    );
     return this;
   }
 
@@ -154,12 +205,18 @@ export class ExchangeAdminDouble {
       }
       if (this.unauthorized > 0) {
         this.unauthorized--;
-        send(401, { error: { code: "Unauthorized", message: "The user or application does not have the Exchange role required." } });
+        send(401, {
+          error: { code: "Unauthorized", message: "The user or application does not have the Exchange role required." },
+        });
         return;
       }
       if (this.throttle.remaining > 0) {
         this.throttle.remaining--;
-        send(429, { error: { code: "TooManyRequests", message: "Too many requests." } }, { "retry-after": String(this.throttle.retryAfterSeconds) });
+        send(
+          429,
+          { error: { code: "TooManyRequests", message: "Too many requests." } },
+          { "retry-after": String(this.throttle.retryAfterSeconds) },
+        );
         return;
       }
       if (this.unavailable > 0) {
@@ -167,28 +224,51 @@ export class ExchangeAdminDouble {
         send(503, { error: { code: "ServiceUnavailable", message: "The service is temporarily unavailable." } });
         return;
       }
-      if (invoke[1] !== this.options.tenantId) throw new CmdletError(400, "System.ArgumentException", `Tenant ${invoke[1]} is not the tenant of the token.`);
+      if (invoke[1] !== this.options.tenantId)
+        throw new CmdletError(400, "System.ArgumentException", `Tenant ${invoke[1]} is not the tenant of the token.`);
       const anchor = req.headers["x-anchormailbox"];
       if (anchor !== `APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@${this.options.tenantId}`) {
-        throw new CmdletError(400, "System.ArgumentException", "X-AnchorMailbox is missing or not the system mailbox of this tenant.");
+        throw new CmdletError(
+          400,
+          "System.ArgumentException",
+          "X-AnchorMailbox is missing or not the system mailbox of this tenant.",
+        );
       }
-      const input = (JSON.parse(body) as { CmdletInput?: { CmdletName?: string; Parameters?: Record<string, unknown> } }).CmdletInput;
-      if (!input?.CmdletName) throw new CmdletError(400, "System.ArgumentException", "CmdletInput.CmdletName is required.");
+      const input = (
+        JSON.parse(body) as { CmdletInput?: { CmdletName?: string; Parameters?: Record<string, unknown> } }
+      ).CmdletInput;
+      if (!input?.CmdletName)
+        throw new CmdletError(400, "System.ArgumentException", "CmdletInput.CmdletName is required.");
       const parameters = input.Parameters ?? {};
       this.calls.push({ cmdlet: input.CmdletName, parameters, host });
       const skip = Number(url.searchParams.get("$skip") ?? "0");
       const result = this.run(input.CmdletName, parameters);
       const pageSize = this.options.pageSize ?? 1000;
-      const page = result.slice(skip, skip + pageSize).map((o) => ({ "@odata.type": `#Exchange.GenericHashTable`, "@odata.id": `x/${o.Guid}`, ...o }));
-      const next = skip + pageSize < result.length ? `${host === "main" ? this.url : this.regionalUrl}${url.pathname}?$skip=${skip + pageSize}` : undefined;
-      send(200, { "@odata.context": `${this.url}/adminapi/beta/$metadata#Collection(Exchange.GenericHashTable)`, ...(next ? { "@odata.nextLink": next } : {}), value: page });
+      const page = result
+        .slice(skip, skip + pageSize)
+        .map((o) => ({ "@odata.type": `#Exchange.GenericHashTable`, "@odata.id": `x/${o.Guid}`, ...o }));
+      const next =
+        skip + pageSize < result.length
+          ? `${host === "main" ? this.url : this.regionalUrl}${url.pathname}?$skip=${skip + pageSize}`
+          : undefined;
+      send(200, {
+        "@odata.context": `${this.url}/adminapi/beta/$metadata#Collection(Exchange.GenericHashTable)`,
+        ...(next ? { "@odata.nextLink": next } : {}),
+        value: page,
+      });
     } catch (error) {
       if (error instanceof CmdletError) {
         send(error.status, {
           error: {
             code: error.status === 404 ? "NotFound" : "BadRequest",
             message: `Error executing cmdlet :${error.message}`,
-            details: [{ code: "Context", target: "", message: `Ex${randomUUID().slice(0, 6)}|${error.exceptionType}|${error.message}` }],
+            details: [
+              {
+                code: "Context",
+                target: "",
+                message: `Ex${randomUUID().slice(0, 6)}|${error.exceptionType}|${error.message}`,
+              },
+            ],
           },
         });
       } else {
@@ -198,15 +278,28 @@ export class ExchangeAdminDouble {
   }
 
   private token(form: URLSearchParams): [number, unknown] {
-    const fail = (code: string, description: string): [number, unknown] => [400, { error: code, error_description: description }];
-    if (form.get("grant_type") !== "client_credentials") return fail("unsupported_grant_type", "AADSTS70003: grant_type must be client_credentials");
-    if (form.get("scope") !== "https://outlook.office365.com/.default") return fail("invalid_scope", `AADSTS70011: The provided scope ${form.get("scope")} is not valid.`);
-    if (form.get("client_id") !== this.options.clientId) return fail("unauthorized_client", `AADSTS700016: Application with identifier '${form.get("client_id")}' was not found in the directory.`);
+    const fail = (code: string, description: string): [number, unknown] => [
+      400,
+      { error: code, error_description: description },
+    ];
+    if (form.get("grant_type") !== "client_credentials")
+      return fail("unsupported_grant_type", "AADSTS70003: grant_type must be client_credentials");
+    if (form.get("scope") !== "https://outlook.office365.com/.default")
+      return fail("invalid_scope", `AADSTS70011: The provided scope ${form.get("scope")} is not valid.`);
+    if (form.get("client_id") !== this.options.clientId)
+      return fail(
+        "unauthorized_client",
+        `AADSTS700016: Application with identifier '${form.get("client_id")}' was not found in the directory.`,
+      );
     const secret = form.get("client_secret");
     const assertion = form.get("client_assertion");
     if (secret !== null) {
-      if (secret !== this.options.clientSecret) return fail("invalid_client", "AADSTS7000215: Invalid client secret provided.");
-    } else if (assertion !== null && form.get("client_assertion_type") === "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+      if (secret !== this.options.clientSecret)
+        return fail("invalid_client", "AADSTS7000215: Invalid client secret provided.");
+    } else if (
+      assertion !== null &&
+      form.get("client_assertion_type") === "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    ) {
       const problem = this.checkAssertion(assertion);
       if (problem) return fail("invalid_client", problem);
     } else {
@@ -227,41 +320,70 @@ export class ExchangeAdminDouble {
     const payload = JSON.parse(Buffer.from(payloadPart, "base64url").toString()) as Record<string, unknown>;
     const certificate = new X509Certificate(pem);
     const sha256 = createHash("sha256").update(certificate.raw).digest("base64url");
-    if (header.alg !== "RS256" || (header["x5t#S256"] !== sha256 && header.x5t !== createHash("sha1").update(certificate.raw).digest("base64url"))) {
+    if (
+      header.alg !== "RS256" ||
+      (header["x5t#S256"] !== sha256 && header.x5t !== createHash("sha1").update(certificate.raw).digest("base64url"))
+    ) {
       return "AADSTS700027: the certificate thumbprint in the assertion does not match a registered key";
     }
-    const verified = createVerify("RSA-SHA256").update(`${headerPart}.${payloadPart}`).verify(certificate.publicKey, Buffer.from(signature, "base64url"));
+    const verified = createVerify("RSA-SHA256")
+      .update(`${headerPart}.${payloadPart}`)
+      .verify(certificate.publicKey, Buffer.from(signature, "base64url"));
     if (!verified) return "AADSTS700027: client assertion signature is invalid";
-    if (payload.iss !== this.options.clientId || payload.sub !== this.options.clientId) return "AADSTS700021: iss and sub must be the client id";
-    if (typeof payload.exp !== "number" || payload.exp * 1000 < Date.now()) return "AADSTS700024: client assertion is expired";
-    if (typeof payload.aud !== "string" || !payload.aud.endsWith(`/${this.options.tenantId}/oauth2/v2.0/token`)) return "AADSTS700022: wrong audience";
+    if (payload.iss !== this.options.clientId || payload.sub !== this.options.clientId)
+      return "AADSTS700021: iss and sub must be the client id";
+    if (typeof payload.exp !== "number" || payload.exp * 1000 < Date.now())
+      return "AADSTS700024: client assertion is expired";
+    if (typeof payload.aud !== "string" || !payload.aud.endsWith(`/${this.options.tenantId}/oauth2/v2.0/token`))
+      return "AADSTS700022: wrong audience";
     return undefined;
   }
 
   private run(cmdlet: string, parameters: Record<string, unknown>): ExoObject[] {
     const allowed = PARAMETERS[cmdlet];
-    if (!allowed) throw new CmdletError(400, "System.Management.Automation.CommandNotFoundException", `The term '${cmdlet}' is not recognized as a name of a cmdlet.`);
+    if (!allowed)
+      throw new CmdletError(
+        400,
+        "System.Management.Automation.CommandNotFoundException",
+        `The term '${cmdlet}' is not recognized as a name of a cmdlet.`,
+      );
     for (const key of Object.keys(parameters)) {
       if (!allowed.includes(key) && !COMMON.includes(key)) {
-        throw new CmdletError(400, "System.Management.Automation.ParameterBindingException", `A parameter cannot be found that matches parameter name '${key}'.`);
+        throw new CmdletError(
+          400,
+          "System.Management.Automation.ParameterBindingException",
+          `A parameter cannot be found that matches parameter name '${key}'.`,
+        );
       }
     }
     for (const key of REQUIRED[cmdlet] ?? []) {
       if (parameters[key] === undefined || parameters[key] === null) {
-        throw new CmdletError(400, "System.Management.Automation.ParameterBindingException", `Cannot process command because of one or more missing mandatory parameters: ${key}.`);
+        throw new CmdletError(
+          400,
+          "System.Management.Automation.ParameterBindingException",
+          `Cannot process command because of one or more missing mandatory parameters: ${key}.`,
+        );
       }
     }
     const [verb, noun] = cmdlet.split("-") as [string, Kind];
     const list = this.objects[noun];
     const find = (): ExoObject => {
       if (!("Identity" in parameters) || parameters.Identity === null || parameters.Identity === "") {
-        throw new CmdletError(400, "System.Management.Automation.ParameterBindingValidationException", "Cannot validate argument on parameter 'Identity'. The argument is null or empty.");
+        throw new CmdletError(
+          400,
+          "System.Management.Automation.ParameterBindingValidationException",
+          "Cannot validate argument on parameter 'Identity'. The argument is null or empty.",
+        );
       }
       const identity = String(parameters.Identity);
       const found = list.find((o) => o.Guid === identity || o.Name.toLowerCase() === identity.toLowerCase());
       if (!found) {
         // The real service answers not-found with a 400 or a 404 depending on the cmdlet.
-        throw new CmdletError(verb === "Get" ? 404 : 400, "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException", `The operation couldn't be performed because object '${identity}' couldn't be found on 'AM0PR01A001DC01.EURPRD01.PROD.OUTLOOK.COM'.`);
+        throw new CmdletError(
+          verb === "Get" ? 404 : 400,
+          "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+          `The operation couldn't be performed because object '${identity}' couldn't be found on 'AM0PR01A001DC01.EURPRD01.PROD.OUTLOOK.COM'.`,
+        );
       }
       return found;
     };
@@ -269,13 +391,22 @@ export class ExchangeAdminDouble {
       case "Get": {
         if (!("Identity" in parameters)) return list.filter((o) => !this.hidden(o.Guid));
         const found = find();
-        if (this.hidden(found.Guid)) throw new CmdletError(404, "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException", `The operation couldn't be performed because object '${String(parameters.Identity)}' couldn't be found.`);
+        if (this.hidden(found.Guid))
+          throw new CmdletError(
+            404,
+            "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+            `The operation couldn't be performed because object '${String(parameters.Identity)}' couldn't be found.`,
+          );
         return [found];
       }
       case "New": {
         this.validate(noun, parameters, undefined);
         if (list.some((o) => o.Name.toLowerCase() === String(parameters.Name).toLowerCase())) {
-          throw new CmdletError(400, "Microsoft.Exchange.Management.Tasks.ConnectorAlreadyExistsException", `A ${noun} with the name '${String(parameters.Name)}' already exists.`);
+          throw new CmdletError(
+            400,
+            "Microsoft.Exchange.Management.Tasks.ConnectorAlreadyExistsException",
+            `A ${noun} with the name '${String(parameters.Name)}' already exists.`,
+          );
         }
         const object = this.create(noun, parameters);
         list.splice(noun === "TransportRule" ? Number(object.Priority) : list.length, 0, object);
@@ -324,56 +455,161 @@ export class ExchangeAdminDouble {
   private validate(noun: Kind, parameters: Record<string, unknown>, existing: ExoObject | undefined): void {
     const value = (key: string) => (key in parameters ? parameters[key] : existing?.[key]);
     const name = parameters.Name;
-    if (name !== undefined && (typeof name !== "string" || name.trim() === "")) throw new CmdletError(400, "System.ArgumentException", "Name can't be empty.");
+    if (name !== undefined && (typeof name !== "string" || name.trim() === ""))
+      throw new CmdletError(400, "System.ArgumentException", "Name can't be empty.");
     if (noun === "TransportRule") {
-      if (typeof name === "string" && name.length > 64) throw new CmdletError(400, "Microsoft.Exchange.Configuration.Tasks.TaskArgumentException", `The length of the property is too long. The maximum length is 64 and the length of the value provided is ${name.length}.`);
+      if (typeof name === "string" && name.length > 64)
+        throw new CmdletError(
+          400,
+          "Microsoft.Exchange.Configuration.Tasks.TaskArgumentException",
+          `The length of the property is too long. The maximum length is 64 and the length of the value provided is ${name.length}.`,
+        );
       const priority = parameters.Priority;
       const max = this.objects.TransportRule.length - (existing ? 1 : 0);
-      if (priority !== undefined && (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > max)) {
-        throw new CmdletError(400, "System.ArgumentOutOfRangeException", `The value of priority is out of range. Specify a value between 0 and ${max}.`);
+      if (
+        priority !== undefined &&
+        (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > max)
+      ) {
+        throw new CmdletError(
+          400,
+          "System.ArgumentOutOfRangeException",
+          `The value of priority is out of range. Specify a value between 0 and ${max}.`,
+        );
       }
       const connector = parameters.RouteMessageOutboundConnector;
-      if (connector !== undefined && !this.objects.OutboundConnector.some((c) => c.Name === connector || c.Guid === connector)) {
-        throw new CmdletError(400, "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException", `The outbound connector '${String(connector)}' couldn't be found.`);
+      if (
+        connector !== undefined &&
+        !this.objects.OutboundConnector.some((c) => c.Name === connector || c.Guid === connector)
+      ) {
+        throw new CmdletError(
+          400,
+          "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+          `The outbound connector '${String(connector)}' couldn't be found.`,
+        );
       }
       return;
     }
     const partner = String(value("ConnectorType") ?? "Partner").toLowerCase() === "partner";
     if (noun === "InboundConnector") {
       for (const flag of ["RequireTls", "RestrictDomainsToIPAddresses", "RestrictDomainsToCertificate"]) {
-        if (value(flag) === true && !partner) throw new CmdletError(400, "Microsoft.Exchange.Management.Tasks.InboundConnectorInvalidRestrictDomainsException", `${flag} can only be set on a Partner connector.`);
+        if (value(flag) === true && !partner)
+          throw new CmdletError(
+            400,
+            "Microsoft.Exchange.Management.Tasks.InboundConnectorInvalidRestrictDomainsException",
+            `${flag} can only be set on a Partner connector.`,
+          );
       }
       for (const ip of (parameters.SenderIPAddresses as string[] | undefined) ?? []) {
         const [address, prefix] = ip.split("/");
-        if (!/^\d+\.\d+\.\d+\.\d+$/.test(address ?? "") || (prefix !== undefined && (Number(prefix) < 24 || Number(prefix) > 32))) {
-          throw new CmdletError(400, "Microsoft.Exchange.Management.Tasks.InvalidSenderIPAddressException", `SenderIPAddresses '${ip}': only IPv4 addresses and CIDR ranges from /24 to /32 are allowed.`);
+        if (
+          !/^\d+\.\d+\.\d+\.\d+$/.test(address ?? "") ||
+          (prefix !== undefined && (Number(prefix) < 24 || Number(prefix) > 32))
+        ) {
+          throw new CmdletError(
+            400,
+            "Microsoft.Exchange.Management.Tasks.InvalidSenderIPAddressException",
+            `SenderIPAddresses '${ip}': only IPv4 addresses and CIDR ranges from /24 to /32 are allowed.`,
+          );
         }
       }
-      if (value("RestrictDomainsToIPAddresses") === true && ((value("SenderIPAddresses") as unknown[] | undefined) ?? []).length === 0) {
-        throw new CmdletError(400, "Microsoft.Exchange.Management.Tasks.InboundConnectorMissingIPAddressesException", "SenderIPAddresses is required when RestrictDomainsToIPAddresses is true.");
+      if (
+        value("RestrictDomainsToIPAddresses") === true &&
+        ((value("SenderIPAddresses") as unknown[] | undefined) ?? []).length === 0
+      ) {
+        throw new CmdletError(
+          400,
+          "Microsoft.Exchange.Management.Tasks.InboundConnectorMissingIPAddressesException",
+          "SenderIPAddresses is required when RestrictDomainsToIPAddresses is true.",
+        );
       }
     }
-    if (noun === "OutboundConnector" && value("UseMXRecord") === false && ((value("SmartHosts") as unknown[] | undefined) ?? []).length === 0) {
-      throw new CmdletError(400, "Microsoft.Exchange.Management.Tasks.OutboundConnectorSmarthostRequiredException", "SmartHosts must be specified when UseMXRecord is false.");
+    if (
+      noun === "OutboundConnector" &&
+      value("UseMXRecord") === false &&
+      ((value("SmartHosts") as unknown[] | undefined) ?? []).length === 0
+    ) {
+      throw new CmdletError(
+        400,
+        "Microsoft.Exchange.Management.Tasks.OutboundConnectorSmarthostRequiredException",
+        "SmartHosts must be specified when UseMXRecord is false.",
+      );
     }
   }
 
   private stored(noun: Kind, parameters: Record<string, unknown>): Record<string, unknown> {
     const out: Record<string, unknown> = { ...parameters };
-    if (noun === "InboundConnector" && Array.isArray(parameters.SenderDomains)) out.SenderDomains = parameters.SenderDomains.map((d) => `smtp:${String(d)};1`);
+    if (noun === "InboundConnector" && Array.isArray(parameters.SenderDomains))
+      out.SenderDomains = parameters.SenderDomains.map((d) => `smtp:${String(d)};1`);
     delete out.Confirm;
     return out;
   }
 
   private create(noun: Kind, parameters: Record<string, unknown>): ExoObject {
-    const base = { Guid: randomUUID(), Name: String(parameters.Name), Identity: String(parameters.Name), WhenCreated: new Date().toISOString(), WhenChanged: new Date().toISOString() };
+    const base = {
+      Guid: randomUUID(),
+      Name: String(parameters.Name),
+      Identity: String(parameters.Name),
+      WhenCreated: new Date().toISOString(),
+      WhenChanged: new Date().toISOString(),
+    };
     if (noun === "InboundConnector") {
-      return { ...base, Enabled: true, ConnectorType: "Partner", ConnectorSource: "Default", Comment: null, SenderIPAddresses: [], AssociatedAcceptedDomains: [], RequireTls: false, RestrictDomainsToIPAddresses: false, RestrictDomainsToCertificate: false, CloudServicesMailEnabled: false, TreatMessagesAsInternal: false, TlsSenderCertificateName: null, EFTestMode: false, EFSkipLastIP: false, EFSkipIPs: [], EFUsers: [], ...this.stored(noun, parameters) } as ExoObject;
+      return {
+        ...base,
+        Enabled: true,
+        ConnectorType: "Partner",
+        ConnectorSource: "Default",
+        Comment: null,
+        SenderIPAddresses: [],
+        AssociatedAcceptedDomains: [],
+        RequireTls: false,
+        RestrictDomainsToIPAddresses: false,
+        RestrictDomainsToCertificate: false,
+        CloudServicesMailEnabled: false,
+        TreatMessagesAsInternal: false,
+        TlsSenderCertificateName: null,
+        EFTestMode: false,
+        EFSkipLastIP: false,
+        EFSkipIPs: [],
+        EFUsers: [],
+        ...this.stored(noun, parameters),
+      } as ExoObject;
     }
     if (noun === "OutboundConnector") {
-      return { ...base, Enabled: true, ConnectorType: "Partner", ConnectorSource: "Default", Comment: null, UseMXRecord: true, SmartHosts: [], TlsSettings: null, TlsDomain: null, RecipientDomains: [], IsTransportRuleScoped: false, RouteAllMessagesViaOnPremises: false, CloudServicesMailEnabled: false, AllAcceptedDomains: false, ...this.stored(noun, parameters) } as ExoObject;
+      return {
+        ...base,
+        Enabled: true,
+        ConnectorType: "Partner",
+        ConnectorSource: "Default",
+        Comment: null,
+        UseMXRecord: true,
+        SmartHosts: [],
+        TlsSettings: null,
+        TlsDomain: null,
+        RecipientDomains: [],
+        IsTransportRuleScoped: false,
+        RouteAllMessagesViaOnPremises: false,
+        CloudServicesMailEnabled: false,
+        AllAcceptedDomains: false,
+        ...this.stored(noun, parameters),
+      } as ExoObject;
     }
     const { Enabled, ...rest } = parameters;
-    return { ...base, State: Enabled === false ? "Disabled" : "Enabled", Mode: "Enforce", Priority: this.objects.TransportRule.length, Comments: null, FromScope: null, SentToScope: null, RouteMessageOutboundConnector: null, ExceptIfHeaderContainsMessageHeader: null, ExceptIfHeaderContainsWords: null, SetSCL: null, SenderIpRanges: null, RecipientDomainIs: null, StopRuleProcessing: false, ...this.stored(noun, rest) } as ExoObject;
+    return {
+      ...base,
+      State: Enabled === false ? "Disabled" : "Enabled",
+      Mode: "Enforce",
+      Priority: this.objects.TransportRule.length,
+      Comments: null,
+      FromScope: null,
+      SentToScope: null,
+      RouteMessageOutboundConnector: null,
+      ExceptIfHeaderContainsMessageHeader: null,
+      ExceptIfHeaderContainsWords: null,
+      SetSCL: null,
+      SenderIpRanges: null,
+      RecipientDomainIs: null,
+      StopRuleProcessing: false,
+      ...this.stored(noun, rest),
+    } as ExoObject;
   }
 }

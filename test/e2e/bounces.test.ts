@@ -19,14 +19,24 @@ describe("DSN format", () => {
       queueId: "Q1",
       originalSender: "sender@remote.example",
       arrivalDate: new Date("2026-11-22T10:00:00Z"),
-      failures: [{ recipient: "anna@northwind.example", response: "550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found" }],
+      failures: [
+        { recipient: "anna@northwind.example", response: "550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found" },
+      ],
       originalHeaders: "Subject: hello\r\nFrom: sender@remote.example",
       now: new Date("2026-11-22T10:05:00Z"),
     });
-    expect(dsn).toMatch(/^Content-Type: multipart\/report; report-type=delivery-status; boundary="moat-dsn-[0-9a-f]+"$/m);
-    expect(dsn).toContain("Reporting-MTA: dns; mx.northwind.example\r\nX-Moat-Queue-ID: Q1\r\nArrival-Date: Sun, 22 Nov 2026 10:00:00 +0000");
-    expect(dsn).toContain("Final-Recipient: rfc822; anna@northwind.example\r\nAction: failed\r\nStatus: 5.1.10\r\nDiagnostic-Code: smtp; 550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found");
-    expect(dsn).toContain("Content-Type: text/rfc822-headers\r\nContent-Description: Undelivered message headers\r\n\r\nSubject: hello\r\n");
+    expect(dsn).toMatch(
+      /^Content-Type: multipart\/report; report-type=delivery-status; boundary="moat-dsn-[0-9a-f]+"$/m,
+    );
+    expect(dsn).toContain(
+      "Reporting-MTA: dns; mx.northwind.example\r\nX-Moat-Queue-ID: Q1\r\nArrival-Date: Sun, 22 Nov 2026 10:00:00 +0000",
+    );
+    expect(dsn).toContain(
+      "Final-Recipient: rfc822; anna@northwind.example\r\nAction: failed\r\nStatus: 5.1.10\r\nDiagnostic-Code: smtp; 550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found",
+    );
+    expect(dsn).toContain(
+      "Content-Type: text/rfc822-headers\r\nContent-Description: Undelivered message headers\r\n\r\nSubject: hello\r\n",
+    );
     expect(dsn).toContain("Auto-Submitted: auto-replied");
   });
 
@@ -51,7 +61,10 @@ describe("bounces after acceptance", () => {
       "remote.example": { MX: [{ exchange: "mx.remote.example", preference: 10 }] },
       "mx.remote.example": { A: ["127.0.0.1"] },
     });
-    const written = writeTestConfig({ smartHostPort: smartHost.port, edit: (d) => ({ ...d, outbound: { ...d.outbound, remotePort: internet.port } }) });
+    const written = writeTestConfig({
+      smartHostPort: smartHost.port,
+      edit: (d) => ({ ...d, outbound: { ...d.outbound, remotePort: internet.port } }),
+    });
     dataDir = written.dataDir;
     const file = written.file;
     gateway = await startGatewayProcess(["--config", file], { MOAT_DNS_SERVERS: dns.address });
@@ -63,7 +76,11 @@ describe("bounces after acceptance", () => {
   });
 
   it("sends the sender a DSN from the null sender, to its domain's MX, and delivers the rest", async () => {
-    const result = await sendMail(gateway.smtpPort, { from: "sender@remote.example", to: ["carla.mendes@northwind.example", "anna.berg@northwind.example"] }, testMessage("will partly bounce"));
+    const result = await sendMail(
+      gateway.smtpPort,
+      { from: "sender@remote.example", to: ["carla.mendes@northwind.example", "anna.berg@northwind.example"] },
+      testMessage("will partly bounce"),
+    );
     expect(result.accepted).toHaveLength(2);
     const [delivered] = await smartHost.waitFor(1);
     expect(delivered?.rcptTo).toEqual(["anna.berg@northwind.example"]);
@@ -77,11 +94,16 @@ describe("bounces after acceptance", () => {
 
   it("never bounces a bounce: a null-sender message that fails is held", async () => {
     const before = internet.messages.length;
-    const result = await sendMail(gateway.smtpPort, { from: "", to: ["carla.mendes@northwind.example"] }, testMessage("a bounce that fails"));
+    const result = await sendMail(
+      gateway.smtpPort,
+      { from: "", to: ["carla.mendes@northwind.example"] },
+      testMessage("a bounce that fails"),
+    );
     expect(result.accepted).toEqual(["carla.mendes@northwind.example"]);
     const hold = join(dataDir, "queue", "hold");
     const deadline = Date.now() + 10_000;
-    while (!(existsSync(hold) && readdirSync(hold).length > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (!(existsSync(hold) && readdirSync(hold).length > 0) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     expect(readdirSync(hold)).toHaveLength(1);
     expect(internet.messages.length).toBe(before);
   });

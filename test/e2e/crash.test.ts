@@ -16,7 +16,10 @@ const KILL_AFTER_ACKS = 15;
 describe("crash safety", () => {
   it("delivers every acknowledged message after SIGKILL mid-burst and a restart", async () => {
     const sinkPort = await freePort();
-    const { file } = writeTestConfig({ smartHostPort: sinkPort, edit: (d) => ({ ...d, delivery: { ...d.delivery, retry: FAST_RETRY } }) });
+    const { file } = writeTestConfig({
+      smartHostPort: sinkPort,
+      edit: (d) => ({ ...d, delivery: { ...d.delivery, retry: FAST_RETRY } }),
+    });
 
     const first = await startGatewayProcess(["--config", file], {});
     const acknowledged = new Set<string>();
@@ -25,7 +28,11 @@ describe("crash safety", () => {
     const client = async () => {
       while (next < BURST && !killed) {
         const token = `crash-${next++}`;
-        const result = await sendMail(first.smtpPort, { from: "sender@outside.example", to: ["anna.berg@northwind.example"] }, testMessage(token)).catch(() => undefined);
+        const result = await sendMail(
+          first.smtpPort,
+          { from: "sender@outside.example", to: ["anna.berg@northwind.example"] },
+          testMessage(token),
+        ).catch(() => undefined);
         if (result?.response.startsWith("250 ")) acknowledged.add(token);
         if (acknowledged.size >= KILL_AFTER_ACKS && !killed) {
           killed = true;

@@ -13,9 +13,20 @@ async function scenario(options: { trustSinkCertificate: boolean; verifyCertific
   // The smart host is reached as 127.0.0.1, so its certificate names that address.
   const certificate = makeCertificate(dir, "sink", "smart-host.test", "IP:127.0.0.1");
   const sink = await startSink({ tls: { key: certificate.keyPem, cert: certificate.certPem } });
-  const { dataDir, file } = writeTestConfig({ smartHostPort: sink.port, deliveryTls: "required", edit: (d) => ({ ...d, delivery: { ...d.delivery, verifyCertificate: options.verifyCertificate } }) });
-  const gateway = await startGatewayProcess(["--config", file], options.trustSinkCertificate ? { NODE_EXTRA_CA_CERTS: certificate.certFile } : {});
-  const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["anna.berg@northwind.example"] }, testMessage("tls delivery"));
+  const { dataDir, file } = writeTestConfig({
+    smartHostPort: sink.port,
+    deliveryTls: "required",
+    edit: (d) => ({ ...d, delivery: { ...d.delivery, verifyCertificate: options.verifyCertificate } }),
+  });
+  const gateway = await startGatewayProcess(
+    ["--config", file],
+    options.trustSinkCertificate ? { NODE_EXTRA_CA_CERTS: certificate.certFile } : {},
+  );
+  const result = await sendMail(
+    gateway.smtpPort,
+    { from: "sender@outside.example", to: ["anna.berg@northwind.example"] },
+    testMessage("tls delivery"),
+  );
   expect(result.accepted).toEqual(["anna.berg@northwind.example"]);
   return { dataDir, sink, gateway };
 }
@@ -37,7 +48,8 @@ describe("delivery TLS", () => {
     try {
       const deferred = join(dataDir, "queue", "deferred");
       const deadline = Date.now() + 10_000;
-      while (!(existsSync(deferred) && readdirSync(deferred).length > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (!(existsSync(deferred) && readdirSync(deferred).length > 0) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
       expect(readdirSync(deferred)).toHaveLength(1);
       expect(sink.messages).toEqual([]);
       expect(gateway.stderr()).toMatch(/delivery deferred .*self[- ]signed certificate/i);

@@ -14,7 +14,11 @@ describe("a large message", () => {
     const gateway = await startGatewayProcess(["--config", file], {});
     try {
       const message = largeMessage(LARGE_BYTES);
-      const result = await sendMail(gateway.smtpPort, { from: "a@outside.example", to: ["anna.berg@northwind.example"] }, message);
+      const result = await sendMail(
+        gateway.smtpPort,
+        { from: "a@outside.example", to: ["anna.berg@northwind.example"] },
+        message,
+      );
       expect(result.response).toMatch(/^250 /);
       const [delivered] = await sink.waitFor(1, 30_000);
       const body = delivered!.raw.slice(delivered!.raw.indexOf("From: a@outside.example"));

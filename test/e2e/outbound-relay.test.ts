@@ -36,7 +36,10 @@ beforeAll(async () => {
     "remote.example": { MX: [{ exchange: "mx.remote.example", preference: 10 }] },
     "mx.remote.example": { A: ["127.0.0.1"] },
   });
-  const { file } = writeTestConfig({ smartHostPort: 9, edit: (d) => ({ ...d, outbound: { enabled: true, relayFrom: ["127.0.0.0/8"], remotePort: internet.port } }) });
+  const { file } = writeTestConfig({
+    smartHostPort: 9,
+    edit: (d) => ({ ...d, outbound: { enabled: true, relayFrom: ["127.0.0.0/8"], remotePort: internet.port } }),
+  });
   gateway = await startGatewayProcess(["--config", file], { MOAT_DNS_SERVERS: dns.address });
 });
 
@@ -48,7 +51,11 @@ afterAll(async () => {
 
 describe("outbound relay from the tenant", () => {
   it("relays this tenant's mail to the recipient domain's MX", async () => {
-    const result = await sendMail(gateway.smtpPort, { from: "anna.berg@northwind.example", to: ["bob@remote.example"] }, fromTenant(TENANT, "outbound ok"));
+    const result = await sendMail(
+      gateway.smtpPort,
+      { from: "anna.berg@northwind.example", to: ["bob@remote.example"] },
+      fromTenant(TENANT, "outbound ok"),
+    );
     expect(result.response).toMatch(/^250 /);
     const [delivered] = await internet.waitFor(1);
     expect(delivered).toMatchObject({ mailFrom: "anna.berg@northwind.example", rcptTo: ["bob@remote.example"] });
@@ -57,14 +64,28 @@ describe("outbound relay from the tenant", () => {
   });
 
   it("refuses mail from another tenant, or without a tenant id, after reading it and before the 250", async () => {
-    const other = await sendMail(gateway.smtpPort, { from: "anna.berg@northwind.example", to: ["bob@remote.example"] }, fromTenant("99999999-0000-0000-0000-000000000000", "other tenant"));
+    const other = await sendMail(
+      gateway.smtpPort,
+      { from: "anna.berg@northwind.example", to: ["bob@remote.example"] },
+      fromTenant("99999999-0000-0000-0000-000000000000", "other tenant"),
+    );
     expect(other.response).toBe("550 5.7.1 Relay access denied: the message comes from another Microsoft 365 tenant");
-    const none = await sendMail(gateway.smtpPort, { from: "anna.berg@northwind.example", to: ["bob@remote.example"] }, fromTenant(undefined, "no tenant"));
-    expect(none.response).toBe("550 5.7.1 Relay access denied: the message does not come from this tenant (no tenant id)");
+    const none = await sendMail(
+      gateway.smtpPort,
+      { from: "anna.berg@northwind.example", to: ["bob@remote.example"] },
+      fromTenant(undefined, "no tenant"),
+    );
+    expect(none.response).toBe(
+      "550 5.7.1 Relay access denied: the message does not come from this tenant (no tenant id)",
+    );
   });
 
   it("refuses at RCPT an envelope sender outside the customer's domains", async () => {
-    const result = await sendMail(gateway.smtpPort, { from: "someone@other-tenant.example", to: ["bob@remote.example"] }, fromTenant(TENANT, "foreign sender"));
+    const result = await sendMail(
+      gateway.smtpPort,
+      { from: "someone@other-tenant.example", to: ["bob@remote.example"] },
+      fromTenant(TENANT, "foreign sender"),
+    );
     expect(result.rejected["bob@remote.example"]).toBe("554 5.7.1 <bob@remote.example>: Relay access denied");
     await new Promise((r) => setTimeout(r, 300));
     expect(internet.messages.map((m) => /Subject: (.*)/.exec(m.raw)?.[1])).toEqual(["outbound ok"]);
@@ -78,11 +99,23 @@ describe("outbound through a configured relay", () => {
     const relay = await startSink({ tls: { key: certificate.keyPem, cert: certificate.certPem } });
     const { file } = writeTestConfig({
       smartHostPort: 9,
-      edit: (d) => ({ ...d, outbound: { enabled: true, relayFrom: ["127.0.0.0/8"], remotePort: 9, smartHost: { host: "127.0.0.1", port: relay.port } } }),
+      edit: (d) => ({
+        ...d,
+        outbound: {
+          enabled: true,
+          relayFrom: ["127.0.0.0/8"],
+          remotePort: 9,
+          smartHost: { host: "127.0.0.1", port: relay.port },
+        },
+      }),
     });
     const viaRelay = await startGatewayProcess(["--config", file], { NODE_EXTRA_CA_CERTS: certificate.certFile });
     try {
-      const result = await sendMail(viaRelay.smtpPort, { from: "anna.berg@northwind.example", to: ["carol@elsewhere.example"] }, fromTenant(TENANT, "via relay"));
+      const result = await sendMail(
+        viaRelay.smtpPort,
+        { from: "anna.berg@northwind.example", to: ["carol@elsewhere.example"] },
+        fromTenant(TENANT, "via relay"),
+      );
       expect(result.response).toMatch(/^250 /);
       const [delivered] = await relay.waitFor(1);
       expect(delivered).toMatchObject({ rcptTo: ["carol@elsewhere.example"], secure: true });

@@ -64,7 +64,9 @@ describe("hostile input on the listener", () => {
       expect(await session.send("MAIL FROM:<sender@outside.example>")).toMatch(/^250 /);
       expect(await session.send("RCPT TO:<anna.berg@northwind.example>")).toMatch(/^250 /);
       expect(await session.send("DATA")).toMatch(/^354 /);
-      expect(await session.send("Subject: after the garbage\r\n\r\nstill here\r\n.")).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      expect(await session.send("Subject: after the garbage\r\n\r\nstill here\r\n.")).toMatch(
+        /^250 2\.0\.0 Ok: queued as /,
+      );
       expect(await session.send("QUIT")).toMatch(/^221 /);
     } finally {
       session.close();

@@ -14,7 +14,11 @@ import { sendMail, testMessage } from "../helpers/smtp-client";
 
 const LOOPBACK_ANY_PORT = "127.0.0.1:0";
 
-function writeStackOutput(smartHostPort: number, deliveryTls: "required" | "allow-plain", edit?: (d: GatewayConfigInput) => GatewayConfigInput) {
+function writeStackOutput(
+  smartHostPort: number,
+  deliveryTls: "required" | "allow-plain",
+  edit?: (d: GatewayConfigInput) => GatewayConfigInput,
+) {
   return writeTestConfig({ smartHostPort, deliveryTls, asStackOutput: true, ...(edit ? { edit } : {}) });
 }
 
@@ -43,30 +47,58 @@ describe("serve --config with a stack output file", () => {
   });
 
   it("accepts mail for a known user and delivers it to the smart host with a Received header", async () => {
-    const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["anna.berg@northwind.example"] }, testMessage("round trip"));
+    const result = await sendMail(
+      gateway.smtpPort,
+      { from: "sender@outside.example", to: ["anna.berg@northwind.example"] },
+      testMessage("round trip"),
+    );
     expect(result.accepted).toEqual(["anna.berg@northwind.example"]);
     expect(result.response).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Z]+$/);
     const [delivered] = await sink.waitFor(1);
     expect(delivered?.mailFrom).toBe("sender@outside.example");
     expect(delivered?.rcptTo).toEqual(["anna.berg@northwind.example"]);
-    expect(delivered?.raw).toMatch(/^X-Moat-Relayed: [0-9a-f-]+\r\nReceived: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n\tby mx\.northwind\.example \(Moat\) with ESMTP id [0-9A-Z]+\r\n\tfor <anna\.berg@northwind\.example>;/);
+    expect(delivered?.raw).toMatch(
+      /^X-Moat-Relayed: [0-9a-f-]+\r\nReceived: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n\tby mx\.northwind\.example \(Moat\) with ESMTP id [0-9A-Z]+\r\n\tfor <anna\.berg@northwind\.example>;/,
+    );
     expect(delivered?.raw).toContain("Subject: round trip");
     // The loop guard the Exchange outbound rule exempts, with this tenant's id.
-    expect(delivered?.raw.startsWith("X-Moat-Relayed: 6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f\r\nReceived: from client.test")).toBe(true);
+    expect(
+      delivered?.raw.startsWith("X-Moat-Relayed: 6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f\r\nReceived: from client.test"),
+    ).toBe(true);
   });
 
   it("refuses an unknown user with the SPEC text and another domain as relay, and records the refusals", async () => {
-    const unknown = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["nobody@northwind.example"] }, testMessage("x"));
-    expect(unknown.rejected["nobody@northwind.example"]).toBe("550 5.1.1 <nobody@northwind.example>: Recipient address rejected: unverified address");
-    for (const foreign of ["victim@gmail.com", "anna.berg@sub.northwind.example", "anna.berg%gmail.com@northwind.example"]) {
-      const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: [foreign] }, testMessage("relay"));
+    const unknown = await sendMail(
+      gateway.smtpPort,
+      { from: "sender@outside.example", to: ["nobody@northwind.example"] },
+      testMessage("x"),
+    );
+    expect(unknown.rejected["nobody@northwind.example"]).toBe(
+      "550 5.1.1 <nobody@northwind.example>: Recipient address rejected: unverified address",
+    );
+    for (const foreign of [
+      "victim@gmail.com",
+      "anna.berg@sub.northwind.example",
+      "anna.berg%gmail.com@northwind.example",
+    ]) {
+      const result = await sendMail(
+        gateway.smtpPort,
+        { from: "sender@outside.example", to: [foreign] },
+        testMessage("relay"),
+      );
       expect(result.accepted).toEqual([]);
-      expect(result.rejected[foreign]).toMatch(/^55[04] 5\.\d\.\d <.+>: (Relay access denied|Recipient address rejected: unverified address)$/);
+      expect(result.rejected[foreign]).toMatch(
+        /^55[04] 5\.\d\.\d <.+>: (Relay access denied|Recipient address rejected: unverified address)$/,
+      );
     }
     const tracker = await openSqliteTracker(join(dataDir, "tracker.sqlite"));
     try {
       expect((await tracker.rejections()).map((r) => r.recipient)).toEqual(
-        expect.arrayContaining(["nobody@northwind.example", "victim@gmail.com", "anna.berg%gmail.com@northwind.example"]),
+        expect.arrayContaining([
+          "nobody@northwind.example",
+          "victim@gmail.com",
+          "anna.berg%gmail.com@northwind.example",
+        ]),
       );
     } finally {
       await tracker.close();
@@ -77,7 +109,10 @@ describe("serve --config with a stack output file", () => {
     const before = sink.messages.length;
     const result = await sendMail(
       gateway.smtpPort,
-      { from: "sender@outside.example", to: ["invoices@northwind.example", "ghost@northwind.example", "Sales@Northwind-Traders.example"] },
+      {
+        from: "sender@outside.example",
+        to: ["invoices@northwind.example", "ghost@northwind.example", "Sales@Northwind-Traders.example"],
+      },
       testMessage("mixed"),
     );
     expect(result.accepted).toEqual(["invoices@northwind.example", "Sales@Northwind-Traders.example"]);
@@ -90,7 +125,11 @@ describe("serve --config with a stack output file", () => {
     const before = sink.messages.length;
     const sessionsBefore = sink.connections();
     for (let i = 0; i < 5; i++) {
-      await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["elif.yilmaz@northwind.example"] }, testMessage(`reuse ${i}`));
+      await sendMail(
+        gateway.smtpPort,
+        { from: "sender@outside.example", to: ["elif.yilmaz@northwind.example"] },
+        testMessage(`reuse ${i}`),
+      );
       await sink.waitFor(before + i + 1);
     }
     expect(sink.connections() - sessionsBefore).toBeLessThanOrEqual(1);
@@ -101,7 +140,9 @@ describe("serve --config with a stack output file", () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ status: "ok", customer: "example" });
     const metrics = await (await fetch(`http://127.0.0.1:${gateway.httpPort}/metrics`)).text();
-    expect(Number(/^moat_messages_accepted_total\{direction="inbound"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(7); // 1 + 1 mixed + 5 reused, from the tests above
+    expect(
+      Number(/^moat_messages_accepted_total\{direction="inbound"\} (\d+)$/m.exec(metrics)?.[1]),
+    ).toBeGreaterThanOrEqual(7); // 1 + 1 mixed + 5 reused, from the tests above
     expect(metrics).toMatch(/^moat_smtp_refusals_total\{reason="unknown"\} [1-9]/m);
     expect(metrics).toMatch(/^moat_delivery_attempts_total\{outcome="delivered"\} [1-9]/m);
     expect(metrics).toMatch(/^moat_queue_messages\{state="corrupt"\} 0$/m);
@@ -114,10 +155,17 @@ describe("delivery TLS", () => {
     const { file, dataDir } = writeStackOutput(sink.port, "required");
     const gateway = await startGatewayProcess(["--config", file], {});
     try {
-      const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["ben@northwind.example"] }, testMessage("tls"));
+      const result = await sendMail(
+        gateway.smtpPort,
+        { from: "sender@outside.example", to: ["ben@northwind.example"] },
+        testMessage("tls"),
+      );
       expect(result.accepted).toEqual(["ben@northwind.example"]);
       const deferredDir = join(dataDir, "queue", "deferred");
-      await waitUntil(() => existsSync(deferredDir) && readdirSync(deferredDir).filter((f) => !f.endsWith(".rcpt")).length === 1, "the message to be deferred");
+      await waitUntil(
+        () => existsSync(deferredDir) && readdirSync(deferredDir).filter((f) => !f.endsWith(".rcpt")).length === 1,
+        "the message to be deferred",
+      );
       expect(sink.messages).toEqual([]);
       expect(gateway.stderr()).toMatch(/delivery deferred .*to=ben@northwind\.example/);
     } finally {
@@ -130,13 +178,24 @@ describe("delivery TLS", () => {
 describe("npm start: the embedded default with the development mailbox", () => {
   it("delivers mail for a user of the example stack into the mailbox folder it announces", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "moat-e2e-default-"));
-    const gateway = await startGatewayProcess([], { MOAT_DATA_DIR: dataDir, MOAT_SMTP_LISTEN: LOOPBACK_ANY_PORT, MOAT_HTTP_LISTEN: LOOPBACK_ANY_PORT });
+    const gateway = await startGatewayProcess([], {
+      MOAT_DATA_DIR: dataDir,
+      MOAT_SMTP_LISTEN: LOOPBACK_ANY_PORT,
+      MOAT_HTTP_LISTEN: LOOPBACK_ANY_PORT,
+    });
     try {
       const mailboxDir = join(dataDir, "dev-mailbox");
       expect(gateway.stdout()).toContain(`delivered mail is written to ${mailboxDir}/`);
-      const result = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["david@northwind.example"] }, testMessage("hello newcomer"));
+      const result = await sendMail(
+        gateway.smtpPort,
+        { from: "sender@outside.example", to: ["david@northwind.example"] },
+        testMessage("hello newcomer"),
+      );
       expect(result.accepted).toEqual(["david@northwind.example"]);
-      await waitUntil(() => existsSync(mailboxDir) && readdirSync(mailboxDir).length === 1, "the dev mailbox to receive the message");
+      await waitUntil(
+        () => existsSync(mailboxDir) && readdirSync(mailboxDir).length === 1,
+        "the dev mailbox to receive the message",
+      );
       const [file] = readdirSync(mailboxDir);
       expect(readFileSync(join(mailboxDir, file ?? ""), "utf8")).toContain("Subject: hello newcomer");
     } finally {
@@ -160,14 +219,27 @@ describe("serve with a bad config", () => {
 describe("serve with dynamic verification", () => {
   it("asks the smart host: its mailboxes get 250 and are delivered, others the SPEC 550", async () => {
     const sink = await startSink({ mailboxes: ["newhire@northwind.example"] });
-    const { file } = writeStackOutput(sink.port, "allow-plain", (d) => ({ ...d, verification: { ...d.verification, mode: "dynamic" } }));
+    const { file } = writeStackOutput(sink.port, "allow-plain", (d) => ({
+      ...d,
+      verification: { ...d.verification, mode: "dynamic" },
+    }));
     const gateway = await startGatewayProcess(["--config", file], {});
     try {
       // Not in the users file: only the downstream knows this mailbox.
-      const known = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["newhire@northwind.example"] }, testMessage("dynamic"));
+      const known = await sendMail(
+        gateway.smtpPort,
+        { from: "sender@outside.example", to: ["newhire@northwind.example"] },
+        testMessage("dynamic"),
+      );
       expect(known.accepted).toEqual(["newhire@northwind.example"]);
-      const unknown = await sendMail(gateway.smtpPort, { from: "sender@outside.example", to: ["anna.berg@northwind.example"] }, testMessage("x"));
-      expect(unknown.rejected["anna.berg@northwind.example"]).toBe("550 5.1.1 <anna.berg@northwind.example>: Recipient address rejected: unverified address");
+      const unknown = await sendMail(
+        gateway.smtpPort,
+        { from: "sender@outside.example", to: ["anna.berg@northwind.example"] },
+        testMessage("x"),
+      );
+      expect(unknown.rejected["anna.berg@northwind.example"]).toBe(
+        "550 5.1.1 <anna.berg@northwind.example>: Recipient address rejected: unverified address",
+      );
       const [delivered] = await sink.waitFor(1);
       expect(delivered?.rcptTo).toEqual(["newhire@northwind.example"]);
     } finally {

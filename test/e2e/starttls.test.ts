@@ -53,9 +53,14 @@ describe("inbound STARTTLS", () => {
       writeFileSync(live.certFile, "not a certificate");
       gateway.child.kill("SIGHUP");
       const deadline = Date.now() + 5000;
-      while (!/TLS certificate reload failed/.test(gateway.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(gateway.stderr()).toMatch(/TLS certificate reload failed; the previous certificate stays in use .*live\.crt is not a PEM certificate/);
-      expect((await probeStartTls(gateway.smtpPort)).fingerprint256).toBe(new X509Certificate(good.certPem).fingerprint256);
+      while (!/TLS certificate reload failed/.test(gateway.stderr()) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(gateway.stderr()).toMatch(
+        /TLS certificate reload failed; the previous certificate stays in use .*live\.crt is not a PEM certificate/,
+      );
+      expect((await probeStartTls(gateway.smtpPort)).fingerprint256).toBe(
+        new X509Certificate(good.certPem).fingerprint256,
+      );
     } finally {
       await gateway.stop();
     }
@@ -65,7 +70,10 @@ describe("inbound STARTTLS", () => {
     const dir = mkdtempSync(join(tmpdir(), "moat-tls-mismatch-"));
     const a = makeCertificate(dir, "a", "mx.northwind.example");
     const b = makeCertificate(dir, "b", "mx.northwind.example");
-    const { code, stderr } = await runCli(["serve", "--config", configWithTls({ certFile: a.certFile, keyFile: b.keyFile })], { MOAT_CONFIG: "" });
+    const { code, stderr } = await runCli(
+      ["serve", "--config", configWithTls({ certFile: a.certFile, keyFile: b.keyFile })],
+      { MOAT_CONFIG: "" },
+    );
     expect(code).toBe(1);
     expect(stderr).toContain(`moat: TLS certificate: ${b.keyFile} is not the key of ${a.certFile}`);
     expect(stderr).not.toContain("    at ");

@@ -68,13 +68,22 @@ describe("callout verification", () => {
     sink = await startSink({ starttls: false });
     const verify = createCalloutVerifier({
       domains: ["northwind.example"],
-      target: { host: "127.0.0.1", port: sink.port, heloName: "mx.northwind.example", tls: "required", verifyCertificate: true },
+      target: {
+        host: "127.0.0.1",
+        port: sink.port,
+        heloName: "mx.northwind.example",
+        tls: "required",
+        verifyCertificate: true,
+      },
       positiveTtlMs: 1,
       negativeTtlMs: 1,
       timeoutMs: 2000,
       log: createLogger({ write: () => undefined }),
     });
-    expect(await verify.verify("anna@northwind.example")).toMatchObject({ kind: "tempfail", reason: expect.stringContaining("does not offer STARTTLS") });
+    expect(await verify.verify("anna@northwind.example")).toMatchObject({
+      kind: "tempfail",
+      reason: expect.stringContaining("does not offer STARTTLS"),
+    });
     expect(sink.rcptAttempts).toEqual([]);
   });
 
@@ -84,7 +93,10 @@ describe("callout verification", () => {
     expect((await verify.verify("anyone@northwind.example")).kind).toBe("accept");
     expect(verify.catchAllDomains.has("northwind.example")).toBe(true);
     expect(lines.join("\n")).toMatch(/accepts any address of this domain \(catch-all\).*domain=northwind\.example/);
-    expect(sink.rcptAttempts).toEqual(["anyone@northwind.example", expect.stringMatching(/^moat-verify-[0-9a-f]{12}@northwind\.example$/)]);
+    expect(sink.rcptAttempts).toEqual([
+      "anyone@northwind.example",
+      expect.stringMatching(/^moat-verify-[0-9a-f]{12}@northwind\.example$/),
+    ]);
   });
 
   it("refuses other domains without asking anyone", async () => {

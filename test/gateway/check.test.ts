@@ -9,7 +9,8 @@ import { checkStacks } from "../../gateway/check";
 function project(stacks: Record<string, Record<string, unknown>>, files: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), "moat-check-"));
   mkdirSync(join(dir, "stacks"));
-  for (const [name, config] of Object.entries(stacks)) writeFileSync(join(dir, "stacks", `Pulumi.${name}.yaml`), stringify({ config }));
+  for (const [name, config] of Object.entries(stacks))
+    writeFileSync(join(dir, "stacks", `Pulumi.${name}.yaml`), stringify({ config }));
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(join(dir, path, ".."), { recursive: true });
     writeFileSync(join(dir, path), text);

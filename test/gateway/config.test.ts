@@ -28,14 +28,23 @@ describe("the gatewayConfig document", () => {
   });
 
   it("refuses another version, unknown keys and bad values, naming the path", () => {
-    expect(problemsOf({ ...document(), version: 2 })).toEqual(["gatewayConfig.version: this gateway reads gatewayConfig version 1, got 2"]);
+    expect(problemsOf({ ...document(), version: 2 })).toEqual([
+      "gatewayConfig.version: this gateway reads gatewayConfig version 1, got 2",
+    ]);
     const doc = document();
-    expect(problemsOf({ ...doc, delivery: { ...doc.delivery, smartHost: { host: "relay_host", port: 99999 }, tsl: "required" } })).toEqual([
+    expect(
+      problemsOf({
+        ...doc,
+        delivery: { ...doc.delivery, smartHost: { host: "relay_host", port: 99999 }, tsl: "required" },
+      }),
+    ).toEqual([
       'gatewayConfig.delivery.smartHost.host: "relay_host" is not a host name or IP address',
       "gatewayConfig.delivery.smartHost.port: Too big: expected number to be <=65535",
       "gatewayConfig.delivery.tsl: unknown key",
     ]);
-    expect(problemsOf({ ...doc, smtp: { ...doc.smtp, listen: "25" } })).toEqual(['gatewayConfig.smtp.listen: "25" is not host:port']);
+    expect(problemsOf({ ...doc, smtp: { ...doc.smtp, listen: "25" } })).toEqual([
+      'gatewayConfig.smtp.listen: "25" is not host:port',
+    ]);
   });
 
   it("explains a masked secret output", () => {
@@ -60,7 +69,9 @@ describe("config sources and MOAT_* overrides", () => {
     expect(resolveConfig(file, env).config.customer).toBe("from-file");
     expect(resolveConfig(undefined, env)).toMatchObject({ origin: "env", config: { customer: "from-env" } });
     expect(resolveConfig(undefined, {}).origin).toBe("embedded");
-    expect(() => resolveConfig(join(dir, "missing.json"), {})).toThrow(/--config .*missing.json: cannot read \(ENOENT\)/);
+    expect(() => resolveConfig(join(dir, "missing.json"), {})).toThrow(
+      /--config .*missing.json: cannot read \(ENOENT\)/,
+    );
     expect(() => resolveConfig(undefined, { MOAT_CONFIG: "{not json" })).toThrow(/MOAT_CONFIG: not JSON/);
   });
 
@@ -75,7 +86,11 @@ describe("config sources and MOAT_* overrides", () => {
     expect(overridden.smtp.listen).toEqual({ host: "::1", port: 0 });
     expect(overridden.delivery.smartHost).toEqual({ host: "relay.example", port: 587 });
     expect(config.smtp.listen.port).toBe(2525); // input untouched
-    expect(() => applyEnvOverrides(config, { MOAT_HTTP_LISTEN: "8080" })).toThrow(/MOAT_HTTP_LISTEN: "8080" is not host:port/);
-    expect(() => applyEnvOverrides(config, { MOAT_SMART_HOST: "127.0.0.1:0" })).toThrow(/port 0 is not a smart host port/);
+    expect(() => applyEnvOverrides(config, { MOAT_HTTP_LISTEN: "8080" })).toThrow(
+      /MOAT_HTTP_LISTEN: "8080" is not host:port/,
+    );
+    expect(() => applyEnvOverrides(config, { MOAT_SMART_HOST: "127.0.0.1:0" })).toThrow(
+      /port 0 is not a smart host port/,
+    );
   });
 });

@@ -28,9 +28,18 @@ describe("users CSV import", () => {
   const domains = ["acme.com"];
 
   it("takes columns in any order and case, aliases separated by ; , or spaces", () => {
-    const result = parseUsersCsv("Aliases,ADDRESS,displayname\n\"a@acme.com; b@acme.com,c@acme.com d@acme.com\",Jo@Acme.com,Jo Doe\n", domains);
+    const result = parseUsersCsv(
+      'Aliases,ADDRESS,displayname\n"a@acme.com; b@acme.com,c@acme.com d@acme.com",Jo@Acme.com,Jo Doe\n',
+      domains,
+    );
     expect(result.problems).toEqual([]);
-    expect(result.users).toEqual([{ address: "jo@acme.com", displayName: "Jo Doe", aliases: ["a@acme.com", "b@acme.com", "c@acme.com", "d@acme.com"] }]);
+    expect(result.users).toEqual([
+      {
+        address: "jo@acme.com",
+        displayName: "Jo Doe",
+        aliases: ["a@acme.com", "b@acme.com", "c@acme.com", "d@acme.com"],
+      },
+    ]);
   });
 
   it("names unknown and missing columns", () => {
@@ -43,7 +52,10 @@ describe("users CSV import", () => {
   });
 
   it("refuses empty addresses, extra fields, foreign domains and duplicates line by line", () => {
-    const result = parseUsersCsv("address,displayName\n,Nobody\njo@acme.com,Jo,extra\nann@acme.com,Ann\nANN@acme.com,Ann again\n", domains);
+    const result = parseUsersCsv(
+      "address,displayName\n,Nobody\njo@acme.com,Jo,extra\nann@acme.com,Ann\nANN@acme.com,Ann again\n",
+      domains,
+    );
     expect(result.users.map((u) => u.address)).toEqual(["ann@acme.com"]);
     expect(result.problems).toEqual([
       { line: 2, column: 1, message: "address is empty" },

@@ -10,7 +10,14 @@ const member = (changes: Partial<GraphUser>): GraphUser => ({
   displayName: "Anna Berg",
   mail: "anna.berg@northwind.example",
   userPrincipalName: "anna.berg@northwind.example",
-  proxyAddresses: ["SMTP:anna.berg@northwind.example", "smtp:anna@northwind.example", "smtp:anna@northwind.onmicrosoft.com", "X500:/o=ExchangeLabs/ou=x/cn=Recipients/cn=anna", "SIP:anna.berg@northwind.example", "SPO:SPO_abc@SPO_tenant"],
+  proxyAddresses: [
+    "SMTP:anna.berg@northwind.example",
+    "smtp:anna@northwind.example",
+    "smtp:anna@northwind.onmicrosoft.com",
+    "X500:/o=ExchangeLabs/ou=x/cn=Recipients/cn=anna",
+    "SIP:anna.berg@northwind.example",
+    "SPO:SPO_abc@SPO_tenant",
+  ],
   accountEnabled: true,
   assignedLicenses: LICENSE,
   userType: "Member",
@@ -29,27 +36,60 @@ describe("Entra ID users and groups as recipients", () => {
   });
 
   it("keeps shared mailboxes (disabled, unlicensed), drops guests, unlicensed members and removed objects", () => {
-    const shared = member({ id: "s", displayName: "Finance", mail: "finance@northwind.example", proxyAddresses: ["SMTP:finance@northwind.example"], accountEnabled: false, assignedLicenses: [] });
+    const shared = member({
+      id: "s",
+      displayName: "Finance",
+      mail: "finance@northwind.example",
+      proxyAddresses: ["SMTP:finance@northwind.example"],
+      accountEnabled: false,
+      assignedLicenses: [],
+    });
     expect(recordFromUser(shared, DOMAINS)?.primary).toBe("finance@northwind.example");
-    expect(recordFromUser(member({ userType: "Guest", mail: "bob@partner.example", proxyAddresses: ["SMTP:bob@partner.example"] }), DOMAINS)).toBeUndefined();
+    expect(
+      recordFromUser(
+        member({ userType: "Guest", mail: "bob@partner.example", proxyAddresses: ["SMTP:bob@partner.example"] }),
+        DOMAINS,
+      ),
+    ).toBeUndefined();
     expect(recordFromUser(member({ assignedLicenses: [] }), DOMAINS)).toBeUndefined();
     expect(recordFromUser(member({ "@removed": { reason: "changed" } }), DOMAINS)).toBeUndefined();
-    expect(recordFromUser(member({ proxyAddresses: ["SMTP:anna@other.example"], mail: "anna@other.example" }), DOMAINS)).toBeUndefined();
+    expect(
+      recordFromUser(member({ proxyAddresses: ["SMTP:anna@other.example"], mail: "anna@other.example" }), DOMAINS),
+    ).toBeUndefined();
   });
 
   it("falls back to mail without SMTP proxy addresses", () => {
-    expect(recordFromUser(member({ proxyAddresses: [] }), DOMAINS)).toMatchObject({ primary: "anna.berg@northwind.example", aliases: [] });
+    expect(recordFromUser(member({ proxyAddresses: [] }), DOMAINS)).toMatchObject({
+      primary: "anna.berg@northwind.example",
+      aliases: [],
+    });
   });
 
   it("takes mail-enabled groups (lists, Microsoft 365 groups) and ignores security groups without mail", () => {
-    expect(recordFromGroup({ id: "g1", displayName: "Sales", mail: "sales@northwind.example", mailEnabled: true, proxyAddresses: ["SMTP:sales@northwind.example", "smtp:orders@northwind.example"] }, DOMAINS)).toEqual({
+    expect(
+      recordFromGroup(
+        {
+          id: "g1",
+          displayName: "Sales",
+          mail: "sales@northwind.example",
+          mailEnabled: true,
+          proxyAddresses: ["SMTP:sales@northwind.example", "smtp:orders@northwind.example"],
+        },
+        DOMAINS,
+      ),
+    ).toEqual({
       primary: "sales@northwind.example",
       aliases: ["orders@northwind.example"],
       displayName: "Sales",
       kind: "group",
       source: "graph",
     });
-    expect(recordFromGroup({ id: "g2", displayName: "VPN users", mail: null, mailEnabled: false, proxyAddresses: [] }, DOMAINS)).toBeUndefined();
+    expect(
+      recordFromGroup(
+        { id: "g2", displayName: "VPN users", mail: null, mailEnabled: false, proxyAddresses: [] },
+        DOMAINS,
+      ),
+    ).toBeUndefined();
   });
 });
 
@@ -57,14 +97,31 @@ describe("the directory", () => {
   it("lets the sync win over the spreadsheet for an address both know, keeps what only the spreadsheet has, and lists people without groups", () => {
     const graph = [
       recordFromUser(member({}), DOMAINS),
-      recordFromGroup({ id: "g1", displayName: "Sales", mail: "sales@northwind.example", mailEnabled: true, proxyAddresses: ["SMTP:sales@northwind.example"] }, DOMAINS),
+      recordFromGroup(
+        {
+          id: "g1",
+          displayName: "Sales",
+          mail: "sales@northwind.example",
+          mailEnabled: true,
+          proxyAddresses: ["SMTP:sales@northwind.example"],
+        },
+        DOMAINS,
+      ),
     ].filter((r) => r !== undefined);
     const csv = recordsFromStaticUsers([
       { address: "anna@northwind.example", displayName: "Old name", aliases: [] },
-      { address: "legacy@northwind-traders.example", displayName: "Legacy box", aliases: ["old@northwind-traders.example"] },
+      {
+        address: "legacy@northwind-traders.example",
+        displayName: "Legacy box",
+        aliases: ["old@northwind-traders.example"],
+      },
     ]);
     const directory = createDirectory([...csv, ...graph]);
-    expect(directory.lookup("ANNA@northwind.example")).toEqual({ primary: "anna.berg@northwind.example", displayName: "Anna Berg", kind: "user" });
+    expect(directory.lookup("ANNA@northwind.example")).toEqual({
+      primary: "anna.berg@northwind.example",
+      displayName: "Anna Berg",
+      kind: "user",
+    });
     expect(directory.lookup("old@northwind-traders.example")?.primary).toBe("legacy@northwind-traders.example");
     expect(directory.lookup("sales@northwind.example")?.kind).toBe("group");
     expect(directory.people().map((p) => p.displayName)).toEqual(["Anna Berg", "Legacy box"]);

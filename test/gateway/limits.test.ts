@@ -7,10 +7,15 @@ import { sendMail, testMessage } from "../helpers/smtp-client";
 describe("per-client limits", () => {
   it("counts sessions and the per-minute windows per IP, and forgets idle clients", () => {
     const clock = { now: 0 };
-    const limits = createSessionLimits({ maxConnectionsPerIp: 2, connectionsPerMinutePerIp: 3, messagesPerMinutePerIp: 2 }, () => clock.now);
+    const limits = createSessionLimits(
+      { maxConnectionsPerIp: 2, connectionsPerMinutePerIp: 3, messagesPerMinutePerIp: 2 },
+      () => clock.now,
+    );
     expect(limits.admitSession("a", "192.0.2.1")).toBeUndefined();
     expect(limits.admitSession("b", "192.0.2.1")).toBeUndefined();
-    expect(limits.admitSession("c", "192.0.2.1")?.message).toBe("4.7.0 Error: too many connections from 192.0.2.1; try again later");
+    expect(limits.admitSession("c", "192.0.2.1")?.message).toBe(
+      "4.7.0 Error: too many connections from 192.0.2.1; try again later",
+    );
     expect(limits.admitSession("d", "192.0.2.2")).toBeUndefined(); // another client is not affected
     limits.releaseSession("c"); // refused, never counted: no effect
     limits.releaseSession("a");
@@ -21,7 +26,9 @@ describe("per-client limits", () => {
     expect(limits.admitSession("g", "192.0.2.1")).toBeUndefined();
     expect(limits.admitMessage("192.0.2.1")).toBeUndefined();
     expect(limits.admitMessage("192.0.2.1")).toBeUndefined();
-    expect(limits.admitMessage("192.0.2.1")?.message).toBe("4.7.1 Error: too many messages from 192.0.2.1 in the last minute; try again later");
+    expect(limits.admitMessage("192.0.2.1")?.message).toBe(
+      "4.7.1 Error: too many messages from 192.0.2.1 in the last minute; try again later",
+    );
     for (const id of ["b", "d", "g"]) limits.releaseSession(id);
     clock.now += 60_001;
     limits.admitSession("h", "192.0.2.3");
@@ -32,7 +39,18 @@ describe("per-client limits", () => {
   it("the listener answers 421 to one connection too many and 451 to one message too many", async () => {
     const { file } = writeTestConfig({
       smartHostPort: 9,
-      edit: (d) => ({ ...d, smtp: { ...d.smtp, limits: { maxConnections: 50, maxConnectionsPerIp: 2, connectionsPerMinutePerIp: 100, messagesPerMinutePerIp: 2 } } }),
+      edit: (d) => ({
+        ...d,
+        smtp: {
+          ...d.smtp,
+          limits: {
+            maxConnections: 50,
+            maxConnectionsPerIp: 2,
+            connectionsPerMinutePerIp: 100,
+            messagesPerMinutePerIp: 2,
+          },
+        },
+      }),
     });
     const gateway = await startGatewayProcess(["--config", file], {});
     const greeting = (socket: ReturnType<typeof connect>) =>
@@ -42,12 +60,21 @@ describe("per-client limits", () => {
     try {
       await Promise.all(held.map(greeting));
       const third = open();
-      expect(await greeting(third)).toMatch(/^421 4\.7\.0 Error: too many connections from 127\.0\.0\.1; try again later/);
+      expect(await greeting(third)).toMatch(
+        /^421 4\.7\.0 Error: too many connections from 127\.0\.0\.1; try again later/,
+      );
       third.destroy();
       for (const socket of held) socket.destroy();
       await new Promise((r) => setTimeout(r, 200));
       const results = [];
-      for (let i = 0; i < 3; i++) results.push(await sendMail(gateway.smtpPort, { from: "a@outside.example", to: ["anna.berg@northwind.example"] }, testMessage(`limit ${i}`)));
+      for (let i = 0; i < 3; i++)
+        results.push(
+          await sendMail(
+            gateway.smtpPort,
+            { from: "a@outside.example", to: ["anna.berg@northwind.example"] },
+            testMessage(`limit ${i}`),
+          ),
+        );
       expect(results.map((r) => r.response.slice(0, 3))).toEqual(["250", "250", "451"]);
       expect(results[2]?.response).toContain("4.7.1 Error: too many messages from 127.0.0.1 in the last minute");
     } finally {

@@ -24,10 +24,16 @@ describe("moat plan", () => {
   });
 
   it("masks a secret nested anywhere in inputs and outputs", () => {
-    const secret = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", value: "hunter2-very-secret" };
+    const secret = {
+      "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+      value: "hunter2-very-secret",
+    };
     const lines = formatPlan("x", {
       registered: [{ type: "t", name: "n", inputs: { deep: { list: [secret] } } }],
-      outputs: { plain: { value: { nested: secret }, secret: false }, whole: { value: "hunter2-very-secret", secret: true } },
+      outputs: {
+        plain: { value: { nested: secret }, secret: false },
+        whole: { value: "hunter2-very-secret", secret: true },
+      },
     });
     expect(lines.join("\n")).not.toContain("hunter2");
     expect(lines).toContain('    deep: {"list":["[secret]"]}');

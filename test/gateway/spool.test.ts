@@ -24,8 +24,17 @@ async function freshSpool() {
 describe("the durable spool", () => {
   it("acknowledges only a file that is complete in incoming/, with envelope and bytes intact", async () => {
     const spool = await freshSpool();
-    const body = Buffer.concat([Buffer.from("Subject: x\r\n\r\n"), Buffer.from([0xff, 0x00, 0xc3, 0xa9]), Buffer.from("\r\n")]);
-    const { id, bytes } = await spool.accept(envelope, Buffer.from("Received: test\r\n"), Readable.from([body]), () => false);
+    const body = Buffer.concat([
+      Buffer.from("Subject: x\r\n\r\n"),
+      Buffer.from([0xff, 0x00, 0xc3, 0xa9]),
+      Buffer.from("\r\n"),
+    ]);
+    const { id, bytes } = await spool.accept(
+      envelope,
+      Buffer.from("Received: test\r\n"),
+      Readable.from([body]),
+      () => false,
+    );
     expect(await spool.list("incoming")).toEqual([id]);
     expect(readdirSync(spool.dir("tmp"))).toEqual([]);
     const message = await spool.read("incoming", id);
@@ -33,7 +42,11 @@ describe("the durable spool", () => {
     const stored = Buffer.from(await text(message.openMessage()), "latin1");
     expect(bytes).toBe(message.bytes);
     expect(message.bytes).toBe(Buffer.byteLength("Received: test\r\n") + body.length);
-    expect(readFileSync(join(spool.dir("incoming"), id)).subarray(-body.length).equals(body)).toBe(true);
+    expect(
+      readFileSync(join(spool.dir("incoming"), id))
+        .subarray(-body.length)
+        .equals(body),
+    ).toBe(true);
     expect(stored.length).toBeGreaterThan(0);
   });
 
@@ -42,7 +55,9 @@ describe("the durable spool", () => {
     let seen = 0;
     const chunks = Array.from({ length: 4 }, () => Buffer.alloc(1000, 97));
     const stream = Readable.from(chunks).on("data", () => (seen += 1));
-    await expect(spool.accept(envelope, Buffer.alloc(0), stream, () => seen > 2)).rejects.toBeInstanceOf(SpoolSizeExceededError);
+    await expect(spool.accept(envelope, Buffer.alloc(0), stream, () => seen > 2)).rejects.toBeInstanceOf(
+      SpoolSizeExceededError,
+    );
     expect(seen).toBe(4); // read to the end, so the client gets its 552 after the data
     expect(await spool.list("incoming")).toEqual([]);
     expect(readdirSync(spool.dir("tmp"))).toEqual([]);
@@ -70,7 +85,8 @@ describe("the durable spool", () => {
       },
     });
     await delivery.start();
-    for (let i = 0; i < 50 && (await spool.list("corrupt")).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && (await spool.list("corrupt")).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
     await delivery.close();
     expect(await spool.list("corrupt")).toEqual(["0GARBAGE"]);
     expect(readFileSync(join(spool.dir("corrupt"), "0GARBAGE"), "utf8")).toBe("this is not a queue file");
@@ -80,7 +96,12 @@ describe("the durable spool", () => {
     const spool = await freshSpool();
     const now = Date.parse(envelope.receivedAt) + 1000;
     const partial = await spool.accept(envelope, Buffer.alloc(0), Readable.from([Buffer.from("x\r\n")]), () => false);
-    const refused = await spool.accept({ ...envelope, rcptTo: ["jo@acme.com"] }, Buffer.alloc(0), Readable.from([Buffer.from("y\r\n")]), () => false);
+    const refused = await spool.accept(
+      { ...envelope, rcptTo: ["jo@acme.com"] },
+      Buffer.alloc(0),
+      Readable.from([Buffer.from("y\r\n")]),
+      () => false,
+    );
     const delivery = createDelivery({
       spool,
       target: { host: "127.0.0.1", port: 1, tls: "required", verifyCertificate: true, heloName: "gw.test" },
@@ -89,12 +110,20 @@ describe("the durable spool", () => {
       now: () => now,
       attempt: async (_target, env) => ({
         outcomes: new Map(
-          env.rcptTo.map((r) => [r, env.rcptTo.length === 2 && r === "ann@acme.com" ? { outcome: "temporary" as const, response: "451 try later" } : env.rcptTo.length === 2 ? { outcome: "delivered" as const, response: "250 ok" } : { outcome: "permanent" as const, response: "550 no" }]),
+          env.rcptTo.map((r) => [
+            r,
+            env.rcptTo.length === 2 && r === "ann@acme.com"
+              ? { outcome: "temporary" as const, response: "451 try later" }
+              : env.rcptTo.length === 2
+                ? { outcome: "delivered" as const, response: "250 ok" }
+                : { outcome: "permanent" as const, response: "550 no" },
+          ]),
         ),
       }),
     });
     await delivery.start();
-    for (let i = 0; i < 100 && (await spool.list("incoming")).length + (await spool.list("active")).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && (await spool.list("incoming")).length + (await spool.list("active")).length > 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
     await delivery.close();
     expect(await spool.list("deferred")).toEqual([partial.id]);
     expect((await spool.read("deferred", partial.id)).envelope.rcptTo).toEqual(["ann@acme.com"]);
@@ -107,7 +136,12 @@ describe("group commit", () => {
   it("shares one directory fsync among concurrent accepts, and every accept waits for one that began after it", async () => {
     const spool = await freshSpool();
     const accepts = Array.from({ length: 20 }, (_, i) =>
-      spool.accept({ ...envelope, rcptTo: [`u${i}@acme.com`] }, Buffer.alloc(0), Readable.from([Buffer.from(`m${i}\r\n`)]), () => false),
+      spool.accept(
+        { ...envelope, rcptTo: [`u${i}@acme.com`] },
+        Buffer.alloc(0),
+        Readable.from([Buffer.from(`m${i}\r\n`)]),
+        () => false,
+      ),
     );
     const ids = (await Promise.all(accepts)).map((a) => a.id);
     expect(new Set(ids).size).toBe(20);
@@ -135,11 +169,14 @@ describe("unexpected failures during delivery", () => {
       target: { host: "127.0.0.1", port: 1, tls: "required", verifyCertificate: true, heloName: "gw.test" },
       retry: { minBackoffMs: 60_000, maxBackoffMs: 60_000, maxQueueLifetimeMs: 3_600_000 },
       log: silentLogger,
-      attempt: async (_t, env) => ({ outcomes: new Map(env.rcptTo.map((r) => [r, { outcome: "permanent" as const, response: "550 no" }])) }),
+      attempt: async (_t, env) => ({
+        outcomes: new Map(env.rcptTo.map((r) => [r, { outcome: "permanent" as const, response: "550 no" }])),
+      }),
       bouncer: { bounce: async () => Promise.reject(new Error("disk full")) },
     });
     await delivery.start();
-    for (let i = 0; i < 100 && (await spool.list("deferred")).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && (await spool.list("deferred")).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
     await delivery.close();
     expect(await spool.list("deferred")).toEqual([id]);
     expect(await spool.list("active")).toEqual([]);

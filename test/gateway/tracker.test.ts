@@ -23,10 +23,28 @@ describe("the tracker store", () => {
     const tracker = await openSqliteTracker(join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite"));
     await tracker.recordArrival(arrival);
     expect((await tracker.story("Q1"))?.status).toBe("Pending");
-    await tracker.recordAttempt({ messageId: "Q1", at: 2_000, recipient: "anna@northwind.example", outcome: "delivered", response: "250 2.6.0 queued" });
-    await tracker.recordAttempt({ messageId: "Q1", at: 2_000, recipient: "ben@northwind.example", outcome: "temporary", response: "451 4.4.0 try later" });
+    await tracker.recordAttempt({
+      messageId: "Q1",
+      at: 2_000,
+      recipient: "anna@northwind.example",
+      outcome: "delivered",
+      response: "250 2.6.0 queued",
+    });
+    await tracker.recordAttempt({
+      messageId: "Q1",
+      at: 2_000,
+      recipient: "ben@northwind.example",
+      outcome: "temporary",
+      response: "451 4.4.0 try later",
+    });
     expect((await tracker.story("Q1"))?.status).toBe("Deferred");
-    await tracker.recordAttempt({ messageId: "Q1", at: 300_000, recipient: "ben@northwind.example", outcome: "delivered", response: "250 2.6.0 queued" });
+    await tracker.recordAttempt({
+      messageId: "Q1",
+      at: 300_000,
+      recipient: "ben@northwind.example",
+      outcome: "delivered",
+      response: "250 2.6.0 queued",
+    });
     const story = await tracker.story("Q1");
     expect(story).toMatchObject({ status: "Deliver", subject: "Quarterly report", mailFrom: "a@outside.example" });
     expect(story?.recipients).toEqual([
@@ -45,12 +63,30 @@ describe("the tracker store", () => {
     const path = join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite");
     const tracker = await openSqliteTracker(path);
     await tracker.recordArrival({ ...arrival, id: "Q2", recipients: ["carla@northwind.example"] });
-    await tracker.recordAttempt({ messageId: "Q2", at: 2_000, recipient: "carla@northwind.example", outcome: "permanent", response: "550 5.1.1 unknown" });
-    await tracker.recordRejection({ at: 3_000, clientIp: "192.0.2.9", mailFrom: "x@outside.example", recipient: "ghost@northwind.example", reply: "550 5.1.1 <ghost@northwind.example>: Recipient address rejected: unverified address" });
+    await tracker.recordAttempt({
+      messageId: "Q2",
+      at: 2_000,
+      recipient: "carla@northwind.example",
+      outcome: "permanent",
+      response: "550 5.1.1 unknown",
+    });
+    await tracker.recordRejection({
+      at: 3_000,
+      clientIp: "192.0.2.9",
+      mailFrom: "x@outside.example",
+      recipient: "ghost@northwind.example",
+      reply: "550 5.1.1 <ghost@northwind.example>: Recipient address rejected: unverified address",
+    });
     await tracker.close();
     const reopened = await openSqliteTracker(path); // what was written survives a restart
     expect((await reopened.story("Q2"))?.status).toBe("Reject");
-    expect(await reopened.rejections()).toEqual([{ recipient: "ghost@northwind.example", reply: "550 5.1.1 <ghost@northwind.example>: Recipient address rejected: unverified address", clientIp: "192.0.2.9" }]);
+    expect(await reopened.rejections()).toEqual([
+      {
+        recipient: "ghost@northwind.example",
+        reply: "550 5.1.1 <ghost@northwind.example>: Recipient address rejected: unverified address",
+        clientIp: "192.0.2.9",
+      },
+    ]);
     expect(await reopened.story("nope")).toBeUndefined();
     await reopened.close();
   });

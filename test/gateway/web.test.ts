@@ -27,7 +27,11 @@ describe("MTA-STS policy", () => {
 
   it("serves the declared mode and MX hosts to the mta-sts host of a customer domain", async () => {
     const web = app();
-    const response = await web.inject({ method: "GET", url: "/.well-known/mta-sts.txt", headers: { host: "MTA-STS.acme.com:443" } });
+    const response = await web.inject({
+      method: "GET",
+      url: "/.well-known/mta-sts.txt",
+      headers: { host: "MTA-STS.acme.com:443" },
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers["content-type"]).toBe("text/plain; charset=utf-8");
     expect(response.body).toBe("version: STSv1\r\nmode: enforce\r\nmx: mx.acme.com\r\nmax_age: 604800\r\n");
@@ -37,7 +41,9 @@ describe("MTA-STS policy", () => {
   it("has no policy for a domain with MTA-STS off or for any other host", async () => {
     const web = app();
     for (const host of ["mta-sts.old.example", "mta-sts.evil.example", "acme.com"]) {
-      expect((await web.inject({ method: "GET", url: "/.well-known/mta-sts.txt", headers: { host } })).statusCode).toBe(404);
+      expect((await web.inject({ method: "GET", url: "/.well-known/mta-sts.txt", headers: { host } })).statusCode).toBe(
+        404,
+      );
     }
     await web.close();
   });
@@ -52,15 +58,22 @@ describe("metrics", () => {
     metrics.inc("moat_smtp_refusals_total", { reason: "relay-denied" });
     const app = build({
       health: async () => ({ status: "ok", customer: "acme", checks: {} }),
-      metrics: async () => metrics.render({ moat_queue_messages: { help: "messages in the queue", label: "state", values: { incoming: 3, deferred: 1 } } }),
+      metrics: async () =>
+        metrics.render({
+          moat_queue_messages: { help: "messages in the queue", label: "state", values: { incoming: 3, deferred: 1 } },
+        }),
     });
     const response = await app.inject({ method: "GET", url: "/metrics" });
     expect(response.statusCode).toBe(200);
     expect(response.headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8");
-    expect(response.body).toContain('# TYPE moat_messages_accepted_total counter\nmoat_messages_accepted_total{direction="inbound"} 2\n');
+    expect(response.body).toContain(
+      '# TYPE moat_messages_accepted_total counter\nmoat_messages_accepted_total{direction="inbound"} 2\n',
+    );
     expect(response.body).toContain('moat_smtp_refusals_total{reason="relay-denied"} 1\n');
     expect(response.body).toContain("moat_bounces_total 0\n");
-    expect(response.body).toContain('# TYPE moat_queue_messages gauge\nmoat_queue_messages{state="incoming"} 3\nmoat_queue_messages{state="deferred"} 1\n');
+    expect(response.body).toContain(
+      '# TYPE moat_queue_messages gauge\nmoat_queue_messages{state="incoming"} 3\nmoat_queue_messages{state="deferred"} 1\n',
+    );
     await app.close();
   });
 });

@@ -32,8 +32,10 @@ export async function startDnsServer(zone: Zone, broken: readonly string[] = [])
     if (broken.includes(name)) rcode = "SERVFAIL";
     else if (!entry) rcode = "NXDOMAIN";
     else if (question.type === "A") for (const a of entry.A ?? []) answers.push({ type: "A", name, ttl: 60, data: a });
-    else if (question.type === "MX") for (const mx of entry.MX ?? []) answers.push({ type: "MX", name, ttl: 60, data: mx });
-    else if (question.type === "TXT") for (const txt of entry.TXT ?? []) answers.push({ type: "TXT", name, ttl: 60, data: txt });
+    else if (question.type === "MX")
+      for (const mx of entry.MX ?? []) answers.push({ type: "MX", name, ttl: 60, data: mx });
+    else if (question.type === "TXT")
+      for (const txt of entry.TXT ?? []) answers.push({ type: "TXT", name, ttl: 60, data: txt });
     const response = packet.encode({
       id: query.id,
       type: "response",

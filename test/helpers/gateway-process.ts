@@ -43,7 +43,10 @@ export async function startGatewayProcess(args: string[], env: Record<string, st
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
 
   const ports = await new Promise<{ smtp: number; http: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start in time\n${stdout}\n${stderr}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`gateway did not start in time\n${stdout}\n${stderr}`)),
+      START_TIMEOUT_MS,
+    );
     const check = () => {
       const smtp = /SMTP:\s+listening on [^\s]+:(\d+)/.exec(stdout);
       const http = /HTTP:\s+http:\/\/[^\s]+:(\d+)\//.exec(stdout);
@@ -117,7 +120,14 @@ export function writeTestConfig(options: {
   });
   const edited = options.edit ? options.edit(document) : document;
   const file = join(dir, "config.json");
-  writeFileSync(file, JSON.stringify(options.asStackOutput ? { gatewayConfig: edited, mxHost: "mx.northwind.example", appClientId: "x" } : edited, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      options.asStackOutput ? { gatewayConfig: edited, mxHost: "mx.northwind.example", appClientId: "x" } : edited,
+      null,
+      2,
+    ),
+  );
   return { file, dir, dataDir };
 }
 

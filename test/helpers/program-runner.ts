@@ -27,7 +27,12 @@ const cloud = {
       case "azure-native:app:ManagedEnvironment":
         return { staticIp: fake.FAKE_INBOUND_IP };
       case "azure-native:keyvault:Secret":
-        return { properties: { ...(fake.unwrapSecrets(inputs.properties) as object), secretUri: "https://vault.vault.azure.net/secrets/gateway-config" } };
+        return {
+          properties: {
+            ...(fake.unwrapSecrets(inputs.properties) as object),
+            secretUri: "https://vault.vault.azure.net/secrets/gateway-config",
+          },
+        };
       case "azure-native:operationalinsights:Workspace":
         return { customerId: "log-analytics-customer-id" };
       default:
@@ -38,8 +43,16 @@ const cloud = {
     switch (token) {
       case "azuread:index/getServicePrincipal:getServicePrincipal":
         return inputs.clientId === "00000003-0000-0000-c000-000000000000"
-          ? { ...inputs, objectId: fake.FAKE_GRAPH_SP, appRoleIds: { "User.Read.All": fake.FAKE_USER_READ_ALL_ROLE, "Mail.Send": "not-to-be-used" } }
-          : { ...inputs, objectId: fake.FAKE_EXCHANGE_SP, appRoleIds: { "Exchange.ManageAsApp": fake.FAKE_MANAGE_AS_APP_ROLE } };
+          ? {
+              ...inputs,
+              objectId: fake.FAKE_GRAPH_SP,
+              appRoleIds: { "User.Read.All": fake.FAKE_USER_READ_ALL_ROLE, "Mail.Send": "not-to-be-used" },
+            }
+          : {
+              ...inputs,
+              objectId: fake.FAKE_EXCHANGE_SP,
+              appRoleIds: { "Exchange.ManageAsApp": fake.FAKE_MANAGE_AS_APP_ROLE },
+            };
       case "cloudflare:index/getZone:getZone":
         return { ...inputs, id: fake.FAKE_ZONE_ID, name: (inputs.filter as { name?: string } | undefined)?.name };
       case "azure-native:operationalinsights:getSharedKeys":
@@ -54,7 +67,11 @@ const cloud = {
   },
 };
 
-runOffline(process.env.MOAT_TEST_STACK ?? "example", JSON.parse(process.env.MOAT_TEST_CONFIG ?? "{}") as Record<string, unknown>, cloud).then(
+runOffline(
+  process.env.MOAT_TEST_STACK ?? "example",
+  JSON.parse(process.env.MOAT_TEST_CONFIG ?? "{}") as Record<string, unknown>,
+  cloud,
+).then(
   (run) => process.stdout.write(JSON.stringify(run)),
   (error: Error) => process.stdout.write(JSON.stringify({ error: `runner failed: ${error.stack}` })),
 );

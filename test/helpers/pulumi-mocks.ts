@@ -14,7 +14,10 @@ export type ProgramRun = OfflineRun;
 /** Runs are deterministic for a stack name and config, so a test file shares them. */
 const runs = new Map<string, Promise<ProgramRun>>();
 
-export function runProgram(stackName: string, config: Record<string, unknown> = readStackFile(PROJECT_DIR, stackName)): Promise<ProgramRun> {
+export function runProgram(
+  stackName: string,
+  config: Record<string, unknown> = readStackFile(PROJECT_DIR, stackName),
+): Promise<ProgramRun> {
   const key = JSON.stringify([stackName, config]);
   const run = runs.get(key) ?? spawnProgram(stackName, config);
   runs.set(key, run);
@@ -22,7 +25,10 @@ export function runProgram(stackName: string, config: Record<string, unknown> = 
 }
 
 function spawnProgram(stackName: string, config: Record<string, unknown>): Promise<ProgramRun> {
-  return runOfflineChild(join(__dirname, "program-runner.ts"), [], { MOAT_TEST_STACK: stackName, MOAT_TEST_CONFIG: JSON.stringify(config) });
+  return runOfflineChild(join(__dirname, "program-runner.ts"), [], {
+    MOAT_TEST_STACK: stackName,
+    MOAT_TEST_CONFIG: JSON.stringify(config),
+  });
 }
 
 export function byType(registered: readonly RegisteredResource[], type: string): RegisteredResource[] {

@@ -24,7 +24,15 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-export async function startSink(options: { refuse?: Record<string, number>; starttls?: boolean; mailboxes?: string[]; tls?: { key: string; cert: string }; port?: number } = {}): Promise<Sink> {
+export async function startSink(
+  options: {
+    refuse?: Record<string, number>;
+    starttls?: boolean;
+    mailboxes?: string[];
+    tls?: { key: string; cert: string };
+    port?: number;
+  } = {},
+): Promise<Sink> {
   const messages: SunkMessage[] = [];
   const rcptAttempts: string[] = [];
   let connections = 0;
@@ -76,7 +84,8 @@ export async function startSink(options: { refuse?: Record<string, number>; star
       const deadline = Date.now() + timeoutMs;
       while (messages.length < count) {
         const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`sink: expected ${count} message(s), got ${messages.length} within ${timeoutMs} ms`);
+        if (left <= 0)
+          throw new Error(`sink: expected ${count} message(s), got ${messages.length} within ${timeoutMs} ms`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, left);
           waiters.push(() => {

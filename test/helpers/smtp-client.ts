@@ -19,7 +19,11 @@ type SmtpError = Error & { responseCode?: number; response?: string; recipient?:
 /** A test client never waits forever: a dead server ends the transaction with an error. */
 const CLIENT_TIMEOUT_MS = 15_000;
 
-export async function sendMail(port: number, envelope: { from: string; to: string[] }, message: string): Promise<SendResult> {
+export async function sendMail(
+  port: number,
+  envelope: { from: string; to: string[] },
+  message: string,
+): Promise<SendResult> {
   const connection = new SMTPConnection({
     host: "127.0.0.1",
     port,
@@ -33,10 +37,15 @@ export async function sendMail(port: number, envelope: { from: string; to: strin
   // Errors and an early end of the connection fail whatever step is waiting.
   const broken = new Promise<never>((_, reject) => {
     connection.on("error", reject);
-    connection.on("end", () => reject(Object.assign(new Error("connection closed"), { response: "connection closed" })));
+    connection.on("end", () =>
+      reject(Object.assign(new Error("connection closed"), { response: "connection closed" })),
+    );
   });
   broken.catch(() => undefined);
-  await Promise.race([new Promise<void>((resolve, reject) => connection.connect((err) => (err ? reject(err) : resolve()))), broken]);
+  await Promise.race([
+    new Promise<void>((resolve, reject) => connection.connect((err) => (err ? reject(err) : resolve()))),
+    broken,
+  ]);
   try {
     const info = await Promise.race([
       new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
@@ -45,7 +54,8 @@ export async function sendMail(port: number, envelope: { from: string; to: strin
       broken,
     ]);
     const rejected: Record<string, string> = {};
-    for (const err of (info.rejectedErrors ?? []) as SmtpError[]) rejected[err.recipient ?? "?"] = err.response ?? err.message;
+    for (const err of (info.rejectedErrors ?? []) as SmtpError[])
+      rejected[err.recipient ?? "?"] = err.response ?? err.message;
     return { accepted: info.accepted, rejected, response: info.response };
   } catch (error) {
     const err = error as SmtpError;
@@ -72,7 +82,10 @@ export function testMessage(subject: string, to = "someone@northwind.example"): 
 
 /** A message of about `bytes` bytes: a base64 attachment-like body in 76-character lines. */
 export function largeMessage(bytes: number): string {
-  const header = "From: a@outside.example\r\nTo: anna.berg@northwind.example\r\nSubject: large\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n";
-  const body = randomBytes(Math.ceil((bytes * 3) / 4)).toString("base64").replace(/.{76}/g, "$&\r\n");
+  const header =
+    "From: a@outside.example\r\nTo: anna.berg@northwind.example\r\nSubject: large\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+  const body = randomBytes(Math.ceil((bytes * 3) / 4))
+    .toString("base64")
+    .replace(/.{76}/g, "$&\r\n");
   return `${header}${body}\r\n`;
 }

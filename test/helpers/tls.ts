@@ -5,10 +5,35 @@ import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 
-export function makeCertificate(dir: string, name: string, commonName: string, subjectAltName = `DNS:${commonName}`): { certFile: string; keyFile: string; certPem: string; keyPem: string } {
+export function makeCertificate(
+  dir: string,
+  name: string,
+  commonName: string,
+  subjectAltName = `DNS:${commonName}`,
+): { certFile: string; keyFile: string; certPem: string; keyPem: string } {
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", `/CN=${commonName}`, "-addext", `subjectAltName=${subjectAltName}`], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${commonName}`,
+      "-addext",
+      `subjectAltName=${subjectAltName}`,
+    ],
+    { stdio: "ignore" },
+  );
   return { certFile, keyFile, certPem: readFileSync(certFile, "utf8"), keyPem: readFileSync(keyFile, "utf8") };
 }
 
@@ -46,7 +71,12 @@ export function probeStartTls(port: number, timeoutMs = 5000): Promise<StartTlsR
         const secure = tlsConnect({ socket, servername: "mx.northwind.example", rejectUnauthorized: false }, () => {
           const peer = secure.getPeerCertificate();
           clearTimeout(timer);
-          resolve({ ehlo, fingerprint256: peer.fingerprint256, protocol: secure.getProtocol(), subjectCN: String(peer.subject?.CN ?? "") });
+          resolve({
+            ehlo,
+            fingerprint256: peer.fingerprint256,
+            protocol: secure.getProtocol(),
+            subjectCN: String(peer.subject?.CN ?? ""),
+          });
           secure.end("QUIT\r\n");
         });
         secure.on("error", reject);

@@ -18,16 +18,31 @@ const sleep = async (ms: number) => {
   waits.push(ms);
 };
 
-function client(overrides: Partial<ConstructorParameters<typeof ExchangeClient>[0]> = {}, options: ConstructorParameters<typeof ExchangeClient>[1] = {}) {
+function client(
+  overrides: Partial<ConstructorParameters<typeof ExchangeClient>[0]> = {},
+  options: ConstructorParameters<typeof ExchangeClient>[1] = {},
+) {
   return new ExchangeClient(
-    { tenantId: TENANT, clientId: CLIENT_ID, credential: { clientSecret: SECRET }, authorityHost: double.url, endpoint: double.url, ...overrides },
+    {
+      tenantId: TENANT,
+      clientId: CLIENT_ID,
+      credential: { clientSecret: SECRET },
+      authorityHost: double.url,
+      endpoint: double.url,
+      ...overrides,
+    },
     { sleep, authPropagationMs: 0, ...options },
   );
 }
 
 beforeEach(async () => {
   waits.length = 0;
-  double = await new ExchangeAdminDouble({ tenantId: TENANT, clientId: CLIENT_ID, clientSecret: SECRET, pageSize: 2 }).start();
+  double = await new ExchangeAdminDouble({
+    tenantId: TENANT,
+    clientId: CLIENT_ID,
+    clientSecret: SECRET,
+    pageSize: 2,
+  }).start();
 });
 afterEach(async () => double.close());
 
@@ -41,7 +56,8 @@ describe("Exchange admin REST client", () => {
 
   it("follows @odata.nextLink across pages", async () => {
     const exchange = client();
-    for (const name of ["a", "b", "c", "d", "e"]) await exchange.invoke("New-InboundConnector", { Name: name, SenderDomains: ["*"] });
+    for (const name of ["a", "b", "c", "d", "e"])
+      await exchange.invoke("New-InboundConnector", { Name: name, SenderDomains: ["*"] });
     const all = await exchange.invoke("Get-InboundConnector");
     expect(all.map((c) => c.Name)).toEqual(["a", "b", "c", "d", "e"]);
     expect(double.calls.filter((c) => c.cmdlet === "Get-InboundConnector")).toHaveLength(3);
@@ -49,13 +65,19 @@ describe("Exchange admin REST client", () => {
 
   it("types errors by exception type; not-found whatever the status", async () => {
     const exchange = client();
-    const missing = await exchange.invoke("Set-InboundConnector", { Identity: "nope", Comment: "x" }).catch((e: unknown) => e);
+    const missing = await exchange
+      .invoke("Set-InboundConnector", { Identity: "nope", Comment: "x" })
+      .catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ExchangeError);
     expect((missing as ExchangeError).status).toBe(400);
     expect((missing as ExchangeError).notFound).toBe(true);
-    const unknown = (await exchange.invoke("New-InboundConnector", { Name: "x", SenderDomains: ["*"], Bogus: 1 }).catch((e: unknown) => e)) as ExchangeError;
+    const unknown = (await exchange
+      .invoke("New-InboundConnector", { Name: "x", SenderDomains: ["*"], Bogus: 1 })
+      .catch((e: unknown) => e)) as ExchangeError;
     expect(unknown.exceptionType).toBe("System.Management.Automation.ParameterBindingException");
-    expect(unknown.message).toBe("New-InboundConnector: System.Management.Automation.ParameterBindingException: A parameter cannot be found that matches parameter name 'Bogus'.");
+    expect(unknown.message).toBe(
+      "New-InboundConnector: System.Management.Automation.ParameterBindingException: A parameter cannot be found that matches parameter name 'Bogus'.",
+    );
     expect(unknown.notFound).toBe(false);
   });
 
@@ -67,9 +89,15 @@ describe("Exchange admin REST client", () => {
       "Set-InboundConnector: System.Management.Automation.ParameterBindingValidationException: Cannot validate argument on parameter 'Identity'. The argument is null or empty.",
     );
     await exchange.invoke("New-TransportRule", { Name: "r", SetSCL: -1 });
-    expect(await failure("Set-TransportRule", { Identity: "r", Enabled: false })).toMatch(/ParameterBindingException: A parameter cannot be found that matches parameter name 'Enabled'/);
-    expect(await failure("New-InboundConnector", { Name: "no domains" })).toMatch(/missing mandatory parameters: SenderDomains/);
-    expect(await failure("New-OutboundConnector", { Name: "o", UseMXRecord: false })).toMatch(/SmartHosts must be specified when UseMXRecord is false/);
+    expect(await failure("Set-TransportRule", { Identity: "r", Enabled: false })).toMatch(
+      /ParameterBindingException: A parameter cannot be found that matches parameter name 'Enabled'/,
+    );
+    expect(await failure("New-InboundConnector", { Name: "no domains" })).toMatch(
+      /missing mandatory parameters: SenderDomains/,
+    );
+    expect(await failure("New-OutboundConnector", { Name: "o", UseMXRecord: false })).toMatch(
+      /SmartHosts must be specified when UseMXRecord is false/,
+    );
   });
 
   it("retries 429 honouring Retry-After, and 503 with backoff, up to a bound", async () => {
@@ -78,7 +106,9 @@ describe("Exchange admin REST client", () => {
     await client().invoke("Get-InboundConnector");
     expect(waits).toEqual([7000, 7000, 4000]);
     double.unavailable = 10;
-    const error = (await client({}, { maxAttempts: 3 }).invoke("Get-InboundConnector").catch((e: unknown) => e)) as ExchangeError;
+    const error = (await client({}, { maxAttempts: 3 })
+      .invoke("Get-InboundConnector")
+      .catch((e: unknown) => e)) as ExchangeError;
     expect(error.status).toBe(503);
   });
 
@@ -87,7 +117,9 @@ describe("Exchange admin REST client", () => {
     await client({}, { authPropagationMs: 60_000, authRetryIntervalMs: 5 }).invoke("Get-InboundConnector");
     expect(waits).toEqual([5, 5]);
     double.unauthorized = 1;
-    const error = (await client().invoke("Get-InboundConnector").catch((e: unknown) => e)) as ExchangeError;
+    const error = (await client()
+      .invoke("Get-InboundConnector")
+      .catch((e: unknown) => e)) as ExchangeError;
     expect(error.status).toBe(401);
   });
 
@@ -100,7 +132,9 @@ describe("Exchange admin REST client", () => {
   });
 
   it("reports a bad secret with Entra's error, without the secret", async () => {
-    const error = (await client({ credential: { clientSecret: "wrong-secret-value" } }).invoke("Get-InboundConnector").catch((e: unknown) => e)) as TokenError;
+    const error = (await client({ credential: { clientSecret: "wrong-secret-value" } })
+      .invoke("Get-InboundConnector")
+      .catch((e: unknown) => e)) as TokenError;
     expect(error).toBeInstanceOf(TokenError);
     expect(error.code).toBe("invalid_client");
     expect(error.message).toContain("AADSTS7000215");
@@ -109,7 +143,25 @@ describe("Exchange admin REST client", () => {
 
   it("authenticates with a certificate (signed client assertion)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "moat-cert-"));
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "2", "-subj", "/CN=moat-test"], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=moat-test",
+      ],
+      { stdio: "ignore" },
+    );
     const certificatePem = readFileSync(join(dir, "cert.pem"), "utf8");
     const privateKeyPem = readFileSync(join(dir, "key.pem"), "utf8");
     await double.close();

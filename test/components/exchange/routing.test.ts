@@ -70,21 +70,43 @@ describe("the example stack", () => {
   it("gives the provisioning app Exchange.ManageAsApp with admin consent and the Exchange Administrator role", async () => {
     const { registered } = await runProgram("example");
     expect(named(registered, "exchange-admin-app")?.inputs.requiredResourceAccesses).toEqual([
-      { resourceAppId: "00000002-0000-0ff1-ce00-000000000000", resourceAccesses: [{ id: FAKE_MANAGE_AS_APP_ROLE, type: "Role" }] },
+      {
+        resourceAppId: "00000002-0000-0ff1-ce00-000000000000",
+        resourceAccesses: [{ id: FAKE_MANAGE_AS_APP_ROLE, type: "Role" }],
+      },
     ]);
-    expect(named(registered, "exchange-admin-consent")?.inputs).toMatchObject({ appRoleId: FAKE_MANAGE_AS_APP_ROLE, resourceObjectId: FAKE_EXCHANGE_SP, principalObjectId: "exchange-admin-sp-object-id" });
-    expect(named(registered, "exchange-admin-exchange-admin-role")?.inputs).toMatchObject({ displayName: "Exchange Administrator" });
-    expect(named(registered, "exchange-admin-exchange-admin")?.inputs).toMatchObject({ roleId: FAKE_EXCHANGE_ADMIN_TEMPLATE, principalObjectId: "exchange-admin-sp-object-id" });
+    expect(named(registered, "exchange-admin-consent")?.inputs).toMatchObject({
+      appRoleId: FAKE_MANAGE_AS_APP_ROLE,
+      resourceObjectId: FAKE_EXCHANGE_SP,
+      principalObjectId: "exchange-admin-sp-object-id",
+    });
+    expect(named(registered, "exchange-admin-exchange-admin-role")?.inputs).toMatchObject({
+      displayName: "Exchange Administrator",
+    });
+    expect(named(registered, "exchange-admin-exchange-admin")?.inputs).toMatchObject({
+      roleId: FAKE_EXCHANGE_ADMIN_TEMPLATE,
+      principalObjectId: "exchange-admin-sp-object-id",
+    });
   });
 });
 
 describe("other stacks", () => {
   it("outbound through the gateway: a rule-scoped connector with DomainValidation and the routing rule with a loop guard", async () => {
-    const { registered, error } = await runProgram("outbound", exampleConfig({ "moat:outbound": { enabled: true }, "moat:relays": [] }));
+    const { registered, error } = await runProgram(
+      "outbound",
+      exampleConfig({ "moat:outbound": { enabled: true }, "moat:relays": [] }),
+    );
     expect(error).toBeUndefined();
     expect(named(registered, "exchange-outbound-connector")?.inputs).toMatchObject({
       name: "Moat outbound via gateway",
-      properties: { ConnectorType: "Partner", UseMXRecord: false, SmartHosts: ["mx.northwind.example"], TlsSettings: "DomainValidation", TlsDomain: "mx.northwind.example", IsTransportRuleScoped: true },
+      properties: {
+        ConnectorType: "Partner",
+        UseMXRecord: false,
+        SmartHosts: ["mx.northwind.example"],
+        TlsSettings: "DomainValidation",
+        TlsDomain: "mx.northwind.example",
+        IsTransportRuleScoped: true,
+      },
     });
     expect(named(registered, "exchange-outbound-rule")?.inputs).toMatchObject({
       name: "Moat: route outbound mail via the gateway",
@@ -101,19 +123,37 @@ describe("other stacks", () => {
   });
 
   it("relays and coexistence: one OnPremises connector per app, a connector and a forcing rule per domain", async () => {
-    const { registered } = await runProgram("split", exampleConfig({
-      "moat:relays": [{ name: "crm", ips: ["198.51.100.7"] }, { name: "Scanner Floor 2", ips: ["198.51.100.64/26"] }],
-      "moat:coexistence": [{ domain: "aacn.org", smartHosts: ["aspmx.l.google.com", "alt1.aspmx.l.google.com"] }],
-    }));
-    expect(named(registered, "exchange-relay-scanner-floor-2")?.inputs).toMatchObject({ name: "Moat relay: Scanner Floor 2", properties: { ConnectorType: "OnPremises", SenderIPAddresses: ["198.51.100.64/26"] } });
+    const { registered } = await runProgram(
+      "split",
+      exampleConfig({
+        "moat:relays": [
+          { name: "crm", ips: ["198.51.100.7"] },
+          { name: "Scanner Floor 2", ips: ["198.51.100.64/26"] },
+        ],
+        "moat:coexistence": [{ domain: "aacn.org", smartHosts: ["aspmx.l.google.com", "alt1.aspmx.l.google.com"] }],
+      }),
+    );
+    expect(named(registered, "exchange-relay-scanner-floor-2")?.inputs).toMatchObject({
+      name: "Moat relay: Scanner Floor 2",
+      properties: { ConnectorType: "OnPremises", SenderIPAddresses: ["198.51.100.64/26"] },
+    });
     expect(named(registered, "exchange-relay-crm")).toBeDefined();
     expect(named(registered, "exchange-coexistence-aacn-org-connector")?.inputs).toMatchObject({
       name: "Moat coexistence: aacn.org",
-      properties: { UseMXRecord: false, SmartHosts: ["aspmx.l.google.com", "alt1.aspmx.l.google.com"], IsTransportRuleScoped: true, TlsSettings: "CertificateValidation" },
+      properties: {
+        UseMXRecord: false,
+        SmartHosts: ["aspmx.l.google.com", "alt1.aspmx.l.google.com"],
+        IsTransportRuleScoped: true,
+        TlsSettings: "CertificateValidation",
+      },
     });
     expect(named(registered, "exchange-coexistence-aacn-org-rule")?.inputs).toMatchObject({
       name: "Moat: route aacn.org to coexistence",
-      properties: { RecipientDomainIs: ["aacn.org"], RouteMessageOutboundConnector: "Moat coexistence: aacn.org", Enabled: true },
+      properties: {
+        RecipientDomainIs: ["aacn.org"],
+        RouteMessageOutboundConnector: "Moat coexistence: aacn.org",
+        Enabled: true,
+      },
     });
   });
 
@@ -121,12 +161,22 @@ describe("other stacks", () => {
     const { registered } = await runProgram("scl", exampleConfig({ "moat:exchange": { filtering: "scl-bypass" } }));
     const lockDown = named(registered, "exchange-lockdown")?.inputs.properties as Record<string, unknown>;
     expect(lockDown).not.toHaveProperty("EFSkipIPs");
-    expect(named(registered, "exchange-scl-bypass")?.inputs).toMatchObject({ name: "Moat: bypass spam filtering for the gateway", properties: { SenderIpRanges: EGRESS, SetSCL: -1 } });
+    expect(named(registered, "exchange-scl-bypass")?.inputs).toMatchObject({
+      name: "Moat: bypass spam filtering for the gateway",
+      properties: { SenderIpRanges: EGRESS, SetSCL: -1 },
+    });
   });
 
   it("lock-down by the gateway's certificate name instead of its IPs", async () => {
-    const { registered } = await runProgram("cert", exampleConfig({ "moat:exchange": { lockDown: "certificate", certificateName: "mx.northwind.example" } }));
-    expect(named(registered, "exchange-lockdown")?.inputs.properties).toMatchObject({ TlsSenderCertificateName: "mx.northwind.example", RestrictDomainsToCertificate: true, RestrictDomainsToIPAddresses: false });
+    const { registered } = await runProgram(
+      "cert",
+      exampleConfig({ "moat:exchange": { lockDown: "certificate", certificateName: "mx.northwind.example" } }),
+    );
+    expect(named(registered, "exchange-lockdown")?.inputs.properties).toMatchObject({
+      TlsSenderCertificateName: "mx.northwind.example",
+      RestrictDomainsToCertificate: true,
+      RestrictDomainsToIPAddresses: false,
+    });
     expect(named(registered, "exchange-lockdown")?.inputs.properties).not.toHaveProperty("SenderIPAddresses");
   });
 
