@@ -17,7 +17,7 @@ import { ExchangeAdminApp } from "./components/exchange-admin-app";
 import { RoutingPlanError, planExchangeRouting } from "./components/exchange/plan";
 import { ExchangeRouting } from "./components/exchange/routing";
 import { buildGatewayConfig } from "./components/gateway-document";
-import { AzureHosting, CONTAINER_HOSTING } from "./components/hosting";
+import { AzureHosting, CONTAINER_HOSTING, CONTAINER_TLS_FILE } from "./components/hosting";
 import { SettingsError, defaultSmartHost, gatewayHostname } from "./components/settings";
 import { type LoadedStack, PROJECT_DIR, loadStack } from "./components/stack-config";
 
@@ -44,9 +44,15 @@ const app = new EntraApp("gateway", {
   credentialRotation: settings.gateway.credentialRotation,
 });
 
+// With a Key Vault certificate, the gateway offers STARTTLS from the file the hosting mounts.
+const containerHosting =
+  settings.gateway.hosting === "azure" && settings.gateway.tlsCertificate
+    ? { ...CONTAINER_HOSTING, tls: { certFile: CONTAINER_TLS_FILE, keyFile: CONTAINER_TLS_FILE } }
+    : CONTAINER_HOSTING;
+
 export const gatewayConfig = pulumi.secret(
   pulumi.all([app.clientId, app.credential]).apply(([clientId, credential]) =>
-    buildGatewayConfig(stack, CONTAINER_HOSTING, {
+    buildGatewayConfig(stack, containerHosting, {
       clientId,
       credential,
       endpoint: cloud.graphEndpoint,
@@ -65,6 +71,7 @@ const hosting =
         rspamdImage: settings.gateway.rspamdImage,
         clamavImage: settings.gateway.clamavImage,
         gatewayConfig,
+        ...(settings.gateway.tlsCertificate ? { tlsCertificate: settings.gateway.tlsCertificate } : {}),
       })
     : undefined;
 const egress: pulumi.Output<string[]> = hosting ? hosting.egressIps : pulumi.output([...settings.gateway.egressIps]);

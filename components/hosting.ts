@@ -33,6 +33,9 @@ import type { GatewayHosting } from "./gateway-document";
 export const CONTAINER_SMTP_PORT = 2525;
 export const CONTAINER_HTTP_PORT = 8080;
 export const CONTAINER_DATA_DIR = "/data";
+/** Where a Key Vault certificate (PEM: key and certificate in one file) is mounted. */
+export const CONTAINER_TLS_DIR = "/run/moat-tls";
+export const CONTAINER_TLS_FILE = `${CONTAINER_TLS_DIR}/tls.pem`;
 export const CONTAINER_HOSTING: GatewayHosting = {
   smtpListen: `0.0.0.0:${CONTAINER_SMTP_PORT}`,
   httpListen: `0.0.0.0:${CONTAINER_HTTP_PORT}`,
@@ -57,6 +60,8 @@ export interface AzureHostingArgs {
   readonly clamavImage: string;
   /** The gatewayConfig document (secret). */
   readonly gatewayConfig: pulumi.Input<unknown>;
+  /** Key Vault certificate (in this vault) for STARTTLS, mounted as a PEM file (CONTAINER_TLS_FILE). */
+  readonly tlsCertificate?: string;
 }
 
 export class AzureHosting extends pulumi.ComponentResource {
@@ -222,6 +227,15 @@ export class AzureHosting extends pulumi.ComponentResource {
             additionalPortMappings: [{ external: true, targetPort: CONTAINER_HTTP_PORT, exposedPort: 80 }],
           },
           secrets: [
+            ...(args.tlsCertificate
+              ? [
+                  {
+                    name: "smtp-tls",
+                    keyVaultUrl: vault.properties.apply((p) => `${p.vaultUri}secrets/${args.tlsCertificate}`),
+                    identity: identity.id,
+                  },
+                ]
+              : []),
             {
               name: "moat-config",
               keyVaultUrl: configSecret.properties.apply((p) => p.secretUri),
@@ -240,7 +254,10 @@ export class AzureHosting extends pulumi.ComponentResource {
                 { name: "MOAT_CLAMD", value: "127.0.0.1:3310" },
               ],
               resources: { cpu: 1, memory: "2Gi" },
-              volumeMounts: [{ volumeName: "data", mountPath: CONTAINER_DATA_DIR }],
+              volumeMounts: [
+                { volumeName: "data", mountPath: CONTAINER_DATA_DIR },
+                ...(args.tlsCertificate ? [{ volumeName: "smtp-tls", mountPath: CONTAINER_TLS_DIR }] : []),
+              ],
               probes: [
                 { type: "Liveness", httpGet: { path: "/healthz", port: CONTAINER_HTTP_PORT }, periodSeconds: 30 },
                 { type: "Readiness", httpGet: { path: "/healthz", port: CONTAINER_HTTP_PORT }, periodSeconds: 10 },
@@ -258,6 +275,10 @@ export class AzureHosting extends pulumi.ComponentResource {
               storageName: dataStorage.name,
               mountOptions: "nobrl,uid=1000,gid=1000",
             },
+            // Key Vault references refresh in the running app; the gateway polls the file.
+            ...(args.tlsCertificate
+              ? [{ name: "smtp-tls", storageType: "Secret", secrets: [{ secretRef: "smtp-tls", path: "tls.pem" }] }]
+              : []),
           ],
         },
       },

@@ -24,12 +24,10 @@ import {
 const zAction = z.enum(POLICY_ACTIONS);
 
 /** What an Exchange Online connector accepts: an IPv4 address or a /24 to /32 range. */
-const zExchangeIp = z
-  .string()
-  .refine((value) => isCidr(value, 4) && Number(value.split("/")[1] ?? 32) >= 24, {
-    error: (i) =>
-      `${JSON.stringify(i.input)} is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)`,
-  });
+const zExchangeIp = z.string().refine((value) => isCidr(value, 4) && Number(value.split("/")[1] ?? 32) >= 24, {
+  error: (i) =>
+    `${JSON.stringify(i.input)} is not an IPv4 address or a /24 to /32 range (what Exchange Online connectors accept)`,
+});
 
 const zDomain = z.strictObject({
   name: zDomainName,
@@ -143,6 +141,16 @@ const zSettingsObject = z.strictObject({
       credential: z.enum(["certificate", "secret"]).default("certificate"),
       /** Change (e.g. to a date) to rotate the gateway app's credential on the next `pulumi up`. */
       credentialRotation: z.string().max(64).optional(),
+      /**
+       * hosting azure: the name of the Key Vault certificate (in the stack's vault, PEM content
+       * type) for the MX host; the gateway offers STARTTLS with it and picks up renewals.
+       */
+      tlsCertificate: z
+        .string()
+        .regex(/^[A-Za-z0-9-]{1,127}$/, {
+          error: (i) => `${JSON.stringify(i.input)} is not a Key Vault certificate name`,
+        })
+        .optional(),
       /** hosting external: the gateway's stable public egress IPv4 addresses. */
       egressIps: z.array(zExchangeIp).default([]),
       /** hosting external: the gateway's public inbound IPv4 address (its A record). */
@@ -185,11 +193,9 @@ const zSettingsObject = z.strictObject({
   relays: z
     .array(
       z.strictObject({
-        name: z
-          .string()
-          .regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,47}$/, {
-            error: (i) => `${JSON.stringify(i.input)} is not a relay name (letters, digits, space, _ . -; at most 48)`,
-          }),
+        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,47}$/, {
+          error: (i) => `${JSON.stringify(i.input)} is not a relay name (letters, digits, space, _ . -; at most 48)`,
+        }),
         ips: z.array(zExchangeIp).min(1),
       }),
     )
@@ -216,6 +222,19 @@ export const zSettings = zSettingsObject.superRefine((settings, ctx) => {
   });
   const { exchange, gateway } = settings;
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  settings.domains.forEach((domain, index) => {
+    if (
+      domain.cutover &&
+      domain.mtaSts === "enforce" &&
+      gateway.hosting === "azure" &&
+      gateway.tlsCertificate === undefined
+    ) {
+      issue(
+        ["domains", index, "mtaSts"],
+        "enforce needs the gateway to offer STARTTLS with a valid certificate for its host: set moat:gateway.tlsCertificate (or use testing until it is)",
+      );
+    }
+  });
   if (gateway.hosting === "azure") {
     if (gateway.egressIps.length > 0)
       issue(

@@ -36,6 +36,8 @@ const cloud: CloudStandIn = {
         return { ipAddress: AT_DEPLOY };
       case "azure-native:app:ManagedEnvironment":
         return { staticIp: AT_DEPLOY };
+      case "azure-native:keyvault:Vault":
+        return { properties: { vaultUri: "https://(vault, known after deploy)/" } };
       case "azure-native:keyvault:Secret":
         return { properties: { secretUri: AT_DEPLOY } };
       default:

@@ -150,7 +150,7 @@ describe("the example stack's DNS", () => {
             name: "northwind.example",
             cutover: true,
             zoneId: "fedcba9876543210fedcba9876543210",
-            mtaSts: "enforce",
+            mtaSts: "testing",
             exchangeMx: "northwind-example.r-v1.mx.microsoft",
           },
           TRADERS,

@@ -115,3 +115,49 @@ describe("hosting external", () => {
     expect(registered.find((r) => r.name === "dns-northwind-example-gateway-a")?.inputs.content).toBe("198.51.100.26");
   });
 });
+
+describe("STARTTLS certificate from Key Vault", () => {
+  it("mounts the Key Vault certificate as a PEM file and points the gateway's STARTTLS at it", async () => {
+    const gateway = {
+      image: "ghcr.io/x/moat:1",
+      port25Unblocked: true,
+      hostname: "mx.northwind.example",
+      tlsCertificate: "mx-northwind-example",
+    };
+    const { registered, outputs, error } = await runProgram("tls", exampleConfig({ "moat:gateway": gateway }));
+    expect(error).toBeUndefined();
+    const containerApp = find(registered, "azure-native:app:ContainerApp")!;
+    expect(containerApp.configuration.secrets).toContainEqual({
+      name: "smtp-tls",
+      keyVaultUrl: "https://hosting-vault.vault.azure.net/secrets/mx-northwind-example",
+      identity: "hosting-identity-id",
+    });
+    expect(containerApp.template.volumes).toContainEqual({
+      name: "smtp-tls",
+      storageType: "Secret",
+      secrets: [{ secretRef: "smtp-tls", path: "tls.pem" }],
+    });
+    expect(containerApp.template.containers[0].volumeMounts).toContainEqual({
+      volumeName: "smtp-tls",
+      mountPath: "/run/moat-tls",
+    });
+    const config = outputs.gatewayConfig?.value as { smtp: { tls?: unknown } };
+    expect(config.smtp.tls).toEqual({ certFile: "/run/moat-tls/tls.pem", keyFile: "/run/moat-tls/tls.pem" });
+  });
+
+  it("refuses MTA-STS enforce on a cut-over domain when the gateway would offer no STARTTLS", async () => {
+    const { error, registered } = await runProgram(
+      "no-tls",
+      exampleConfig({
+        "moat:domains": [
+          { name: "northwind.example", cutover: true, mtaSts: "enforce" },
+          { name: "northwind-traders.example", cutover: false, mtaSts: "none" },
+        ],
+      }),
+    );
+    expect(error).toContain(
+      "moat:domains[0].mtaSts: enforce needs the gateway to offer STARTTLS with a valid certificate for its host",
+    );
+    expect(registered).toEqual([]);
+  });
+});

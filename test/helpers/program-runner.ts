@@ -33,6 +33,13 @@ const cloud = {
             secretUri: "https://vault.vault.azure.net/secrets/gateway-config",
           },
         };
+      case "azure-native:keyvault:Vault":
+        return {
+          properties: {
+            ...(fake.unwrapSecrets(inputs.properties) as object),
+            vaultUri: "https://hosting-vault.vault.azure.net/",
+          },
+        };
       case "azure-native:operationalinsights:Workspace":
         return { customerId: "log-analytics-customer-id" };
       default:
