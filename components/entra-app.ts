@@ -11,6 +11,7 @@
 import * as azuread from "@pulumi/azuread";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { apiRoles, grantConsent } from "./app-roles";
 
 /** Microsoft Graph, the same appId in every tenant. */
 export const MICROSOFT_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000";
@@ -41,41 +42,20 @@ export class EntraApp extends pulumi.ComponentResource {
     if (args.displayName.trim() === "" || args.displayName.length > 120) {
       throw new Error(`${name}: displayName must be 1 to 120 characters`);
     }
-    const graph = azuread.getServicePrincipalOutput({ clientId: MICROSOFT_GRAPH_APP_ID }, { parent: this });
-    const roleIds = graph.appRoleIds.apply((ids) =>
-      GRAPH_PERMISSIONS.map((permission) => {
-        const id = ids[permission];
-        if (!id) throw new Error(`the Microsoft Graph service principal has no app role ${permission}`);
-        return id;
-      }),
-    );
-
+    const graph = apiRoles({ appId: MICROSOFT_GRAPH_APP_ID, name: "Microsoft Graph" }, GRAPH_PERMISSIONS, this);
     const app = new azuread.Application(
       `${name}-app`,
-      {
-        displayName: args.displayName,
-        signInAudience: "AzureADMyOrg",
-        requiredResourceAccesses: [
-          {
-            resourceAppId: MICROSOFT_GRAPH_APP_ID,
-            resourceAccesses: roleIds.apply((ids) => ids.map((id) => ({ id, type: "Role" }))),
-          },
-        ],
-      },
+      { displayName: args.displayName, signInAudience: "AzureADMyOrg", requiredResourceAccesses: [graph.access] },
       { parent: this },
     );
     const servicePrincipal = new azuread.ServicePrincipal(`${name}-sp`, { clientId: app.clientId }, { parent: this });
-    GRAPH_PERMISSIONS.forEach((permission, index) => {
-      new azuread.AppRoleAssignment(
-        `${name}-consent-${permission.toLowerCase().replace(/\./g, "-")}`,
-        {
-          appRoleId: roleIds.apply((ids) => ids[index] ?? ""),
-          principalObjectId: servicePrincipal.objectId,
-          resourceObjectId: graph.objectId,
-        },
-        { parent: this },
-      );
-    });
+    grantConsent(
+      (permission) => `${name}-consent-${permission.toLowerCase().replace(/\./g, "-")}`,
+      GRAPH_PERMISSIONS,
+      graph,
+      servicePrincipal.objectId,
+      this,
+    );
 
     const rotation = args.credentialRotation ?? "initial";
     if (args.credential === "certificate") {

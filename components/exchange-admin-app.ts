@@ -9,6 +9,7 @@
  */
 import * as azuread from "@pulumi/azuread";
 import * as pulumi from "@pulumi/pulumi";
+import { apiRoles, grantConsent } from "./app-roles";
 
 /** "Office 365 Exchange Online", the same appId in every tenant. */
 export const EXCHANGE_ONLINE_APP_ID = "00000002-0000-0ff1-ce00-000000000000";
@@ -24,30 +25,23 @@ export class ExchangeAdminApp extends pulumi.ComponentResource {
 
   constructor(name: string, args: { displayName: string }, opts?: pulumi.ComponentResourceOptions) {
     super("moat:entra:ExchangeAdminApp", name, {}, opts);
-    const exchange = azuread.getServicePrincipalOutput({ clientId: EXCHANGE_ONLINE_APP_ID }, { parent: this });
-    const manageAsApp = exchange.appRoleIds.apply((ids) => {
-      const id = ids[EXCHANGE_MANAGE_AS_APP];
-      if (!id)
-        throw new Error(`the Office 365 Exchange Online service principal has no app role ${EXCHANGE_MANAGE_AS_APP}`);
-      return id;
-    });
-
+    const exchange = apiRoles(
+      { appId: EXCHANGE_ONLINE_APP_ID, name: "Office 365 Exchange Online" },
+      [EXCHANGE_MANAGE_AS_APP],
+      this,
+    );
     const app = new azuread.Application(
       `${name}-app`,
-      {
-        displayName: args.displayName,
-        signInAudience: "AzureADMyOrg",
-        requiredResourceAccesses: [
-          { resourceAppId: EXCHANGE_ONLINE_APP_ID, resourceAccesses: [{ id: manageAsApp, type: "Role" }] },
-        ],
-      },
+      { displayName: args.displayName, signInAudience: "AzureADMyOrg", requiredResourceAccesses: [exchange.access] },
       { parent: this },
     );
     const servicePrincipal = new azuread.ServicePrincipal(`${name}-sp`, { clientId: app.clientId }, { parent: this });
-    const consent = new azuread.AppRoleAssignment(
-      `${name}-consent`,
-      { appRoleId: manageAsApp, principalObjectId: servicePrincipal.objectId, resourceObjectId: exchange.objectId },
-      { parent: this },
+    const [consent] = grantConsent(
+      () => `${name}-consent`,
+      [EXCHANGE_MANAGE_AS_APP],
+      exchange,
+      servicePrincipal.objectId,
+      this,
     );
     const role = new azuread.DirectoryRole(
       `${name}-exchange-admin-role`,
@@ -67,7 +61,7 @@ export class ExchangeAdminApp extends pulumi.ComponentResource {
 
     this.clientId = app.clientId;
     this.clientSecret = pulumi.secret(password.value);
-    this.ready = pulumi.all([consent.id, roleAssignment.id]).apply(([a, b]) => `${a},${b}`);
+    this.ready = pulumi.all([consent?.id ?? "", roleAssignment.id]).apply(([a, b]) => `${a},${b}`);
     this.registerOutputs({ clientId: this.clientId });
   }
 }
