@@ -1,12 +1,12 @@
 /** The Exchange admin REST client over real HTTP against the strict double. */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ExchangeClient, ExchangeError } from "../../../components/exchange/client";
 import { TokenError } from "../../../components/exchange/token";
 import { ExchangeAdminDouble } from "../../doubles/exchange-admin";
+import { makeCertificate } from "../../helpers/tls";
 
 const TENANT = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
 const CLIENT_ID = "0a0b0c0d-1111-2222-3333-444455556666";
@@ -142,28 +142,7 @@ describe("Exchange admin REST client", () => {
   });
 
   it("authenticates with a certificate (signed client assertion)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "moat-cert-"));
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=moat-test",
-      ],
-      { stdio: "ignore" },
-    );
-    const certificatePem = readFileSync(join(dir, "cert.pem"), "utf8");
-    const privateKeyPem = readFileSync(join(dir, "key.pem"), "utf8");
+    const { certPem: certificatePem, keyPem: privateKeyPem } = makeCertificate(mkdtempSync(join(tmpdir(), "moat-cert-")), "app", "moat-test");
     await double.close();
     double = await new ExchangeAdminDouble({ tenantId: TENANT, clientId: CLIENT_ID, certificatePem }).start();
     await client({ credential: { certificatePem, privateKeyPem } }).invoke("Get-InboundConnector");
