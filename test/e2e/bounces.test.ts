@@ -3,12 +3,16 @@
  * sender gets an RFC 3464 DSN through the internet route (real DNS server and MX sink on
  * loopback). Never to the null sender.
  */
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDsn, statusOf } from "../../gateway/delivery/dsn";
 import { type DnsServer, startDnsServer } from "../helpers/dns-server";
-import { type GatewayProcess, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
+import {
+  type GatewayProcess,
+  queueFiles,
+  startGatewayProcess,
+  waitUntil,
+  writeTestConfig,
+} from "../helpers/gateway-process";
 import { type Sink, startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
@@ -100,11 +104,8 @@ describe("bounces after acceptance", () => {
       testMessage("a bounce that fails"),
     );
     expect(result.accepted).toEqual(["carla.mendes@northwind.example"]);
-    const hold = join(dataDir, "queue", "hold");
-    const deadline = Date.now() + 10_000;
-    while (!(existsSync(hold) && readdirSync(hold).length > 0) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50));
-    expect(readdirSync(hold)).toHaveLength(1);
+    await waitUntil(() => queueFiles(dataDir, "hold").length > 0, "the bounce to be held");
+    expect(queueFiles(dataDir, "hold")).toHaveLength(1);
     expect(internet.messages.length).toBe(before);
   });
 });

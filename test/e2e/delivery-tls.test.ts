@@ -1,9 +1,9 @@
 /** Delivery to the smart host over STARTTLS with the certificate checked against its name. */
-import { mkdtempSync, readdirSync, existsSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
+import { queueFiles, startGatewayProcess, waitUntil, writeTestConfig } from "../helpers/gateway-process";
 import { startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 import { makeCertificate } from "../helpers/tls";
@@ -46,11 +46,8 @@ describe("delivery TLS", () => {
   it("keeps the message queued when the certificate cannot be verified", async () => {
     const { dataDir, sink, gateway } = await scenario({ trustSinkCertificate: false, verifyCertificate: true });
     try {
-      const deferred = join(dataDir, "queue", "deferred");
-      const deadline = Date.now() + 10_000;
-      while (!(existsSync(deferred) && readdirSync(deferred).length > 0) && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
-      expect(readdirSync(deferred)).toHaveLength(1);
+      await waitUntil(() => queueFiles(dataDir, "deferred").length > 0, "the message to be deferred");
+      expect(queueFiles(dataDir, "deferred")).toHaveLength(1);
       expect(sink.messages).toEqual([]);
       expect(gateway.stderr()).toMatch(/delivery deferred .*self[- ]signed certificate/i);
     } finally {

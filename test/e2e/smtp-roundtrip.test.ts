@@ -8,7 +8,14 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GatewayConfigInput } from "../../gateway/config";
 import { openSqliteTracker } from "../../gateway/store/tracker";
-import { type GatewayProcess, runCli, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
+import {
+  type GatewayProcess,
+  queueFiles,
+  runCli,
+  startGatewayProcess,
+  waitUntil,
+  writeTestConfig,
+} from "../helpers/gateway-process";
 import { type Sink, startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
@@ -20,14 +27,6 @@ function writeStackOutput(
   edit?: (d: GatewayConfigInput) => GatewayConfigInput,
 ) {
   return writeTestConfig({ smartHostPort, deliveryTls, asStackOutput: true, ...(edit ? { edit } : {}) });
-}
-
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("serve --config with a stack output file", () => {
@@ -161,11 +160,7 @@ describe("delivery TLS", () => {
         testMessage("tls"),
       );
       expect(result.accepted).toEqual(["ben@northwind.example"]);
-      const deferredDir = join(dataDir, "queue", "deferred");
-      await waitUntil(
-        () => existsSync(deferredDir) && readdirSync(deferredDir).filter((f) => !f.endsWith(".rcpt")).length === 1,
-        "the message to be deferred",
-      );
+      await waitUntil(() => queueFiles(dataDir, "deferred").length === 1, "the message to be deferred");
       expect(sink.messages).toEqual([]);
       expect(gateway.stderr()).toMatch(/delivery deferred .*to=ben@northwind\.example/);
     } finally {

@@ -4,7 +4,7 @@
  * that does not exit in time is killed, so tests always end.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -133,3 +133,18 @@ export function writeTestConfig(options: {
 
 /** Fast retries for tests that wait for a redelivery. */
 export const FAST_RETRY = { minBackoffMs: 200, maxBackoffMs: 1000, maxQueueLifetimeMs: 3_600_000 } as const;
+
+/** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
+export async function waitUntil(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The queue files (message files, not their recipient side files) in one state of a data dir. */
+export function queueFiles(dataDir: string, state: "incoming" | "deferred" | "hold" | "corrupt"): string[] {
+  const dir = join(dataDir, "queue", state);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => !f.endsWith(".rcpt")) : [];
+}

@@ -142,7 +142,11 @@ describe("Exchange admin REST client", () => {
   });
 
   it("authenticates with a certificate (signed client assertion)", async () => {
-    const { certPem: certificatePem, keyPem: privateKeyPem } = makeCertificate(mkdtempSync(join(tmpdir(), "moat-cert-")), "app", "moat-test");
+    const { certPem: certificatePem, keyPem: privateKeyPem } = makeCertificate(
+      mkdtempSync(join(tmpdir(), "moat-cert-")),
+      "app",
+      "moat-test",
+    );
     await double.close();
     double = await new ExchangeAdminDouble({ tenantId: TENANT, clientId: CLIENT_ID, certificatePem }).start();
     await client({ credential: { certificatePem, privateKeyPem } }).invoke("Get-InboundConnector");
