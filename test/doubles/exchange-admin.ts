@@ -16,9 +16,10 @@
  * (permission propagation), hides new objects from Get- for a few reads (replication lag),
  * and redirects to a "regional" host (a second listener) like outlook.office365.com does.
  */
-import { createHash, createVerify, randomUUID, X509Certificate } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { EntraTokenIssuer } from "./entra-token";
 
 type ExoObject = Record<string, unknown> & { Guid: string; Name: string };
 type Kind = "InboundConnector" | "OutboundConnector" | "TransportRule";
@@ -132,14 +133,29 @@ export class ExchangeAdminDouble {
   replicationLagReads = 0;
   /** When true the main host answers 302 to the regional host, as for another forest. */
   redirectToRegional = false;
-  tokensIssued = 0;
+  get tokensIssued(): number {
+    return this.issuer.tokensIssued;
+  }
 
   private main?: Server;
   private regional?: Server;
-  private readonly tokens = new Set<string>();
+  private readonly issuer: EntraTokenIssuer;
   private readonly hiddenReads = new Map<string, number>();
 
-  constructor(readonly options: ExchangeDoubleOptions) {}
+  constructor(readonly options: ExchangeDoubleOptions) {
+    this.issuer = new EntraTokenIssuer({
+      tenantId: options.tenantId,
+      scope: "https://outlook.office365.com/.default",
+      clients: [
+        {
+          clientId: options.clientId,
+          ...(options.clientSecret !== undefined ? { clientSecret: options.clientSecret } : {}),
+          ...(options.certificatePem !== undefined ? { certificatePem: options.certificatePem } : {}),
+          roles: ["Exchange.ManageAsApp"],
+        },
+      ],
+    });
+  }
 
   get url(): string {
     return `http://127.0.0.1:${(this.main?.address() as AddressInfo).port}`;
@@ -184,8 +200,8 @@ export class ExchangeAdminDouble {
       res.end(JSON.stringify(payload));
     };
     try {
-      if (req.method === "POST" && url.pathname === `/${this.options.tenantId}/oauth2/v2.0/token`) {
-        send(...this.token(new URLSearchParams(body)));
+      if (req.method === "POST" && url.pathname === this.issuer.path) {
+        send(...this.issuer.issue(new URLSearchParams(body)));
         return;
       }
       const invoke = new RegExp(`^/adminapi/beta/([^/]+)/InvokeCommand$`).exec(url.pathname);
@@ -198,8 +214,7 @@ export class ExchangeAdminDouble {
         res.end();
         return;
       }
-      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-      if (!token || !this.tokens.has(token)) {
+      if (!this.issuer.check(req.headers.authorization)) {
         send(401, { error: { code: "InvalidToken", message: "The access token is missing or invalid." } });
         return;
       }
@@ -275,68 +290,6 @@ export class ExchangeAdminDouble {
         send(500, { error: { code: "InternalServerError", message: (error as Error).message } });
       }
     }
-  }
-
-  private token(form: URLSearchParams): [number, unknown] {
-    const fail = (code: string, description: string): [number, unknown] => [
-      400,
-      { error: code, error_description: description },
-    ];
-    if (form.get("grant_type") !== "client_credentials")
-      return fail("unsupported_grant_type", "AADSTS70003: grant_type must be client_credentials");
-    if (form.get("scope") !== "https://outlook.office365.com/.default")
-      return fail("invalid_scope", `AADSTS70011: The provided scope ${form.get("scope")} is not valid.`);
-    if (form.get("client_id") !== this.options.clientId)
-      return fail(
-        "unauthorized_client",
-        `AADSTS700016: Application with identifier '${form.get("client_id")}' was not found in the directory.`,
-      );
-    const secret = form.get("client_secret");
-    const assertion = form.get("client_assertion");
-    if (secret !== null) {
-      if (secret !== this.options.clientSecret)
-        return fail("invalid_client", "AADSTS7000215: Invalid client secret provided.");
-    } else if (
-      assertion !== null &&
-      form.get("client_assertion_type") === "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-    ) {
-      const problem = this.checkAssertion(assertion);
-      if (problem) return fail("invalid_client", problem);
-    } else {
-      return fail("invalid_client", "AADSTS7000218: The request body must contain client_assertion or client_secret.");
-    }
-    const token = randomUUID();
-    this.tokens.add(token);
-    this.tokensIssued++;
-    return [200, { token_type: "Bearer", expires_in: 3599, ext_expires_in: 3599, access_token: token }];
-  }
-
-  private checkAssertion(jwt: string): string | undefined {
-    const pem = this.options.certificatePem;
-    if (!pem) return "AADSTS700027: no certificate registered for the application";
-    const [headerPart, payloadPart, signature] = jwt.split(".");
-    if (!headerPart || !payloadPart || !signature) return "AADSTS50012: malformed client assertion";
-    const header = JSON.parse(Buffer.from(headerPart, "base64url").toString()) as Record<string, string>;
-    const payload = JSON.parse(Buffer.from(payloadPart, "base64url").toString()) as Record<string, unknown>;
-    const certificate = new X509Certificate(pem);
-    const sha256 = createHash("sha256").update(certificate.raw).digest("base64url");
-    if (
-      header.alg !== "RS256" ||
-      (header["x5t#S256"] !== sha256 && header.x5t !== createHash("sha1").update(certificate.raw).digest("base64url"))
-    ) {
-      return "AADSTS700027: the certificate thumbprint in the assertion does not match a registered key";
-    }
-    const verified = createVerify("RSA-SHA256")
-      .update(`${headerPart}.${payloadPart}`)
-      .verify(certificate.publicKey, Buffer.from(signature, "base64url"));
-    if (!verified) return "AADSTS700027: client assertion signature is invalid";
-    if (payload.iss !== this.options.clientId || payload.sub !== this.options.clientId)
-      return "AADSTS700021: iss and sub must be the client id";
-    if (typeof payload.exp !== "number" || payload.exp * 1000 < Date.now())
-      return "AADSTS700024: client assertion is expired";
-    if (typeof payload.aud !== "string" || !payload.aud.endsWith(`/${this.options.tenantId}/oauth2/v2.0/token`))
-      return "AADSTS700022: wrong audience";
-    return undefined;
   }
 
   private run(cmdlet: string, parameters: Record<string, unknown>): ExoObject[] {
