@@ -6,6 +6,7 @@ export default defineConfig({
   test: {
     pool: "forks",
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/setup/graph-tls.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

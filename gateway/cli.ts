@@ -15,7 +15,7 @@ const USAGE = `usage: npm run moat -- <command>
                             or the gatewayConfig document; else MOAT_CONFIG; else the embedded default)
   check                     validate every stack in stacks/ offline
   scan --config FILE MESSAGE.eml...   verdicts without delivering       (not available yet)
-  sync --config FILE [--full]         one directory sync now            (not available yet)
+  sync [--config FILE] [--full]       one directory sync from Entra ID now (--full: clear cache & full sync)
   rules check FILE.csv                validate a rules CSV              (not available yet)
   plan --stack NAME         what a stack declares, offline (resources, inputs, outputs; secrets masked)
 `;
@@ -29,6 +29,13 @@ function option(args: string[], name: string): string | undefined {
   if (value === undefined || value.startsWith("--")) throw new UsageError(`${name} needs a value`);
   args.splice(index, 2);
   return value;
+}
+
+function flag(args: string[], name: string): boolean {
+  const index = args.indexOf(name);
+  if (index < 0) return false;
+  args.splice(index, 1);
+  return true;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -52,8 +59,14 @@ async function main(argv: string[]): Promise<number> {
       for (const line of formatPlan(stack, run)) console.log(line);
       return run.error ? 1 : 0;
     }
+    case "sync": {
+      const config = option(args, "--config");
+      const full = flag(args, "--full");
+      if (args.length > 0) throw new UsageError(`sync: unexpected ${args.join(" ")}`);
+      const { syncOnce } = await import("./sync-command.js");
+      return syncOnce(config, full, process.env, (line) => console.log(line));
+    }
     case "scan":
-    case "sync":
     case "rules":
       console.error(`moat ${command}: not available in this version yet (see README, "Status")`);
       return 2;

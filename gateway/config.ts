@@ -218,7 +218,12 @@ export const zGatewayConfig = z.strictObject({
       timeoutMs: z.number().int().positive(),
     }),
   }),
-  directory: z.strictObject({ users: z.array(zStaticUser) }),
+  directory: z.strictObject({
+    /** Spreadsheet import (moat:users); merged below the Entra ID sync (directory/directory.ts). */
+    users: z.array(zStaticUser),
+    /** Directory sync from Entra ID (needs `graph`): every this many minutes, plus up to 10% jitter. */
+    syncIntervalMinutes: z.number().int().min(5).max(1440).default(60),
+  }),
   delivery: z.strictObject({
     smartHost: z.strictObject({ host: zHostName, port: z.number().int().min(1).max(65535) }),
     /**
@@ -253,8 +258,8 @@ export const zGatewayConfig = z.strictObject({
           privateKeyPem: z.string().includes("PRIVATE KEY"),
         }),
       ]),
-      endpoint: z.url(),
-      authorityHost: z.url(),
+      endpoint: z.url({ protocol: /^https$/ }),
+      authorityHost: z.url({ protocol: /^https$/ }),
     })
     .optional(),
   releaseRequests: z.strictObject({ notify: z.array(zEmailAddress) }),

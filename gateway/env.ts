@@ -15,6 +15,20 @@ function hostPort(env: Env, name: string): { host: string; port: number } | unde
   return parsed;
 }
 
+/** Graph and the authority are spoken to over HTTPS only (tokens travel in the clear otherwise). */
+function httpsUrl(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined || value === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new GatewayConfigError([`${name}: ${JSON.stringify(value)} is not a URL`]);
+  }
+  if (url.protocol !== "https:") throw new GatewayConfigError([`${name}: ${JSON.stringify(value)} must be https://`]);
+  return value.replace(/\/+$/, "");
+}
+
 export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: GatewayConfig; applied: string[] } {
   const applied: string[] = [];
   const smtpListen = hostPort(env, "MOAT_SMTP_LISTEN");
@@ -35,12 +49,20 @@ export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: Ga
         `MOAT_DNS_SERVERS: ${JSON.stringify(server)} is not a DNS server address (IP or IP:port)`,
       ]);
   }
+  const graphEndpoint = httpsUrl(env, "MOAT_GRAPH_ENDPOINT");
+  const authorityHost = httpsUrl(env, "MOAT_AUTHORITY_HOST");
+  if ((graphEndpoint || authorityHost) && !config.graph)
+    throw new GatewayConfigError([
+      `${graphEndpoint ? "MOAT_GRAPH_ENDPOINT" : "MOAT_AUTHORITY_HOST"}: the gatewayConfig has no graph section (no Entra ID app to sync the directory with)`,
+    ]);
   for (const [name, value] of Object.entries({
     MOAT_SMTP_LISTEN: smtpListen,
     MOAT_HTTP_LISTEN: httpListen,
     MOAT_SMART_HOST: smartHost,
     MOAT_DATA_DIR: dataDir,
     MOAT_DNS_SERVERS: dnsServers,
+    MOAT_GRAPH_ENDPOINT: graphEndpoint,
+    MOAT_AUTHORITY_HOST: authorityHost,
   })) {
     if (value !== undefined) applied.push(name);
   }
@@ -53,6 +75,15 @@ export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: Ga
       dataDir: dataDir ?? config.dataDir,
       dns: { servers: dnsServers ?? config.dns.servers },
       delivery: { ...config.delivery, smartHost: smartHost ?? config.delivery.smartHost },
+      ...(config.graph
+        ? {
+            graph: {
+              ...config.graph,
+              endpoint: graphEndpoint ?? config.graph.endpoint,
+              authorityHost: authorityHost ?? config.graph.authorityHost,
+            },
+          }
+        : {}),
     },
   };
 }

@@ -16,10 +16,14 @@ import { type RemoteDelivery, createRemoteDelivery } from "./delivery/remote";
 import { createDelivery } from "./delivery/scheduler";
 import { createConnectionPool } from "./delivery/smtp-client";
 import { createDirectory, recordsFromStaticUsers } from "./directory/directory";
+import { createGraphReader } from "./directory/graph-client";
+import { type SyncSchedule, startSyncSchedule } from "./directory/schedule";
+import { type DirectorySync, createDirectorySync } from "./directory/sync";
+import { createDirectoryStateStore } from "./store/directory-state";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
-import { createMetrics } from "./metrics";
+import { type Metrics, createMetrics } from "./metrics";
 import { LOOP_GUARD_HEADER } from "./inbound/received";
 import { createSpool } from "./queue/spool";
 import { openSqliteTracker } from "./store/tracker";
@@ -32,6 +36,8 @@ export interface RunningGateway {
   readonly http: AddressInfo;
   /** Re-reads the STARTTLS certificate files (SIGHUP). */
   reloadTls(): void;
+  /** Directory sync from Entra ID, when the config has an app for it. */
+  readonly directorySync: DirectorySync | undefined;
   close(): Promise<void>;
 }
 
@@ -53,8 +59,20 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   if (certificate) log.info("STARTTLS certificate", { subject: certificate.subject, validTo: certificate.validTo });
   else log.warn("no TLS certificate configured: STARTTLS is not offered on the inbound listener");
 
-  const directory = createDirectory(recordsFromStaticUsers(config.directory.users));
   const domains = config.domains.map((d) => d.name);
+  const staticRecords = recordsFromStaticUsers(config.directory.users);
+  const spreadsheet = createDirectory(staticRecords);
+  const sync: DirectorySync | undefined = config.graph
+    ? createDirectorySync({
+        read: createGraphReader(config.tenantId, config.graph),
+        domains,
+        staticRecords,
+        store: createDirectoryStateStore(join(config.dataDir, "directory")),
+        log,
+      })
+    : undefined;
+  if (!sync) log.info("no Entra ID app configured (graph): recipients come from the spreadsheet import only");
+  const directory = () => (sync ? sync.current() : spreadsheet);
   const verifier =
     config.verification.mode === "dynamic"
       ? createCalloutVerifier({
@@ -68,7 +86,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
           ...config.verification.callout,
           log,
         })
-      : createStaticVerifier({ domains, directory: () => directory });
+      : createStaticVerifier({ domains, directory, fallback: spreadsheet });
   const spool = createSpool(join(config.dataDir, "queue"));
   const tracker = await openSqliteTracker(join(config.dataDir, "tracker.sqlite"));
   const recovered = await spool.recover();
@@ -134,7 +152,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         queue[state] = (await spool.list(state)).length;
       return metrics.render({
         moat_queue_messages: { help: "messages in the queue, by state", label: "state", values: queue },
-        moat_directory_addresses: { help: "addresses static verification accepts", values: directory.size },
+        moat_directory_addresses: {
+          help: "addresses static verification accepts",
+          values: directory()?.size ?? spreadsheet.size,
+        },
+        ...directorySyncGauges(sync),
       });
     },
     health: async () => ({
@@ -145,7 +167,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         verification:
           config.verification.mode === "dynamic"
             ? "dynamic (callout to the smart host)"
-            : `static, ${directory.size} addresses`,
+            : `static, ${directory()?.size ?? spreadsheet.size} addresses`,
+        directory: directoryHealth(sync),
       },
     }),
   });
@@ -164,6 +187,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     throw error;
   }
   await delivery.start();
+  const schedule: SyncSchedule | undefined = sync
+    ? startSyncSchedule({ sync, intervalMinutes: config.directory.syncIntervalMinutes })
+    : undefined;
 
   return {
     smtp: smtp.server.address() as AddressInfo,
@@ -171,13 +197,44 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     reloadTls() {
       reloader?.reload("SIGHUP");
     },
+    directorySync: sync,
     async close() {
+      schedule?.stop();
       reloader?.close();
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
       await delivery.close();
       await pool.close();
       await web.close();
       await tracker.close();
+    },
+  };
+}
+
+function directoryHealth(sync: DirectorySync | undefined): string {
+  if (!sync) return "spreadsheet import only (no Entra ID app configured)";
+  const status = sync.status();
+  const synced = status.lastSuccessAt
+    ? `synced ${status.lastSuccessAt}`
+    : "not synced yet (unknown recipients get 451)";
+  return status.lastError ? `${synced}; last run FAILED ${status.lastErrorAt}: ${status.lastError}` : synced;
+}
+
+function directorySyncGauges(sync: DirectorySync | undefined): Parameters<Metrics["render"]>[0] {
+  if (!sync) return {};
+  const status = sync.status();
+  return {
+    moat_directory_sync_runs: {
+      help: "directory sync runs since start, by result",
+      label: "result",
+      values: { ok: status.runs.ok, failed: status.runs.failed },
+    },
+    moat_directory_sync_failing: {
+      help: "1 while the last directory sync run failed (the previous directory stays in force)",
+      values: status.lastError ? 1 : 0,
+    },
+    moat_directory_last_sync_timestamp_seconds: {
+      help: "when the directory in force was synced (0: never)",
+      values: status.lastSuccessAt ? Math.floor(Date.parse(status.lastSuccessAt) / 1000) : 0,
     },
   };
 }
