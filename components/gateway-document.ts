@@ -101,6 +101,7 @@ export function buildGatewayConfig(
     },
     directory: {
       users: stack.users.map((u) => ({ address: u.address, displayName: u.displayName, aliases: [...u.aliases] })),
+      syncIntervalMinutes: settings.directorySync.intervalMinutes,
     },
     delivery: {
       smartHost: hosting.smartHost
@@ -128,6 +129,7 @@ export function buildGatewayConfig(
     dns: { servers: [] },
     ...(graph ? { graph: { ...graph, credential: { ...graph.credential } } } : {}),
     releaseRequests: { notify: [...settings.releaseRequests.notify] },
+    access: { tokens: settings.access.tokens.map((t) => ({ ...t })) },
   };
   parseGatewayConfig(document);
   return document;

@@ -9,6 +9,7 @@
 import { z } from "zod";
 import { CLOUD_NAMES, type CloudName } from "./clouds";
 import {
+  zApiToken,
   POLICY_ACTIONS,
   formatIssues,
   isCidr,
@@ -205,6 +206,12 @@ const zSettingsObject = z.strictObject({
   rules: zRelativeFile("rules").optional(),
   users: zRelativeFile("users").optional(),
   releaseRequests: z.strictObject({ notify: z.array(zEmailAddress).default([]) }).default({ notify: [] }),
+  /** Directory sync from Entra ID, every this many minutes (plus jitter). */
+  directorySync: z
+    .strictObject({ intervalMinutes: z.number().int().min(5).max(1440).default(60) })
+    .default({ intervalMinutes: 60 }),
+  /** Admin API access: tokens by SHA-256 (`npm run moat -- token new NAME --role admin|helpdesk`). */
+  access: z.strictObject({ tokens: z.array(zApiToken).default([]) }).default({ tokens: [] }),
 });
 
 export const zSettings = zSettingsObject.superRefine((settings, ctx) => {
@@ -289,6 +296,8 @@ const STRUCTURED_KEYS = new Set([
   "coexistence",
   "policy",
   "releaseRequests",
+  "directorySync",
+  "access",
 ]);
 const KNOWN_KEYS = Object.keys(zSettingsObject.shape);
 

@@ -75,24 +75,9 @@ export function loadStack(name: string, config: Readonly<Record<string, unknown>
       users = result.users;
     }
   }
-  if (settings.verification === "static" && settings.users === undefined) {
-    // Static verification with an empty directory would refuse every recipient. Directory
-    // sync (Graph) will fill it once it exists; until then the users file is required.
-    problems.push(
-      "moat:users: required while moat:verification is static (the gateway verifies recipients against it)",
-    );
-  }
+  // No "users required" or cut-over check here: static verification uses the directory synced
+  // from Entra ID (the stack always has the app for it); the spreadsheet only adds to it.
   problems.push(...spfProblems(settings, settings.gateway.egressIps));
-  if (settings.verification === "static" && settings.users !== undefined && problems.length === 0) {
-    // Cut-over safety: static verification refuses everyone a domain has no users for.
-    settings.domains.forEach((domain, index) => {
-      if (domain.cutover && !users.some((u) => [u.address, ...u.aliases].some((a) => a.endsWith(`@${domain.name}`)))) {
-        problems.push(
-          `moat:domains[${index}].cutover: no address in ${settings.users} is in ${domain.name}; with static verification the gateway would refuse all its mail`,
-        );
-      }
-    });
-  }
   if (settings.rules !== undefined && !existsSync(join(projectDir, settings.rules))) {
     problems.push(`moat:rules: ${settings.rules}: no such file`);
   }

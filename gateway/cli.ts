@@ -5,9 +5,10 @@
 import { SettingsError } from "../components/settings";
 import { PROJECT_DIR } from "../components/stack-config";
 import { checkStacks } from "./check";
-import { GatewayConfigError } from "./config";
+import { GatewayConfigError, zApiToken } from "./config";
 import { CertificateError } from "./inbound/tls";
 import { serve } from "./serve";
+import { newApiToken } from "./web/auth";
 
 const USAGE = `usage: npm run moat -- <command>
 
@@ -17,6 +18,7 @@ const USAGE = `usage: npm run moat -- <command>
   scan --config FILE MESSAGE.eml...   verdicts without delivering       (not available yet)
   sync [--config FILE] [--full]       one directory sync from Entra ID now (--full: clear cache & full sync)
   rules check FILE.csv                validate a rules CSV              (not available yet)
+  token new NAME [--role admin|helpdesk]   make an admin API token (prints it once, and its SHA-256 for moat:access)
   plan --stack NAME         what a stack declares, offline (resources, inputs, outputs; secrets masked)
 `;
 
@@ -65,6 +67,21 @@ async function main(argv: string[]): Promise<number> {
       if (args.length > 0) throw new UsageError(`sync: unexpected ${args.join(" ")}`);
       const { syncOnce } = await import("./sync-command.js");
       return syncOnce(config, full, process.env, (line) => console.log(line));
+    }
+    case "token": {
+      const role = option(args, "--role") ?? "admin";
+      const [verb, name, ...extra] = args;
+      if (verb !== "new" || !name || extra.length > 0) throw new UsageError("token new NAME [--role admin|helpdesk]");
+      const parsed = zApiToken.safeParse({ name, role, sha256: "0".repeat(64) });
+      if (!parsed.success)
+        throw new UsageError(
+          `token: ${parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`).join("; ")}`,
+        );
+      const { token, sha256 } = newApiToken();
+      console.log(`token (shown once; keep it in a password manager or CI secret store):\n  ${token}\n`);
+      console.log("add to the stack's moat:access (only the hash is stored):");
+      console.log(`  moat:access:\n    tokens:\n      - { name: ${name}, role: ${role}, sha256: ${sha256} }`);
+      return 0;
     }
     case "scan":
     case "rules":

@@ -174,6 +174,15 @@ const zRetry = z.strictObject({
   maxQueueLifetimeMs: z.number().int().positive(),
 });
 
+/** An API token for automation: only its SHA-256 is configured (`moat token new` makes one). */
+export const zApiToken = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$/, {
+    error: (i) => `${JSON.stringify(i.input)} is not a token name (letters, digits, _ . -; at most 48)`,
+  }),
+  role: z.enum(["admin", "helpdesk"]),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be the hex SHA-256 of the token (64 hex digits)" }),
+});
+
 export const zGatewayConfig = z.strictObject({
   version: z.literal(GATEWAY_CONFIG_VERSION, {
     error: (issue) =>
@@ -263,6 +272,8 @@ export const zGatewayConfig = z.strictObject({
     })
     .optional(),
   releaseRequests: z.strictObject({ notify: z.array(zEmailAddress) }),
+  /** Who may use the admin API (/api/). Without tokens every /api/ request is refused. */
+  access: z.strictObject({ tokens: z.array(zApiToken) }).default({ tokens: [] }),
 });
 
 /** The parsed, normalised document. Treat as immutable. */

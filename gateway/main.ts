@@ -146,6 +146,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;
   const web = build({
     mtaSts: config.domains,
+    directory: { tokens: config.access.tokens, sync, directory },
     metrics: async () => {
       const queue: Record<string, number> = {};
       for (const state of ["incoming", "active", "deferred", "hold", "corrupt"] as const)

@@ -91,15 +91,16 @@ export function createGraphReader(
 
 function toGraphRequestError(error: unknown): GraphRequestError {
   if (error instanceof GraphRequestError) return error;
-  if (error instanceof GraphError) {
+  if (error instanceof GraphError && error.statusCode > 0) {
     const code = error.code ?? "Unknown";
     const message = `Graph answered ${error.statusCode} ${code}: ${error.message}`;
     return error.statusCode === 410
       ? new DeltaExpiredError(410, code, message)
       : new GraphRequestError(error.statusCode, code, message);
   }
-  const err = error as Error & { name?: string; errorResponse?: { error?: string; errorDescription?: string } };
-  if (err.name === "AuthenticationRequiredError" || err.name === "CredentialUnavailableError" || err.errorResponse)
+  // The Graph client wraps a failed token request as a GraphError with status -1.
+  const err = error as Error & { code?: string | null; name?: string };
+  if (error instanceof GraphError || /Credential|Authentication/.test(err.name ?? ""))
     return new GraphRequestError(0, "TokenRequestFailed", `token request failed: ${firstLine(err.message)}`);
   return new GraphRequestError(0, err.name ?? "Error", firstLine(err.message ?? String(error)));
 }

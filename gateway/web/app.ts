@@ -2,9 +2,11 @@
  * The HTTP app factory (Fastify), separate from listen() so tests use app.inject().
  * Today: `GET /healthz` (unauthenticated by design: load balancers and container probes call
  * it), `GET /metrics` (Prometheus; counts only, no message data) and the MTA-STS policy
- * (public by design). The tracker API and page mount here behind authentication.
+ * (public by design), and the admin API under /api/ behind bearer tokens (auth.ts): today the
+ * directory (status, lookup, sync). The tracker API and page will mount here the same way.
  */
 import Fastify, { type FastifyInstance } from "fastify";
+import { type DirectoryRoutesOptions, registerDirectoryRoutes } from "./directory-routes";
 import { type MtaStsDomain, registerMtaSts } from "./mta-sts";
 
 export interface HealthReport {
@@ -19,6 +21,8 @@ export interface WebOptions {
   readonly mtaSts?: readonly MtaStsDomain[];
   /** Prometheus exposition text for `GET /metrics`. */
   readonly metrics?: () => Promise<string>;
+  /** The admin API's directory endpoints (auth.ts decides who may call them). */
+  readonly directory?: DirectoryRoutesOptions;
 }
 
 export function build(options: WebOptions): FastifyInstance {
@@ -34,5 +38,6 @@ export function build(options: WebOptions): FastifyInstance {
     );
   }
   registerMtaSts(app, options.mtaSts ?? []);
+  if (options.directory) registerDirectoryRoutes(app, options.directory);
   return app;
 }

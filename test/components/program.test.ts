@@ -9,6 +9,7 @@ import {
   FAKE_INBOUND_IP,
   FAKE_KEY_PEM,
   FAKE_SECRET,
+  FAKE_GROUP_MEMBER_READ_ALL_ROLE,
   FAKE_USER_READ_ALL_ROLE,
   type ProgramRun,
   exampleConfig,
@@ -69,7 +70,7 @@ describe("the program for the example stack", () => {
     expect(run.outputs.inboundIps?.value).toEqual([FAKE_INBOUND_IP]);
   });
 
-  it("gives the gateway's Entra app Graph User.Read.All only, with consent and a certificate credential", () => {
+  it("gives the gateway's Entra app Graph User.Read.All and GroupMember.Read.All only, with consent and a certificate credential", () => {
     const app = run.registered.find(
       (r) => r.type === "azuread:index/application:Application" && r.name === "gateway-app",
     );
@@ -77,13 +78,20 @@ describe("the program for the example stack", () => {
     expect(app?.inputs.requiredResourceAccesses).toEqual([
       {
         resourceAppId: "00000003-0000-0000-c000-000000000000",
-        resourceAccesses: [{ id: FAKE_USER_READ_ALL_ROLE, type: "Role" }],
+        resourceAccesses: [
+          { id: FAKE_USER_READ_ALL_ROLE, type: "Role" },
+          { id: FAKE_GROUP_MEMBER_READ_ALL_ROLE, type: "Role" },
+        ],
       },
     ]);
     expect(run.registered.find((r) => r.name === "gateway-consent-user-read-all")?.inputs).toMatchObject({
       appRoleId: FAKE_USER_READ_ALL_ROLE,
       resourceObjectId: FAKE_GRAPH_SP,
       principalObjectId: "gateway-sp-object-id",
+    });
+    expect(run.registered.find((r) => r.name === "gateway-consent-groupmember-read-all")?.inputs).toMatchObject({
+      appRoleId: FAKE_GROUP_MEMBER_READ_ALL_ROLE,
+      resourceObjectId: FAKE_GRAPH_SP,
     });
     // azuread marks the certificate value secret: Pulumi's wire form of a secret.
     expect(run.registered.find((r) => r.name === "gateway-certificate-credential")?.inputs).toMatchObject({

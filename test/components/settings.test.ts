@@ -170,12 +170,10 @@ describe("loading a stack with its files", () => {
     }
   });
 
-  it("requires the users file while verification is static, and the files to exist", () => {
+  it("takes a stack without a users file (Entra ID sync is the directory), and requires named files to exist", () => {
     const dir = project({});
     const { "moat:users": _users, ...withoutUsers } = config;
-    expect(() => loadStack("acme", withoutUsers, dir)).toThrow(
-      /moat:users: required while moat:verification is static/,
-    );
+    expect(loadStack("acme", withoutUsers, dir).users).toEqual([]);
     expect(() => loadStack("acme", { ...config, "moat:rules": "stacks/acme/rules.csv" }, dir)).toThrow(
       /moat:users: stacks\/acme\/users.csv: no such file\n.*moat:rules: stacks\/acme\/rules.csv: no such file/,
     );

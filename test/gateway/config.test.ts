@@ -93,4 +93,35 @@ describe("config sources and MOAT_* overrides", () => {
       /port 0 is not a smart host port/,
     );
   });
+
+  it("points directory sync at another Graph endpoint and authority (national clouds, tests), over HTTPS only", () => {
+    const withGraph = parseGatewayConfig({
+      ...document(),
+      graph: {
+        clientId: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        credential: { clientSecret: "s" },
+        endpoint: "https://graph.microsoft.com",
+        authorityHost: "https://login.microsoftonline.com",
+      },
+    });
+    const { config: overridden, applied } = applyEnvOverrides(withGraph, {
+      MOAT_GRAPH_ENDPOINT: "https://graph.microsoft.us/",
+      MOAT_AUTHORITY_HOST: "https://login.microsoftonline.us",
+    });
+    expect(applied).toEqual(["MOAT_GRAPH_ENDPOINT", "MOAT_AUTHORITY_HOST"]);
+    expect(overridden.graph).toMatchObject({
+      endpoint: "https://graph.microsoft.us",
+      authorityHost: "https://login.microsoftonline.us",
+      credential: { clientSecret: "s" },
+    });
+    expect(() => applyEnvOverrides(withGraph, { MOAT_GRAPH_ENDPOINT: "http://graph.local" })).toThrow(
+      /MOAT_GRAPH_ENDPOINT: "http:\/\/graph.local" must be https:\/\//,
+    );
+    expect(() => applyEnvOverrides(parseGatewayConfig(document()), { MOAT_AUTHORITY_HOST: "https://x" })).toThrow(
+      /MOAT_AUTHORITY_HOST: the gatewayConfig has no graph section/,
+    );
+    expect(
+      problemsOf({ ...document(), graph: { ...withGraph.graph, endpoint: "http://graph.microsoft.com" } }),
+    ).toEqual([expect.stringMatching(/^gatewayConfig\.graph\.endpoint: /)]);
+  });
 });

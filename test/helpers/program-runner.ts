@@ -53,7 +53,11 @@ const cloud = {
           ? {
               ...inputs,
               objectId: fake.FAKE_GRAPH_SP,
-              appRoleIds: { "User.Read.All": fake.FAKE_USER_READ_ALL_ROLE, "Mail.Send": "not-to-be-used" },
+              appRoleIds: {
+                "User.Read.All": fake.FAKE_USER_READ_ALL_ROLE,
+                "GroupMember.Read.All": fake.FAKE_GROUP_MEMBER_READ_ALL_ROLE,
+                "Mail.Send": "not-to-be-used",
+              },
             }
           : {
               ...inputs,

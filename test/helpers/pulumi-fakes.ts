@@ -14,6 +14,7 @@ export const EXCHANGE_TYPES = {
   rule: "pulumi-nodejs:dynamic/moat:exchange:TransportRule",
 } as const;
 export const FAKE_USER_READ_ALL_ROLE = "df021288-bdef-4463-88db-98f22de89214";
+export const FAKE_GROUP_MEMBER_READ_ALL_ROLE = "98830695-27a2-44f7-8c18-0c3ebc9698f6";
 export const FAKE_GRAPH_SP = "microsoft-graph-sp-object-id";
 export const FAKE_EGRESS_IP = "20.50.10.11";
 export const FAKE_INBOUND_IP = "20.50.10.12";
