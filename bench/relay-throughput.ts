@@ -33,7 +33,18 @@ async function main(): Promise<void> {
   // One load generator on one IP: lift the per-client limits that would (rightly) stop it.
   const { file } = writeTestConfig({
     smartHostPort: sink.port,
-    edit: (d) => ({ ...d, smtp: { ...d.smtp, limits: { maxConnections: 1000, maxConnectionsPerIp: 1000, connectionsPerMinutePerIp: 1_000_000, messagesPerMinutePerIp: 1_000_000 } } }),
+    edit: (d) => ({
+      ...d,
+      smtp: {
+        ...d.smtp,
+        limits: {
+          maxConnections: 1000,
+          maxConnectionsPerIp: 1000,
+          connectionsPerMinutePerIp: 1_000_000,
+          messagesPerMinutePerIp: 1_000_000,
+        },
+      },
+    }),
   });
   const gateway = await startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "warn" });
   const pid = gateway.child.pid ?? 0;
@@ -47,7 +58,11 @@ async function main(): Promise<void> {
         while (next < MESSAGES) {
           next++;
           const t0 = process.hrtime.bigint();
-          const result = await sendMail(gateway.smtpPort, { from: "a@outside.example", to: ["anna.berg@northwind.example"] }, BODY);
+          const result = await sendMail(
+            gateway.smtpPort,
+            { from: "a@outside.example", to: ["anna.berg@northwind.example"] },
+            BODY,
+          );
           if (!result.response.startsWith("250")) throw new Error(`not accepted: ${result.response}`);
           latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
         }
@@ -58,9 +73,13 @@ async function main(): Promise<void> {
     const cpu = cpuMs(pid) - cpuBefore;
     latencies.sort((a, b) => a - b);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}`);
-    console.log(`moat serve (spool + delivery, no filters yet), ${MESSAGES} x ${(BODY.length / 1024).toFixed(1)} KB, ${CLIENTS} clients, a connection per message`);
+    console.log(
+      `moat serve (spool + delivery, no filters yet), ${MESSAGES} x ${(BODY.length / 1024).toFixed(1)} KB, ${CLIENTS} clients, a connection per message`,
+    );
     console.log(`throughput: ${(MESSAGES / seconds).toFixed(0)} msgs/s end to end`);
-    console.log(`accept latency: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`);
+    console.log(
+      `accept latency: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`,
+    );
     console.log(`gateway CPU: ${(cpu / MESSAGES).toFixed(2)} ms/msg`);
   } finally {
     await gateway.stop();

@@ -12,6 +12,7 @@
  * Lookups are case-insensitive (Exchange Online matches addresses that way).
  */
 import type { StaticUser } from "../config";
+import { AddressIndex } from "./address-index";
 
 export type RecipientKind = "user" | "group";
 
@@ -56,7 +57,9 @@ export function recordsFromStaticUsers(users: readonly StaticUser[]): DirectoryR
  * Entra ID, a mailbox the sync cannot see), never overrides one it does.
  */
 export function createDirectory(records: readonly DirectoryRecord[]): Directory {
-  const byAddress = new Map<string, DirectoryEntry>();
+  let addresses = 0;
+  for (const record of records) addresses += 1 + record.aliases.length;
+  const byAddress = new AddressIndex<DirectoryEntry>(addresses);
   const people: DirectoryEntry[] = [];
   const ordered = [...records.filter((r) => r.source === "graph"), ...records.filter((r) => r.source === "csv")];
   for (const record of ordered) {
@@ -65,16 +68,12 @@ export function createDirectory(records: readonly DirectoryRecord[]): Directory 
       displayName: record.displayName,
       kind: record.kind,
     };
-    let added = false;
-    for (const address of [record.primary, ...record.aliases].map((a) => a.toLowerCase())) {
-      if (byAddress.has(address)) continue;
-      byAddress.set(address, entry);
-      added = true;
-    }
+    let added = byAddress.add(record.primary, entry);
+    for (const alias of record.aliases) added = byAddress.add(alias, entry) || added;
     if (added && entry.kind === "user") people.push(entry);
   }
   return {
-    lookup: (address) => byAddress.get(address.toLowerCase()),
+    lookup: (address) => byAddress.get(address),
     people: () => people,
     size: byAddress.size,
   };

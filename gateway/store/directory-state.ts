@@ -27,6 +27,7 @@ import { join } from "node:path";
 import type { DirectoryRecord, RecipientKind } from "../directory/directory";
 
 const STATE_FORMAT = 1;
+const SAVE_CHUNK_RECORDS = 1_000;
 
 export interface CollectionState {
   /** Entra object id -> the recipient it is. Objects that are not recipients are absent. */
@@ -40,7 +41,7 @@ export interface DirectoryState {
   readonly groups: CollectionState;
 }
 
-type SavedRecord = [id: string, primary: string, aliases: string[], displayName: string];
+type SavedRecord = [id: string, primary: string, aliases: readonly string[], displayName: string];
 
 export interface DirectoryStateStore {
   readonly path: string;
@@ -75,13 +76,6 @@ export function createDirectoryStateStore(dir: string): DirectoryStateStore {
     };
   }
 
-  function fromCollection(collection: CollectionState): { records: SavedRecord[]; deltaLink?: string } {
-    return {
-      records: [...collection.records].map(([id, r]) => [id, r.primary, [...r.aliases], r.displayName]),
-      ...(collection.deltaLink ? { deltaLink: collection.deltaLink } : {}),
-    };
-  }
-
   return {
     path,
     load() {
@@ -106,16 +100,31 @@ export function createDirectoryStateStore(dir: string): DirectoryStateStore {
       };
     },
     save(state) {
-      const text = JSON.stringify({
-        format: STATE_FORMAT,
-        savedAt: state.savedAt,
-        users: fromCollection(state.users),
-        groups: fromCollection(state.groups),
-      });
       const tmp = `${path}.${process.pid}.tmp`;
       const fd = openSync(tmp, "w", 0o600);
       try {
-        writeSync(fd, text);
+        // Written in chunks: one string of a 100,000-user tenant would cost tens of MB at the
+        // moment memory peaks anyway (a run holds the old and the new directory).
+        writeSync(fd, `{"format":${STATE_FORMAT},"savedAt":${JSON.stringify(state.savedAt)}`);
+        for (const kind of ["users", "groups"] as const) {
+          const collection = state[kind];
+          writeSync(fd, `,${JSON.stringify(kind)}:{`);
+          if (collection.deltaLink) writeSync(fd, `"deltaLink":${JSON.stringify(collection.deltaLink)},`);
+          writeSync(fd, `"records":[`);
+          let chunk: string[] = [];
+          let first = true;
+          for (const [id, r] of collection.records) {
+            chunk.push(JSON.stringify([id, r.primary, r.aliases, r.displayName] satisfies SavedRecord));
+            if (chunk.length === SAVE_CHUNK_RECORDS) {
+              writeSync(fd, (first ? "" : ",") + chunk.join(","));
+              first = false;
+              chunk = [];
+            }
+          }
+          if (chunk.length > 0) writeSync(fd, (first ? "" : ",") + chunk.join(","));
+          writeSync(fd, "]}");
+        }
+        writeSync(fd, "}");
         fsyncSync(fd);
       } finally {
         closeSync(fd);

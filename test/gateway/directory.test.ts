@@ -1,5 +1,6 @@
 /** Who is a recipient, from Entra ID objects and the spreadsheet, and how the two merge. */
 import { describe, expect, it } from "vitest";
+import { AddressIndex } from "../../gateway/directory/address-index";
 import { createDirectory, recordsFromStaticUsers } from "../../gateway/directory/directory";
 import { type GraphUser, recordFromGroup, recordFromUser } from "../../gateway/directory/graph-records";
 
@@ -126,5 +127,34 @@ describe("the directory", () => {
     expect(directory.lookup("sales@northwind.example")?.kind).toBe("group");
     expect(directory.people().map((p) => p.displayName)).toEqual(["Anna Berg", "Legacy box"]);
     expect(directory.lookup("nobody@northwind.example")).toBeUndefined();
+  });
+});
+
+describe("address index (the directory's lookup table)", () => {
+  it("finds every key in any ASCII case, misses what is absent, keeps the first value", () => {
+    const index = new AddressIndex<number>(20_000);
+    for (let i = 0; i < 20_000; i++) expect(index.add(`User.${i}@Example.COM`, i)).toBe(true);
+    expect(index.add("user.7@example.com", -1)).toBe(false);
+    expect(index.size).toBe(20_000);
+    for (let i = 0; i < 20_000; i += 997) {
+      expect(index.get(`user.${i}@example.com`)).toBe(i);
+      expect(index.get(`USER.${i}@EXAMPLE.COM`)).toBe(i);
+    }
+    expect(index.get("user.7@example.com")).toBe(7);
+    expect(index.get("user.20000@example.com")).toBeUndefined();
+    expect(index.get("user.7@example.co")).toBeUndefined();
+    expect(index.get("")).toBeUndefined();
+  });
+
+  it("folds non-ASCII local parts (SMTPUTF8) as JavaScript lower-cases them", () => {
+    const index = new AddressIndex<string>(2);
+    index.add("Jürgen.Öz@example.com", "j");
+    expect(index.get("jürgen.öz@example.com")).toBe("j");
+    expect(index.get("JÜRGEN.ÖZ@EXAMPLE.COM")).toBe("j");
+    expect(() => {
+      index.add("a@example.com", "a");
+      index.add("b@example.com", "b");
+      index.add("c@example.com", "c");
+    }).not.toThrow(); // sized with headroom: at least 16 slots
   });
 });
