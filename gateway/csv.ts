@@ -104,3 +104,79 @@ export function formatCsvProblem(file: string, problem: CsvProblem, columnNames:
   const column = problem.column === undefined ? "" : `, column ${problem.column}${name ? ` (${name})` : ""}`;
   return `${file}: line ${problem.line}${column}: ${problem.message}`;
 }
+
+export interface TableRow {
+  readonly line: number;
+  /** The field of a known column ("" when absent), untrimmed. */
+  field(name: string): string;
+  /** 1-based column number of a known column, for error messages. */
+  column(name: string): number;
+}
+
+export interface TableResult {
+  readonly rows: readonly TableRow[];
+  readonly problems: readonly CsvProblem[];
+  /** Column names in file order, for error messages. */
+  readonly columns: readonly string[];
+}
+
+/**
+ * A CSV with a header row naming its columns (any order, case-insensitive) out of `known`.
+ * Unknown or repeated columns, a missing required column and rows with more fields than the
+ * header are problems; rows come back with accessors by column name.
+ */
+export function readTable(text: string, known: readonly string[], required: readonly string[]): TableResult {
+  const { records, problems: csvProblems } = readCsv(text);
+  const problems: CsvProblem[] = [...csvProblems];
+  const [header, ...records_] = records;
+  if (!header)
+    return {
+      rows: [],
+      problems: [...problems, { line: 1, message: `the file is empty; expected a header row: ${known.join(",")}` }],
+      columns: [],
+    };
+  const columnIndex = new Map<string, number>();
+  header.fields.forEach((raw, index) => {
+    const name = known.find((k) => k.toLowerCase() === raw.trim().toLowerCase());
+    if (!name)
+      problems.push({
+        line: header.line,
+        column: index + 1,
+        message: `unknown column ${JSON.stringify(raw.trim())}; the columns are ${known.join(", ")}`,
+      });
+    else if (columnIndex.has(name))
+      problems.push({ line: header.line, column: index + 1, message: `column ${name} appears twice` });
+    else columnIndex.set(name, index);
+  });
+  const columns = header.fields.map((f) => f.trim());
+  const missing = required.filter((name) => !columnIndex.has(name));
+  if (missing.length > 0) {
+    problems.push({ line: header.line, message: `the header has no ${missing.join(", ")} column` });
+    return { rows: [], problems, columns };
+  }
+  const rows: TableRow[] = [];
+  for (const record of records_) {
+    if (record.fields.length > header.fields.length) {
+      problems.push({
+        line: record.line,
+        column: header.fields.length + 1,
+        message: `${record.fields.length} fields, the header has ${header.fields.length}`,
+      });
+      continue;
+    }
+    rows.push({
+      line: record.line,
+      field: (name) => {
+        const index = columnIndex.get(name);
+        return index === undefined ? "" : (record.fields[index] ?? "");
+      },
+      column: (name) => (columnIndex.get(name) ?? 0) + 1,
+    });
+  }
+  return { rows, problems, columns };
+}
+
+/** Problems in file order: by line, then column. */
+export function byLine(problems: readonly CsvProblem[]): CsvProblem[] {
+  return [...problems].sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
+}

@@ -9,7 +9,7 @@
  * file must not deploy a directory that silently lacks people).
  */
 import { isDomainName, type StaticUser } from "../config";
-import { type CsvProblem, readCsv } from "../csv";
+import { type CsvProblem, byLine, readTable } from "../csv";
 
 export const USERS_CSV_COLUMNS = ["address", "displayName", "aliases"] as const;
 
@@ -28,40 +28,9 @@ export function normaliseAddress(address: string): string {
 }
 
 export function parseUsersCsv(text: string, customerDomains: readonly string[]): UsersCsvResult {
-  const { records, problems: csvProblems } = readCsv(text);
-  const problems: CsvProblem[] = [...csvProblems];
-  const [header, ...rows] = records;
-  if (!header) {
-    return {
-      users: [],
-      problems: [
-        ...problems,
-        { line: 1, message: "the file is empty; expected a header row: address,displayName,aliases" },
-      ],
-      columns: [],
-    };
-  }
-
-  const columnIndex = new Map<string, number>();
-  header.fields.forEach((raw, index) => {
-    const name = USERS_CSV_COLUMNS.find((known) => known.toLowerCase() === raw.trim().toLowerCase());
-    if (!name) {
-      problems.push({
-        line: header.line,
-        column: index + 1,
-        message: `unknown column ${JSON.stringify(raw.trim())}; the columns are ${USERS_CSV_COLUMNS.join(", ")}`,
-      });
-    } else if (columnIndex.has(name)) {
-      problems.push({ line: header.line, column: index + 1, message: `column ${name} appears twice` });
-    } else {
-      columnIndex.set(name, index);
-    }
-  });
-  const columns = header.fields.map((f) => f.trim());
-  if (!columnIndex.has("address")) {
-    problems.push({ line: header.line, message: "the header has no address column" });
-    return { users: [], problems, columns };
-  }
+  const table = readTable(text, USERS_CSV_COLUMNS, ["address"]);
+  const problems: CsvProblem[] = [...table.problems];
+  const { columns } = table;
 
   const domains = new Set(customerDomains.map((d) => d.toLowerCase()));
   const firstSeen = new Map<string, number>();
@@ -91,22 +60,11 @@ export function parseUsersCsv(text: string, customerDomains: readonly string[]):
     return address;
   };
 
-  for (const row of rows) {
+  for (const row of table.rows) {
     const problemsBefore = problems.length;
-    if (row.fields.length > header.fields.length) {
-      problems.push({
-        line: row.line,
-        column: header.fields.length + 1,
-        message: `${row.fields.length} fields, the header has ${header.fields.length}`,
-      });
-      continue;
-    }
-    const field = (name: string) => {
-      const index = columnIndex.get(name);
-      return index === undefined ? "" : (row.fields[index] ?? "");
-    };
-    const addressColumn = (columnIndex.get("address") ?? 0) + 1;
-    const aliasesColumn = (columnIndex.get("aliases") ?? 0) + 1;
+    const field = row.field;
+    const addressColumn = row.column("address");
+    const aliasesColumn = row.column("aliases");
     if (field("address").trim() === "") {
       problems.push({ line: row.line, column: addressColumn, message: "address is empty" });
       continue;
@@ -123,5 +81,5 @@ export function parseUsersCsv(text: string, customerDomains: readonly string[]):
       aliases: aliases.filter((alias): alias is string => alias !== undefined),
     });
   }
-  return { users, problems, columns };
+  return { users, problems: byLine(problems), columns };
 }

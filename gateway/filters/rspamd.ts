@@ -1,0 +1,73 @@
+/**
+ * Spam scoring by rspamd over its HTTP API (`POST /checkv2`, MOAT_RSPAMD_URL). The real
+ * envelope goes with the message (IP, Helo, From, Rcpt, Hostname headers), so rspamd does not
+ * guess the client from Received headers (shared/notes/rspamd-and-spamassassin-offline.md).
+ *
+ * rspamd's action decides: `reject`, `add header` and `rewrite subject` -> spam, with the score
+ * and the symbols that added to it as the reasons; `greylist`, `soft reject` and `no action`
+ * -> not spam (the score is still recorded). An unreachable, failing or slow rspamd throws
+ * EngineUnavailableError: the pipeline applies the engine-failure policy.
+ */
+import type { Filter, Finding } from "./types";
+import { EngineUnavailableError } from "./types";
+
+const RSPAMD_TIMEOUT_MS = 30_000;
+/** Symbols listed as reasons: the heaviest few. */
+const MAX_SYMBOLS = 8;
+const SPAM_ACTIONS = new Set(["reject", "add header", "rewrite subject"]);
+
+interface RspamdReply {
+  score?: number;
+  required_score?: number;
+  action?: string;
+  symbols?: Record<string, { name?: string; score?: number; description?: string }>;
+}
+
+export function createRspamdFilter(options: { readonly url: string; readonly hostname: string }): Filter {
+  const endpoint = `${options.url.replace(/\/+$/, "")}/checkv2`;
+  return {
+    name: "rspamd",
+    async run(message) {
+      const headers: Record<string, string> = {
+        IP: message.clientIp,
+        Helo: message.helo || message.clientIp,
+        From: message.mailFrom,
+        Hostname: options.hostname,
+        "Content-Type": "message/rfc822",
+      };
+      // fetch joins repeated headers; rspamd takes a comma-separated Rcpt as one value, so
+      // one request header per recipient is not possible here: send the first, rspamd needs
+      // one for its per-recipient settings only.
+      if (message.rcptTo[0]) headers.Rcpt = message.rcptTo[0];
+      let reply: RspamdReply;
+      try {
+        const response = await fetch(endpoint, {
+          method: "POST",
+          headers,
+          body: message.raw,
+          signal: AbortSignal.timeout(RSPAMD_TIMEOUT_MS),
+        });
+        if (!response.ok) throw new Error(`HTTP ${response.status} ${(await response.text()).slice(0, 200)}`);
+        reply = (await response.json()) as RspamdReply;
+      } catch (error) {
+        throw new EngineUnavailableError("rspamd", `${endpoint}: ${(error as Error).message}`);
+      }
+      const score = Math.round((reply.score ?? 0) * 100) / 100;
+      const action = reply.action ?? "no action";
+      const symbols = Object.values(reply.symbols ?? {})
+        .filter((s) => (s.score ?? 0) > 0)
+        .sort((a, b) => (b.score ?? 0) - (a.score ?? 0))
+        .slice(0, MAX_SYMBOLS)
+        .map((s) => `${s.name}(${(s.score ?? 0).toFixed(2)})`);
+      const spam = SPAM_ACTIONS.has(action);
+      const finding: Finding = {
+        detector: "rspamd",
+        ...(spam ? { category: "spam" as const } : {}),
+        score,
+        symbol: action.toUpperCase().replace(/ /g, "_"),
+        detail: `rspamd score ${score} of ${reply.required_score ?? "?"} (${action})${symbols.length ? `: ${symbols.join(" ")}` : ""}`,
+      };
+      return { findings: [finding], facts: { rspamdScore: score } };
+    },
+  };
+}
