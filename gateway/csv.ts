@@ -178,5 +178,7 @@ export function readTable(text: string, known: readonly string[], required: read
 
 /** Problems in file order: by line, then column. */
 export function byLine(problems: readonly CsvProblem[]): CsvProblem[] {
-  return [...problems].sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
+  return [...problems].sort(
+    (a, b) => a.line - b.line || (a.column ?? Number.MAX_SAFE_INTEGER) - (b.column ?? Number.MAX_SAFE_INTEGER),
+  );
 }
