@@ -21,6 +21,11 @@ export interface GatewayHosting {
   readonly smartHost?: { readonly host: string; readonly port: number };
   readonly deliveryTls: "required" | "allow-plain";
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** The scanning engines beside the gateway (the container's sidecars). */
+  readonly engines?: {
+    readonly rspamdUrl: string;
+    readonly clamd: { readonly host: string; readonly port: number };
+  };
 }
 
 export interface GraphCredentials {
@@ -130,6 +135,11 @@ export function buildGatewayConfig(
     ...(graph ? { graph: { ...graph, credential: { ...graph.credential } } } : {}),
     releaseRequests: { notify: [...settings.releaseRequests.notify] },
     access: { tokens: settings.access.tokens.map((t) => ({ ...t })) },
+    filters: {
+      ...(hosting.engines ? { rspamdUrl: hosting.engines.rspamdUrl, clamd: { ...hosting.engines.clamd } } : {}),
+      onEngineFailure: "tempfail",
+    },
+    rules: stack.rules.map((r) => ({ ...r })),
   };
   parseGatewayConfig(document);
   return document;

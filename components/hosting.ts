@@ -41,6 +41,7 @@ export const CONTAINER_HOSTING: GatewayHosting = {
   httpListen: `0.0.0.0:${CONTAINER_HTTP_PORT}`,
   dataDir: CONTAINER_DATA_DIR,
   deliveryTls: "required",
+  engines: { rspamdUrl: "http://127.0.0.1:11333", clamd: { host: "127.0.0.1", port: 3310 } },
 };
 
 /** Built-in role "Key Vault Secrets User". */

@@ -13,6 +13,7 @@ import { parse as parseYaml } from "yaml";
 import type { StaticUser } from "../gateway/config";
 import { formatCsvProblem } from "../gateway/csv";
 import { parseUsersCsv } from "../gateway/directory/users-csv";
+import { type Rule, parseRulesCsv } from "../gateway/rules/rules";
 import { spfProblems } from "./dns-records";
 import { type Settings, SettingsError, parseSettings } from "./settings";
 
@@ -20,9 +21,13 @@ export interface LoadedStack {
   readonly name: string;
   readonly settings: Settings;
   readonly users: readonly StaticUser[];
+  /** Global rules (stacks/global-rules.csv, every stack) then the customer's (moat:rules). */
+  readonly rules: readonly Rule[];
 }
 
 export const STACKS_DIR = "stacks";
+/** MSP-wide rules, applied to every stack; optional. */
+export const GLOBAL_RULES_FILE = `${STACKS_DIR}/global-rules.csv`;
 
 /** The project directory: where Pulumi.yaml lives (this file is in components/). */
 export const PROJECT_DIR = join(__dirname, "..");
@@ -78,11 +83,20 @@ export function loadStack(name: string, config: Readonly<Record<string, unknown>
   // No "users required" or cut-over check here: static verification uses the directory synced
   // from Entra ID (the stack always has the app for it); the spreadsheet only adds to it.
   problems.push(...spfProblems(settings, settings.gateway.egressIps));
-  if (settings.rules !== undefined && !existsSync(join(projectDir, settings.rules))) {
-    problems.push(`moat:rules: ${settings.rules}: no such file`);
+  const domains = settings.domains.map((d) => d.name);
+  const rules: Rule[] = [];
+  const readRules = (file: string, scope: "global" | "customer", label: string) => {
+    const result = parseRulesCsv(readFileSync(join(projectDir, file), "utf8"), { file, scope }, domains);
+    problems.push(...result.problems.map((p) => `${label}${formatCsvProblem(file, p, result.columns)}`));
+    rules.push(...result.rules);
+  };
+  if (existsSync(join(projectDir, GLOBAL_RULES_FILE))) readRules(GLOBAL_RULES_FILE, "global", "");
+  if (settings.rules !== undefined) {
+    if (!existsSync(join(projectDir, settings.rules))) problems.push(`moat:rules: ${settings.rules}: no such file`);
+    else readRules(settings.rules, "customer", "moat:rules: ");
   }
   if (problems.length > 0) throw new SettingsError(problems);
-  return { name, settings, users };
+  return { name, settings, users, rules };
 }
 
 export function loadStackFile(projectDir: string, stackName: string): LoadedStack {

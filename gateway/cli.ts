@@ -15,9 +15,10 @@ const USAGE = `usage: npm run moat -- <command>
   serve [--config FILE]     run the gateway (FILE: \`pulumi stack output --json --show-secrets\`
                             or the gatewayConfig document; else MOAT_CONFIG; else the embedded default)
   check                     validate every stack in stacks/ offline
-  scan --config FILE MESSAGE.eml...   verdicts without delivering       (not available yet)
+  scan [--config FILE] [--ip IP] [--helo NAME] [--from ADDR] MESSAGE.eml...
+                            the verdict for each message, without delivering: one JSON line each
   sync [--config FILE] [--full]       one directory sync from Entra ID now (--full: clear cache & full sync)
-  rules check FILE.csv                validate a rules CSV              (not available yet)
+  rules check FILE.csv      validate a rules CSV: every problem with line and column; exit 1 on any
   token new NAME [--role admin|helpdesk]   make an admin API token (prints it once, and its SHA-256 for moat:access)
   plan --stack NAME         what a stack declares, offline (resources, inputs, outputs; secrets masked)
 `;
@@ -83,10 +84,32 @@ async function main(argv: string[]): Promise<number> {
       console.log(`  moat:access:\n    tokens:\n      - { name: ${name}, role: ${role}, sha256: ${sha256} }`);
       return 0;
     }
-    case "scan":
-    case "rules":
-      console.error(`moat ${command}: not available in this version yet (see README, "Status")`);
-      return 2;
+    case "scan": {
+      const config = option(args, "--config");
+      const ip = option(args, "--ip");
+      const helo = option(args, "--helo");
+      const from = option(args, "--from");
+      if (args.length === 0 || args.some((a) => a.startsWith("--")))
+        throw new UsageError("scan needs one or more MESSAGE.eml files");
+      const { scanFiles } = await import("./scan-command.js");
+      return scanFiles(
+        {
+          configFile: config,
+          files: args,
+          ...(ip ? { ip } : {}),
+          ...(helo ? { helo } : {}),
+          ...(from !== undefined ? { from } : {}),
+        },
+        process.env,
+        (line) => console.log(line),
+      );
+    }
+    case "rules": {
+      const [verb, file, ...extra] = args;
+      if (verb !== "check" || !file || extra.length > 0) throw new UsageError("rules check FILE.csv");
+      const { checkRulesFile } = await import("./rules-command.js");
+      return checkRulesFile(PROJECT_DIR, file, (line) => console.log(line));
+    }
     case undefined:
     case "help":
     case "--help":

@@ -183,6 +183,18 @@ export const zApiToken = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be the hex SHA-256 of the token (64 hex digits)" }),
 });
 
+/** One allow/block/custom rule, as parsed from a rules CSV (gateway/rules/rules.ts). */
+export const zRule = z.strictObject({
+  kind: z.enum(["allow", "block", "custom"]),
+  sender: z.string().min(1).optional(),
+  ip: zIpOrCidr().optional(),
+  action: z.enum(["reject", "delete"]).optional(),
+  comment: z.string().optional(),
+  scope: z.enum(["global", "customer"]),
+  file: z.string().min(1),
+  line: z.number().int().positive(),
+});
+
 export const zGatewayConfig = z.strictObject({
   version: z.literal(GATEWAY_CONFIG_VERSION, {
     error: (issue) =>
@@ -272,6 +284,17 @@ export const zGatewayConfig = z.strictObject({
     })
     .optional(),
   releaseRequests: z.strictObject({ notify: z.array(zEmailAddress) }),
+  /** The scanning engines; without them those detectors do not run (MOAT_RSPAMD_URL, MOAT_CLAMD). */
+  filters: z
+    .strictObject({
+      rspamdUrl: z.url({ protocol: /^https?$/ }).optional(),
+      clamd: z.strictObject({ host: zHostName, port: z.number().int().min(1).max(65535) }).optional(),
+      /** An engine that cannot scan a message it would otherwise deliver: 451 in the session, or accept and hold. */
+      onEngineFailure: z.enum(["tempfail", "hold"]).default("tempfail"),
+    })
+    .default({ onEngineFailure: "tempfail" }),
+  /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */
+  rules: z.array(zRule).default([]),
   /** Who may use the admin API (/api/). Without tokens every /api/ request is refused. */
   access: z.strictObject({ tokens: z.array(zApiToken) }).default({ tokens: [] }),
 });

@@ -49,6 +49,10 @@ export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: Ga
         `MOAT_DNS_SERVERS: ${JSON.stringify(server)} is not a DNS server address (IP or IP:port)`,
       ]);
   }
+  const clamd = hostPort(env, "MOAT_CLAMD");
+  const rspamdUrl = env.MOAT_RSPAMD_URL || undefined;
+  if (rspamdUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(rspamdUrl))
+    throw new GatewayConfigError([`MOAT_RSPAMD_URL: ${JSON.stringify(rspamdUrl)} is not an http(s) URL`]);
   const graphEndpoint = httpsUrl(env, "MOAT_GRAPH_ENDPOINT");
   const authorityHost = httpsUrl(env, "MOAT_AUTHORITY_HOST");
   if ((graphEndpoint || authorityHost) && !config.graph)
@@ -63,6 +67,8 @@ export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: Ga
     MOAT_DNS_SERVERS: dnsServers,
     MOAT_GRAPH_ENDPOINT: graphEndpoint,
     MOAT_AUTHORITY_HOST: authorityHost,
+    MOAT_RSPAMD_URL: rspamdUrl,
+    MOAT_CLAMD: clamd,
   })) {
     if (value !== undefined) applied.push(name);
   }
@@ -75,6 +81,11 @@ export function applyEnvOverrides(config: GatewayConfig, env: Env): { config: Ga
       dataDir: dataDir ?? config.dataDir,
       dns: { servers: dnsServers ?? config.dns.servers },
       delivery: { ...config.delivery, smartHost: smartHost ?? config.delivery.smartHost },
+      filters: {
+        ...config.filters,
+        ...(rspamdUrl ? { rspamdUrl } : {}),
+        ...(clamd ? { clamd } : {}),
+      },
       ...(config.graph
         ? {
             graph: {

@@ -1,6 +1,6 @@
 /**
  * Wires the stages from a parsed config and starts listening:
- * inbound (verify -> spool) -> delivery, plus the HTTP app. Everything is created here and
+ * inbound (verify -> spool, with the verdict before the 250) -> delivery, plus the HTTP app. Everything is created here and
  * passed in, so two gateways can run in one process (tests).
  *
  * close() stops accepting, lets SMTP sessions finish (bounded), waits for delivery attempts
@@ -20,6 +20,7 @@ import { createGraphReader } from "./directory/graph-client";
 import { type SyncSchedule, startSyncSchedule } from "./directory/schedule";
 import { type DirectorySync, createDirectorySync } from "./directory/sync";
 import { createDirectoryStateStore } from "./store/directory-state";
+import { createScannerFromConfig } from "./filters";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
@@ -141,6 +142,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tracker,
     metrics,
     onQueued: (id) => delivery.enqueued(id),
+    scanner: createScannerFromConfig(config),
+    directory,
   });
   const reloader =
     config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;

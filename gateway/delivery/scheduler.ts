@@ -123,7 +123,14 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       return;
     }
     const { envelope } = message;
-    const result = await attemptAllRoutes(envelope, message.openMessage);
+    // Headers the verdict added (Authentication-Results) go on top; the spooled bytes stay the original.
+    const added = message.meta?.headers ?? [];
+    const open =
+      added.length > 0
+        ? () =>
+            Readable.from(prepend(Buffer.from(added.map((h) => `${h}\r\n`).join(""), "utf8"), message.openMessage()))
+        : message.openMessage;
+    const result = await attemptAllRoutes(envelope, open);
     const pending: { rcpt: string; response: string }[] = [];
     const failed: { recipient: string; response: string }[] = [];
     const attemptedAt = now();

@@ -50,16 +50,17 @@ export function createAuthFilter(options: { readonly resolve: DnsResolve; readon
         disableBimi: true,
       })) as unknown as {
         headers: string;
-        spf?: { status: Status; domain?: string };
-        dkim?: { results?: { status: Status; signingDomain?: string }[] };
-        dmarc?: { status: Status; domain?: string; policy?: string };
+        spf?: { status?: Status; domain?: string } | false;
+        dkim?: { results?: { status: Status; signingDomain?: string }[] } | false;
+        dmarc?: { status?: Status; domain?: string; policy?: string } | false;
         arc?: { status: Status };
       };
       const findings: Finding[] = [];
-      const spf = result.spf?.status.result ?? "none";
-      const dkimResults = result.dkim?.results ?? [];
-      const dmarc = result.dmarc?.status.result ?? "none";
-      const policy = result.dmarc?.policy ?? "none";
+      // mailauth gives `false` for a check it could not start (DMARC without a From header).
+      const spf = result.spf ? (result.spf.status?.result ?? "none") : "none";
+      const dkimResults = (result.dkim ? result.dkim.results : undefined) ?? [];
+      const dmarc = result.dmarc ? (result.dmarc.status?.result ?? "none") : "none";
+      const policy = (result.dmarc ? result.dmarc.policy : undefined) ?? "none";
       const fromDomain = domainOf(message.parsed.fromAddress);
       findings.push({
         detector: "auth",
@@ -67,6 +68,10 @@ export function createAuthFilter(options: { readonly resolve: DnsResolve; readon
         detail: `SPF ${spf} for ${message.mailFrom || "<>"} from ${message.clientIp}`,
       });
       for (const dkim of dkimResults) {
+        if (!dkim.signingDomain) {
+          findings.push({ detector: "auth", symbol: "DKIM_NONE", detail: "DKIM none (no signature)" });
+          continue;
+        }
         findings.push({
           detector: "auth",
           symbol: `DKIM_${(dkim.status.result ?? "none").toUpperCase()}`,
@@ -79,13 +84,13 @@ export function createAuthFilter(options: { readonly resolve: DnsResolve; readon
           detector: "auth",
           ...(category ? { category } : {}),
           symbol: `DMARC_FAIL_${policy.toUpperCase()}`,
-          detail: `DMARC fail for ${result.dmarc?.domain ?? fromDomain}, whose policy is ${policy}: the From address is not authenticated`,
+          detail: `DMARC fail for ${(result.dmarc && result.dmarc.domain) || fromDomain}, whose policy is ${policy}: the From address is not authenticated`,
         });
       } else {
         findings.push({
           detector: "auth",
           symbol: `DMARC_${dmarc.toUpperCase()}`,
-          detail: `DMARC ${dmarc}${result.dmarc?.domain ? ` for ${result.dmarc.domain}` : ""}`,
+          detail: `DMARC ${dmarc}${result.dmarc && result.dmarc.domain ? ` for ${result.dmarc.domain}` : ""}`,
         });
       }
       const dkimPassForFrom = dkimResults.some(

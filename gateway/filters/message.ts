@@ -62,8 +62,11 @@ export function extractLinks(html: string, text: string): Link[] {
       .trim();
     links.push({ href, text: shown });
   }
+  const seen = new Set(links.map((l) => l.href));
   for (const match of text.matchAll(/\bhttps?:\/\/[^\s<>"')\]]+/gi)) {
     if (links.length >= MAX_LINKS) break;
+    if (seen.has(match[0])) continue; // the text part repeats the HTML's links
+    seen.add(match[0]);
     links.push({ href: match[0], text: "" });
   }
   return links;

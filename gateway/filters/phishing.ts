@@ -51,7 +51,7 @@ export function createPhishingFilter(): Filter {
       const findings: Finding[] = [];
       const ours = (host: string) => [...message.domains].some((d) => host === d || host.endsWith(`.${d}`));
       const add = (symbol: string, detail: string, category = true) => {
-        if (findings.length < MAX_FINDINGS)
+        if (findings.length < MAX_FINDINGS && !findings.some((f) => f.detail === detail))
           findings.push({
             detector: "phishing",
             ...(category ? { category: "phishing" as const } : {}),

@@ -39,3 +39,7 @@ export const QUEUE_WRITE_FAILED = () => new SmtpReply(451, "4.3.0 Error: queue f
 export const MESSAGE_TOO_BIG = (limit: number) =>
   new SmtpReply(552, `5.3.4 Error: message exceeds fixed maximum message size ${limit}`);
 export const queued = (id: string) => `2.0.0 Ok: queued as ${id}`;
+export const MESSAGE_REJECTED = (what: string, id: string) =>
+  new SmtpReply(550, `5.7.1 Message rejected ${what} (${id})`);
+export const SCAN_UNAVAILABLE = () =>
+  new SmtpReply(451, "4.7.1 Message could not be scanned right now; try again later");

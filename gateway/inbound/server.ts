@@ -16,6 +16,9 @@ import type { Metrics } from "../metrics";
 import type { TrackerStore } from "../store/tracker";
 import { headerValues } from "../headers";
 import { createOutboundRelayPolicy } from "./outbound-relay";
+import type { Directory } from "../directory/directory";
+import type { Scanner } from "../filters/pipeline";
+import { createScanStage, trackerVerdict } from "./scan-stage";
 import { MESSAGE_TOO_BIG, QUEUE_WRITE_FAILED, SmtpReply, TOO_MANY_RECIPIENTS, queued, recipientReply } from "./replies";
 
 /** RFC 5321 §4.5.3.1.8 asks for at least 100; Postfix allows 1000. */
@@ -37,6 +40,10 @@ export interface InboundOptions {
   readonly metrics?: Metrics;
   /** The certificate for STARTTLS (loaded from config.smtp.tls); none: STARTTLS not offered. */
   readonly certificate?: { readonly key: Buffer; readonly cert: Buffer };
+  /** Pre-queue filtering (scan-stage.ts); without it every message is queued for delivery. */
+  readonly scanner?: Scanner;
+  /** Who is internal, for impersonation checks. */
+  readonly directory?: () => Directory | undefined;
 }
 
 export function createInboundServer(options: InboundOptions): SMTPServer {
@@ -145,7 +152,34 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
         "latin1",
       );
       const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
+      const direction: "inbound" | "outbound" = outbound.length > 0 ? "outbound" : "inbound";
       let subject = "";
+      const scan = options.scanner
+        ? createScanStage(
+            options.scanner,
+            {
+              mailFrom,
+              rcptTo,
+              clientIp: session.remoteAddress,
+              helo: session.hostNameAppearsAs ?? "",
+              tls: Boolean(session.secure),
+              direction,
+            },
+            options.directory ?? (() => undefined),
+          )
+        : undefined;
+      const arrivalOf = (queuedId: string, bytes: number) => ({
+        id: queuedId,
+        receivedAt: Date.now(),
+        clientIp: session.remoteAddress,
+        helo: session.hostNameAppearsAs ?? "",
+        tls: Boolean(session.secure),
+        mailFrom,
+        recipients: rcptTo,
+        subject,
+        size: bytes,
+        direction,
+      });
       spool
         .accept(
           {
@@ -163,38 +197,56 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
             subject = headerValues(head, "subject")?.[0] ?? "";
             return outbound.length > 0 ? relay.checkTenant(head) : undefined;
           },
+          scan?.decide,
         )
         .then(
-          ({ id: queuedId, bytes }) => {
-            options.metrics?.inc("moat_messages_accepted_total", {
-              direction: outbound.length > 0 ? "outbound" : "inbound",
-            });
+          ({ id: queuedId, bytes, state }) => {
+            options.metrics?.inc("moat_messages_accepted_total", { direction });
+            const verdict = scan?.verdict();
             log.info("queued", {
               id: queuedId,
               from: mailFrom || "<>",
               rcpts: rcptTo.length,
               bytes,
               client: session.remoteAddress,
+              ...(verdict ? { category: verdict.category, action: verdict.action } : {}),
             });
             const arrival = track(
               options.tracker?.recordArrival({
-                id: queuedId,
-                receivedAt: Date.now(),
-                clientIp: session.remoteAddress,
-                helo: session.hostNameAppearsAs ?? "",
-                tls: Boolean(session.secure),
-                mailFrom,
-                recipients: rcptTo,
-                subject,
-                size: bytes,
-                direction: outbound.length > 0 ? "outbound" : "inbound",
+                ...arrivalOf(queuedId, bytes),
+                ...(verdict ? { verdict: trackerVerdict(verdict) } : {}),
               }),
             );
             callback(null, queued(queuedId));
             // Delivery starts once the arrival is on record, so its attempts find it.
-            void arrival.then(() => onQueued(queuedId));
+            if (state === "incoming") void arrival.then(() => onQueued(queuedId));
           },
           (error: Error) => {
+            const verdict = scan?.verdict();
+            if (verdict && error instanceof SmtpReply) {
+              options.metrics?.inc("moat_smtp_refusals_total", { reason: verdict.action });
+              log.info("message refused by verdict", {
+                id,
+                from: mailFrom || "<>",
+                category: verdict.category,
+                reply: `${error.responseCode} ${error.message}`,
+              });
+              if (verdict.action === "reject")
+                void track(options.tracker?.recordArrival({ ...arrivalOf(id, 0), verdict: trackerVerdict(verdict) }));
+              else
+                for (const recipient of rcptTo)
+                  void track(
+                    options.tracker?.recordRejection({
+                      at: Date.now(),
+                      clientIp: session.remoteAddress,
+                      mailFrom,
+                      recipient,
+                      reply: `${error.responseCode} ${error.message}`,
+                    }),
+                  );
+              callback(error);
+              return;
+            }
             if (error instanceof SpoolSizeExceededError) {
               callback(MESSAGE_TOO_BIG(maxBytes));
               return;

@@ -5,22 +5,31 @@
  *   incoming/  acknowledged (250 sent), waiting for delivery
  *   active/    a delivery attempt is running; moved back to incoming at start-up
  *   deferred/  a temporary failure; the file's mtime is the time of the next attempt
- *   hold/      kept, not delivered (permanent failure awaiting bounce handling, or by admin)
+ *   hold/      kept, not delivered (permanent failure awaiting bounce handling, an engine that
+ *              could not scan it, or by admin)
+ *   quarantine/ kept, not delivered: the verdict quarantined it (released by moving it to incoming/)
  *   corrupt/   unreadable; set aside, never deleted
  *
  * accept() writes envelope + message to tmp/, fsyncs the file, renames it into incoming/ and
  * fsyncs the directory; only then may the caller answer 250. Any failure before that leaves
  * no file in incoming/ and throws, and the caller answers 451.
  *
+ * With `decide`, the message is judged after it is durable in tmp/ and before it is
+ * acknowledged (pre-queue filtering): the decision names the state it goes to, or discards it
+ * (delete), or refuses it (reject, tempfail: nothing kept, the error is thrown). Headers the
+ * verdict adds on delivery (Authentication-Results) and the verdict summary go beside the file
+ * as `<id>.meta`, written before the message is renamed into place; the message bytes are never
+ * changed (a release delivers the original).
+ *
  * File format: `MOAT1 <json length>\n<envelope json>\n<message bytes>`.
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 
-export const QUEUE_STATES = ["tmp", "incoming", "active", "deferred", "hold", "corrupt"] as const;
+export const QUEUE_STATES = ["tmp", "incoming", "active", "deferred", "hold", "quarantine", "corrupt"] as const;
 export type QueueState = (typeof QUEUE_STATES)[number];
 
 export interface Envelope {
@@ -36,8 +45,21 @@ export interface Envelope {
   readonly client: { readonly ip: string; readonly helo: string; readonly tls: boolean };
 }
 
+/** What the verdict left beside the message. */
+export interface MessageMeta {
+  /** Header lines (without CRLF at the end) added in front of the message on delivery. */
+  readonly headers: readonly string[];
+  readonly verdict?: Readonly<Record<string, unknown>>;
+}
+
+export type SpoolDecision =
+  | { readonly to: "incoming" | "quarantine" | "hold"; readonly meta?: MessageMeta }
+  | { readonly discard: true }
+  | { readonly refuse: Error };
+
 export interface QueuedMessage {
   readonly envelope: Envelope;
+  readonly meta?: MessageMeta;
   /** Opens the message bytes (without the spool header). */
   openMessage(): Readable;
   readonly bytes: number;
@@ -124,7 +146,8 @@ export interface Spool {
     body: Readable,
     isOversized: () => boolean,
     inspect?: (head: Buffer) => Error | undefined,
-  ): Promise<{ id: string; bytes: number }>;
+    decide?: (readMessage: () => Promise<Buffer>, id: string) => Promise<SpoolDecision>,
+  ): Promise<{ id: string; bytes: number; state: "incoming" | "quarantine" | "hold" | "discarded" }>;
   list(state: QueueState): Promise<string[]>;
   read(state: QueueState, id: string): Promise<QueuedMessage>;
   move(id: string, from: QueueState, to: QueueState): Promise<void>;
@@ -140,6 +163,7 @@ export function createSpool(root: string): Spool {
   const file = (state: QueueState, id: string) => join(dir(state), id);
   /** Recipients narrowed after a partial delivery live beside the file. */
   const rcptFile = (state: QueueState, id: string) => join(dir(state), `${id}.rcpt`);
+  const metaFile = (state: QueueState, id: string) => join(dir(state), `${id}.meta`);
   const syncIncoming = coalescedDirectorySync(dir("incoming"));
 
   const readHeader = async (path: string): Promise<{ envelope: Envelope; offset: number; size: number }> => {
@@ -171,17 +195,18 @@ export function createSpool(root: string): Spool {
       for (const state of QUEUE_STATES) await mkdir(dir(state), { recursive: true, mode: 0o700 });
       const partial = await readdir(dir("tmp"));
       for (const name of partial) await rm(join(dir("tmp"), name), { force: true });
-      const active = (await readdir(dir("active"))).filter((n) => !n.endsWith(".rcpt"));
+      const active = await spool.list("active");
       for (const id of active) await spool.move(id, "active", "incoming");
       return { requeued: active.length, discardedPartial: partial.length };
     },
 
-    async accept(partialEnvelope, prelude, body, isOversized, inspect) {
+    async accept(partialEnvelope, prelude, body, isOversized, inspect, decide) {
       const id = partialEnvelope.id ?? newQueueId();
       const envelope: Envelope = { ...partialEnvelope, id };
       const json = Buffer.from(JSON.stringify(envelope), "utf8");
       const tmp = file("tmp", id);
       const handle = await open(tmp, "wx", 0o600);
+      const headerLength = Buffer.byteLength(`${MAGIC} ${json.length}\n`) + json.length + 1;
       let bytes = 0;
       const head: Buffer[] = [];
       let headBytes = 0;
@@ -209,14 +234,32 @@ export function createSpool(root: string): Spool {
         throw error;
       }
       await handle.close();
-      await rename(tmp, file("incoming", id));
-      await syncIncoming();
-      return { id, bytes: bytes + prelude.length };
+      let target: "incoming" | "quarantine" | "hold" = "incoming";
+      if (decide) {
+        let decision: SpoolDecision;
+        try {
+          decision = await decide(async () => (await readFile(tmp)).subarray(headerLength), id);
+        } catch (error) {
+          await unlink(tmp).catch(() => undefined);
+          throw error;
+        }
+        if ("refuse" in decision || "discard" in decision) {
+          await unlink(tmp).catch(() => undefined);
+          if ("refuse" in decision) throw decision.refuse;
+          return { id, bytes: bytes + prelude.length, state: "discarded" };
+        }
+        target = decision.to;
+        if (decision.meta) await writeAtomically(dir(target), metaFile(target, id), JSON.stringify(decision.meta));
+      }
+      await rename(tmp, file(target, id));
+      if (target === "incoming") await syncIncoming();
+      else await fsyncDirectory(dir(target));
+      return { id, bytes: bytes + prelude.length, state: target };
     },
 
     async list(state) {
       const names = await readdir(dir(state));
-      return names.filter((n) => !n.endsWith(".rcpt") && !n.endsWith(".tmp")).sort();
+      return names.filter((n) => !n.endsWith(".rcpt") && !n.endsWith(".meta") && !n.endsWith(".tmp")).sort();
     },
 
     async read(state, id) {
@@ -229,8 +272,15 @@ export function createSpool(root: string): Spool {
       } catch {
         // no narrowed recipient list: all of the envelope's recipients are pending
       }
+      let meta: MessageMeta | undefined;
+      try {
+        meta = JSON.parse(await readFileText(metaFile(state, id))) as MessageMeta;
+      } catch {
+        // no verdict beside it (queued before filtering, or a bounce)
+      }
       return {
         envelope: { ...envelope, rcptTo },
+        ...(meta ? { meta } : {}),
         bytes: size - offset,
         openMessage: () => createReadStream(path, { start: offset }),
       };
@@ -239,6 +289,7 @@ export function createSpool(root: string): Spool {
     async move(id, from, to) {
       await rename(file(from, id), file(to, id));
       await rename(rcptFile(from, id), rcptFile(to, id)).catch(() => undefined);
+      await rename(metaFile(from, id), metaFile(to, id)).catch(() => undefined);
       await fsyncDirectory(dir(to));
     },
 
@@ -256,6 +307,7 @@ export function createSpool(root: string): Spool {
     async remove(id, from) {
       await unlink(file(from, id));
       await unlink(rcptFile(from, id)).catch(() => undefined);
+      await unlink(metaFile(from, id)).catch(() => undefined);
       await fsyncDirectory(dir(from));
     },
   };

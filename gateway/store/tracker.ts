@@ -25,6 +25,14 @@ export interface ArrivalRecord {
   readonly subject: string;
   readonly size: number;
   readonly direction: "inbound" | "outbound" | "bounce";
+  /** The filtering verdict; without it the message is Pending with no category. */
+  readonly verdict?: {
+    readonly status: TrackerStatus;
+    readonly category: string | null;
+    /** `customer rule stacks/acme/rules.csv:3 (allow)` style. */
+    readonly rule: string | null;
+    readonly reasons: readonly unknown[];
+  };
 }
 
 export interface AttemptRecord {
@@ -38,6 +46,9 @@ export interface AttemptRecord {
 export interface MessageStory {
   readonly id: string;
   readonly status: TrackerStatus;
+  readonly category: string | null;
+  readonly rule: string | null;
+  readonly reasons: readonly unknown[];
   readonly mailFrom: string;
   readonly subject: string;
   readonly direction: string;
@@ -98,10 +109,10 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
             subject: arrival.subject,
             size: arrival.size,
             direction: arrival.direction,
-            status: "Pending",
-            category: null,
-            rule: null,
-            reasons: "[]",
+            status: arrival.verdict?.status ?? "Pending",
+            category: arrival.verdict?.category ?? null,
+            rule: arrival.verdict?.rule ?? null,
+            reasons: JSON.stringify(arrival.verdict?.reasons ?? []),
             updated_at: arrival.receivedAt,
           })
           .onConflict((c) => c.column("id").doNothing())
@@ -112,7 +123,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
             .values({
               message_id: arrival.id,
               address,
-              status: "Pending",
+              status: arrival.verdict?.status ?? "Pending",
               response: null,
               updated_at: arrival.receivedAt,
             })
@@ -186,6 +197,9 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
       return {
         id: message.id,
         status: message.status,
+        category: message.category,
+        rule: message.rule,
+        reasons: JSON.parse(message.reasons) as unknown[],
         mailFrom: message.mail_from,
         subject: message.subject,
         direction: message.direction,

@@ -144,7 +144,10 @@ export async function waitUntil(check: () => boolean, what: string, timeoutMs = 
 }
 
 /** The queue files (message files, not their recipient side files) in one state of a data dir. */
-export function queueFiles(dataDir: string, state: "incoming" | "deferred" | "hold" | "corrupt"): string[] {
+export function queueFiles(
+  dataDir: string,
+  state: "incoming" | "deferred" | "hold" | "quarantine" | "corrupt",
+): string[] {
   const dir = join(dataDir, "queue", state);
-  return existsSync(dir) ? readdirSync(dir).filter((f) => !f.endsWith(".rcpt")) : [];
+  return existsSync(dir) ? readdirSync(dir).filter((f) => !f.endsWith(".rcpt") && !f.endsWith(".meta")) : [];
 }

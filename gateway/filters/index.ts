@@ -1,0 +1,40 @@
+/**
+ * The detectors a gatewayConfig asks for, in one list: authentication, infomail, attachments,
+ * phishing and impersonation always; rspamd and ClamAV when their engines are configured
+ * (`filters.rspamdUrl`, `filters.clamd`, or MOAT_RSPAMD_URL / MOAT_CLAMD).
+ */
+import type { GatewayConfig } from "../config";
+import { createRuleMatcher } from "../rules/rules";
+import { type DnsResolve, createAuthFilter, createDnsResolve } from "./auth";
+import { createAttachmentFilter } from "./attachments";
+import { createClamavFilter } from "./clamav";
+import { createImpersonationFilter } from "./impersonation";
+import { createInfomailFilter } from "./infomail";
+import { createPhishingFilter } from "./phishing";
+import { type Scanner, createScanner } from "./pipeline";
+import { createRspamdFilter } from "./rspamd";
+import type { Filter } from "./types";
+
+export function createFilters(config: GatewayConfig, resolve?: DnsResolve): Filter[] {
+  return [
+    createAuthFilter({ resolve: resolve ?? createDnsResolve(config.dns.servers), hostname: config.smtp.hostname }),
+    ...(config.filters.rspamdUrl
+      ? [createRspamdFilter({ url: config.filters.rspamdUrl, hostname: config.smtp.hostname })]
+      : []),
+    ...(config.filters.clamd ? [createClamavFilter(config.filters.clamd)] : []),
+    createInfomailFilter(),
+    createAttachmentFilter({ bannedExtensions: config.policy.bannedExtensions }),
+    createPhishingFilter(),
+    createImpersonationFilter(),
+  ];
+}
+
+export function createScannerFromConfig(config: GatewayConfig, resolve?: DnsResolve): Scanner {
+  return createScanner({
+    filters: createFilters(config, resolve),
+    rules: createRuleMatcher(config.rules),
+    policy: config.policy,
+    domains: config.domains.map((d) => d.name),
+    onEngineFailure: config.filters.onEngineFailure,
+  });
+}

@@ -1,0 +1,109 @@
+/**
+ * `moat scan --config FILE MESSAGE.eml...`: the verdict for each message, without delivering:
+ * one JSON object per line, `{file, category, action, reasons, rule}` — to backtest a policy or
+ * rules change on real mail before deploying it.
+ *
+ * The envelope of a saved message is not in the file: the sender comes from Return-Path (else
+ * From), the client IP and HELO from the topmost Received header that names them (else
+ * 127.0.0.1), the recipients from To/Cc. `--ip`, `--helo` and `--from` set them explicitly.
+ * The directory is the config's spreadsheet users plus the last synced state in its data
+ * directory, when there is one (impersonation compares display names against it).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { resolveConfig } from "./config-source";
+import { type DirectoryRecord, createDirectory, recordsFromStaticUsers } from "./directory/directory";
+import type { Env } from "./env";
+import { createScannerFromConfig } from "./filters";
+import { createDirectoryStateStore } from "./store/directory-state";
+
+export interface ScanOptions {
+  readonly configFile: string | undefined;
+  readonly files: readonly string[];
+  readonly ip?: string;
+  readonly helo?: string;
+  readonly from?: string;
+}
+
+function headerBlock(raw: Buffer): string {
+  const text = raw.subarray(0, 256 * 1024).toString("latin1");
+  const end = text.search(/\r?\n\r?\n/);
+  return (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, " ");
+}
+
+export function envelopeFromHeaders(raw: Buffer): {
+  mailFrom: string;
+  clientIp: string;
+  helo: string;
+  rcptTo: string[];
+} {
+  const headers = headerBlock(raw).split(/\r?\n/);
+  const value = (name: string) =>
+    headers.filter((h) => h.toLowerCase().startsWith(`${name}:`)).map((h) => h.slice(name.length + 1).trim());
+  const addressIn = (text: string) =>
+    /<([^<>\s]*)>/.exec(text)?.[1] ?? /([^\s<>,;"]+@[^\s<>,;"]+)/.exec(text)?.[1] ?? "";
+  const mailFrom = addressIn(value("return-path")[0] ?? "") || addressIn(value("from")[0] ?? "");
+  let clientIp = "127.0.0.1";
+  let helo = "";
+  for (const received of value("received")) {
+    const match = /from\s+(\S+)\s+\([^)]*?\[(?:IPv6:)?([0-9a-f:.]+)\]/i.exec(received);
+    if (match?.[2]) {
+      helo = match[1] ?? "";
+      clientIp = match[2];
+      break;
+    }
+  }
+  const rcptTo = [...value("to"), ...value("cc")]
+    .flatMap((v) => v.split(","))
+    .map(addressIn)
+    .filter(Boolean);
+  return { mailFrom, clientIp, helo, rcptTo };
+}
+
+export async function scanFiles(options: ScanOptions, env: Env, print: (line: string) => void): Promise<number> {
+  const { config } = resolveConfig(options.configFile, env);
+  const scanner = createScannerFromConfig(config);
+  const records: DirectoryRecord[] = [...recordsFromStaticUsers(config.directory.users)];
+  try {
+    const saved = createDirectoryStateStore(join(config.dataDir, "directory")).load();
+    if (saved) records.push(...saved.users.records.values(), ...saved.groups.records.values());
+  } catch {
+    // no readable synced directory: the spreadsheet users alone
+  }
+  const directory = createDirectory(records);
+  let failures = 0;
+  for (const file of options.files) {
+    let raw: Buffer;
+    try {
+      raw = readFileSync(file);
+    } catch (error) {
+      print(JSON.stringify({ file, error: (error as Error).message }));
+      failures++;
+      continue;
+    }
+    if (raw.subarray(0, 5).toString("latin1") === "From ") raw = raw.subarray(raw.indexOf(0x0a) + 1); // mbox line
+    const envelope = envelopeFromHeaders(raw);
+    const verdict = await scanner.scan({
+      mailFrom: options.from ?? envelope.mailFrom,
+      rcptTo: envelope.rcptTo,
+      clientIp: options.ip ?? envelope.clientIp,
+      helo: options.helo ?? envelope.helo,
+      tls: false,
+      direction: "inbound",
+      raw,
+      directory,
+    });
+    print(
+      JSON.stringify({
+        file,
+        category: verdict.category,
+        action: verdict.action,
+        reasons: verdict.reasons,
+        rule: verdict.rule
+          ? { kind: verdict.rule.kind, scope: verdict.rule.scope, file: verdict.rule.file, line: verdict.rule.line }
+          : null,
+      }),
+    );
+  }
+  return failures > 0 ? 1 : 0;
+}
