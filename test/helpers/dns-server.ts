@@ -1,7 +1,7 @@
 /**
  * A small authoritative DNS server on loopback (UDP) for tests: answers A, MX and TXT from a
  * zone map, NXDOMAIN for names it does not have, NODATA for types a name lacks, SERVFAIL for
- * names listed as broken. Real DNS packets (dns-packet), so the gateway's real resolver talks
+ * names listed as broken ("*": every name, the fast failure rspamd needs offline). Real DNS packets (dns-packet), so the gateway's real resolver talks
  * to it through MOAT_DNS_SERVERS.
  */
 import { type RemoteInfo, createSocket } from "node:dgram";
@@ -29,7 +29,7 @@ export async function startDnsServer(zone: Zone, broken: readonly string[] = [])
     const entry = zone[name];
     let rcode: "NOERROR" | "NXDOMAIN" | "SERVFAIL" = "NOERROR";
     const answers: packet.Answer[] = [];
-    if (broken.includes(name)) rcode = "SERVFAIL";
+    if (broken.includes(name) || broken.includes("*")) rcode = "SERVFAIL";
     else if (!entry) rcode = "NXDOMAIN";
     else if (question.type === "A") for (const a of entry.A ?? []) answers.push({ type: "A", name, ttl: 60, data: a });
     else if (question.type === "MX")
