@@ -75,7 +75,8 @@ export function parseRulesCsv(
     if (!(RULE_KINDS as readonly string[]).includes(kind))
       problem("kind", `${JSON.stringify(row.field("kind").trim())} is not a rule kind (${RULE_KINDS.join(", ")})`);
     const match = sender ? SENDER_PATTERN.exec(sender) : undefined;
-    if (sender && (!match || (match[3] !== undefined && !isDomainName(match[3]))))
+    const validSender = !!match && (match[3] === undefined || isDomainName(match[3]));
+    if (sender && !validSender)
       problem("sender", `${JSON.stringify(sender)} is not a sender (user@domain, *@domain, *@*.domain or <>)`);
     if (ip && !isCidr(ip)) problem("ip", `${JSON.stringify(ip)} is not an IP address or CIDR range`);
     if (kind === "allow" && !sender) problem("sender", "an allow rule needs a sender");
@@ -85,7 +86,7 @@ export function parseRulesCsv(
     if (action && kind !== "block") problem("action", `${kind} rules take no action (only block: reject or delete)`);
     if (action && kind === "block" && action !== "reject" && action !== "delete")
       problem("action", `${JSON.stringify(action)} is not a block action (reject or delete)`);
-    const senderDomain = match?.[3];
+    const senderDomain = validSender ? match?.[3] : undefined;
     if (kind === "allow" && senderDomain) {
       const own = [...domains].find((d) => senderDomain === d || (match?.[2] && d.endsWith(`.${senderDomain}`)));
       if (own)

@@ -8,7 +8,12 @@ import { type RemoteInfo, createSocket } from "node:dgram";
 import * as packet from "dns-packet";
 
 export interface Zone {
-  readonly [name: string]: { A?: string[]; MX?: { exchange: string; preference: number }[]; TXT?: string[] };
+  /** A TXT record longer than 255 bytes is given as its strings (a DKIM key). */
+  readonly [name: string]: {
+    A?: string[];
+    MX?: { exchange: string; preference: number }[];
+    TXT?: (string | string[])[];
+  };
 }
 
 export interface DnsServer {
