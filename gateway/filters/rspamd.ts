@@ -17,6 +17,8 @@ const MAX_SYMBOLS = 8;
 const SPAM_ACTIONS = new Set(["reject", "add header", "rewrite subject"]);
 
 interface RspamdReply {
+  is_skipped?: boolean;
+  messages?: Record<string, string>;
   score?: number;
   required_score?: number;
   action?: string;
@@ -59,6 +61,9 @@ export function createRspamdFilter(options: { readonly url: string; readonly hos
         .sort((a, b) => (b.score ?? 0) - (a.score ?? 0))
         .slice(0, MAX_SYMBOLS)
         .map((s) => `${s.name}(${(s.score ?? 0).toFixed(2)})`);
+      // A forced action (GTUBE, a settings rule) comes with its reason as the SMTP message, no symbols.
+      const forced = reply.messages?.smtp_message;
+      if (forced && symbols.length === 0) symbols.push(forced);
       const spam = SPAM_ACTIONS.has(action);
       const finding: Finding = {
         detector: "rspamd",
