@@ -10,6 +10,7 @@
  * unseen. Rules or policy decide what happens next.
  */
 import { inspectZip } from "./archive";
+import { ARCHIVE_KEEP_MAX_BYTES } from "./message";
 import { TYPE_EXTENSIONS, type TrueType, detectType } from "./file-types";
 import type { Filter, Finding } from "./types";
 
@@ -61,11 +62,18 @@ export function createAttachmentFilter(options: { readonly bannedExtensions: rea
       const findings: Finding[] = [];
       for (const attachment of message.parsed.attachments) {
         const name = attachment.filename ?? "(unnamed)";
-        const type = detectType(attachment.content);
+        const type = detectType(attachment.head);
         const finding = checkName(name, name, type);
         if (finding) findings.push(finding);
         const isArchive = type === "zip" && !/\.(docx|xlsx|pptx|odt|ods|odp|epub)$/i.test(name);
-        if (isArchive) {
+        if (isArchive && !attachment.content) {
+          findings.push({
+            detector: "attachments",
+            category: "banned",
+            symbol: "ARCHIVE_UNINSPECTABLE",
+            detail: `${name}: archive larger than ${ARCHIVE_KEEP_MAX_BYTES / 1024 / 1024} MB (not inspected)`,
+          });
+        } else if (isArchive && attachment.content) {
           const report = await inspectZip(attachment.content, name);
           for (const entry of report.entries) {
             const inner = checkName(entry.path, entry.name, entry.type);

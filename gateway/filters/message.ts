@@ -1,16 +1,38 @@
 /**
- * Parses a message once for every detector (mailparser, which survives broken MIME), and pulls
- * out what they share: sender display name and address, the links of the HTML and text parts
- * (href and the text shown), and the attachments with their bytes.
+ * Parses a message once for every detector (mailparser's streaming parser, which survives
+ * broken MIME), and pulls out what they share: sender display name and address, the links of
+ * the HTML and text parts (href and the text shown), and the attachments.
+ *
+ * Memory stays near the message size whatever it carries: an attachment's bytes are kept
+ * whole only where a detector needs them — archives up to ARCHIVE_KEEP_MAX_BYTES (they are
+ * opened), HTML up to HTML_KEEP_MAX_BYTES (forms are looked for) — and otherwise only its first
+ * HEAD_BYTES (the true type is in the first bytes) and its size. Text and HTML bodies beyond
+ * BODY_MAX_CHARS are cut for the link and content checks.
  *
  * Bounded: the parse of a hostile message (nesting, huge headers) is cut off after
  * PARSE_TIMEOUT_MS and reported as MessageParseError, a verdict reason of its own, never a hang.
  */
-import { type AddressObject, type Attachment, simpleParser } from "mailparser";
+import { type AddressObject, MailParser } from "mailparser";
+import type { Readable } from "node:stream";
 
 const PARSE_TIMEOUT_MS = 20_000;
 /** Links beyond this many are not looked at (a message with thousands is itself a signal). */
 const MAX_LINKS = 2_000;
+/** Enough for every magic number detectors look for (ISO 9660's is at 32,769). */
+const HEAD_BYTES = 40 * 1024;
+export const ARCHIVE_KEEP_MAX_BYTES = 25 * 1024 * 1024;
+const HTML_KEEP_MAX_BYTES = 1024 * 1024;
+const BODY_MAX_CHARS = 2_000_000;
+
+export interface AttachmentInfo {
+  readonly filename: string | undefined;
+  readonly contentType: string;
+  readonly size: number;
+  /** The first bytes (up to 40 KB). */
+  readonly head: Buffer;
+  /** The whole content, for archives and HTML within their limits; undefined otherwise. */
+  readonly content: Buffer | undefined;
+}
 
 export interface Link {
   readonly href: string;
@@ -28,7 +50,7 @@ export interface ParsedMessage {
   readonly text: string;
   readonly html: string;
   readonly links: readonly Link[];
-  readonly attachments: readonly Attachment[];
+  readonly attachments: readonly AttachmentInfo[];
 }
 
 export class MessageParseError extends Error {}
@@ -72,43 +94,111 @@ export function extractLinks(html: string, text: string): Link[] {
   return links;
 }
 
+const ARCHIVE_HEAD = [
+  Buffer.from("PK\x03\x04", "latin1"),
+  Buffer.from("PK\x05\x06", "latin1"),
+  Buffer.from("Rar!", "latin1"),
+  Buffer.from([0x37, 0x7a, 0xbc, 0xaf]),
+];
+
+/** Reads an attachment stream keeping what detectors need (see the file comment). */
+async function readAttachment(stream: Readable, contentType: string, filename: string | undefined) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let keepWhole: boolean | undefined;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (keepWhole === undefined && size >= 4) {
+      const first = Buffer.concat([...chunks, chunk]);
+      const html = /html|svg/i.test(contentType) || /\.(s?html?|xhtml|svg)$/i.test(filename ?? "");
+      keepWhole = ARCHIVE_HEAD.some((magic) => first.subarray(0, magic.length).equals(magic)) || html;
+    }
+    const limit = keepWhole ? ARCHIVE_KEEP_MAX_BYTES + 1 : HEAD_BYTES;
+    const kept = chunks.reduce((n, c) => n + c.length, 0);
+    if (kept < limit) chunks.push(chunk.subarray(0, limit - kept));
+  }
+  const all = Buffer.concat(chunks);
+  const htmlLike = /html|svg/i.test(contentType) || /\.(s?html?|xhtml|svg)$/i.test(filename ?? "");
+  const whole = keepWhole && all.length === size && (!htmlLike || size <= HTML_KEEP_MAX_BYTES);
+  return { filename, contentType, size, head: all.subarray(0, HEAD_BYTES), content: whole ? all : undefined };
+}
+
 export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
+  const parser = new MailParser({
+    skipImageLinks: true,
+    skipTextToHtml: true,
+    skipTextLinks: true,
+    maxHtmlLengthToParse: 2_000_000,
+  });
+  const attachments: AttachmentInfo[] = [];
+  const reads: Promise<void>[] = [];
+  let text = "";
+  let html = "";
+  let subject = "";
+  let from: { address: string; name: string } = { address: "", name: "" };
+  let replyTo = "";
+  const headers = new Map<string, string[]>();
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new MessageParseError(`MIME parsing took longer than ${PARSE_TIMEOUT_MS} ms`)),
-      PARSE_TIMEOUT_MS,
+  const parsed = new Promise<void>((resolve, reject) => {
+    parser.on("headers", (map: Map<string, unknown>) => {
+      subject = typeof map.get("subject") === "string" ? (map.get("subject") as string) : "";
+      from = firstAddress(map.get("from") as AddressObject | undefined);
+      replyTo = firstAddress(map.get("reply-to") as AddressObject | undefined).address.toLowerCase();
+    });
+    parser.on("headerLines", (lines: { key: string; line: string }[]) => {
+      for (const line of lines) {
+        const values = headers.get(line.key) ?? [];
+        values.push(line.line.slice(line.line.indexOf(":") + 1).trim());
+        headers.set(line.key, values);
+      }
+    });
+    parser.on(
+      "data",
+      (data: {
+        type: string;
+        text?: string;
+        html?: string | false;
+        content?: Readable;
+        contentType?: string;
+        filename?: string;
+        release?: () => void;
+      }) => {
+        if (data.type === "text") {
+          text = (data.text ?? "").slice(0, BODY_MAX_CHARS);
+          html = typeof data.html === "string" ? data.html.slice(0, BODY_MAX_CHARS) : "";
+          return;
+        }
+        if (data.type === "attachment" && data.content) {
+          reads.push(
+            readAttachment(data.content, data.contentType ?? "application/octet-stream", data.filename).then((info) => {
+              attachments.push(info);
+              data.release?.();
+            }),
+          );
+        }
+      },
     );
+    parser.on("end", () => resolve());
+    parser.on("error", reject);
+    timer = setTimeout(() => {
+      parser.destroy();
+      reject(new MessageParseError(`MIME parsing took longer than ${PARSE_TIMEOUT_MS} ms`));
+    }, PARSE_TIMEOUT_MS);
   });
   try {
-    const mail = await Promise.race([
-      simpleParser(raw, {
-        skipImageLinks: true,
-        skipTextToHtml: true,
-        skipTextLinks: true,
-        maxHtmlLengthToParse: 2_000_000,
-      }),
-      timeout,
-    ]);
-    const headers = new Map<string, string[]>();
-    for (const line of mail.headerLines) {
-      const values = headers.get(line.key) ?? [];
-      values.push(line.line.slice(line.line.indexOf(":") + 1).trim());
-      headers.set(line.key, values);
-    }
-    const from = firstAddress(mail.from);
-    const html = typeof mail.html === "string" ? mail.html : "";
-    const text = mail.text ?? "";
+    parser.end(raw);
+    await parsed;
+    await Promise.all(reads);
     return {
-      subject: mail.subject ?? "",
+      subject,
       fromAddress: from.address.toLowerCase(),
       fromName: from.name,
-      replyTo: firstAddress(mail.replyTo).address.toLowerCase(),
+      replyTo,
       headers,
       text,
       html,
       links: extractLinks(html, text),
-      attachments: mail.attachments,
+      attachments,
     };
   } catch (error) {
     if (error instanceof MessageParseError) throw error;

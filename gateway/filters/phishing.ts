@@ -81,6 +81,7 @@ export function createPhishingFilter(): Filter {
       for (const attachment of message.parsed.attachments) {
         const name = attachment.filename ?? "";
         if (!/\.(s?html?|xhtml|svg)$/i.test(name) && attachment.contentType !== "text/html") continue;
+        if (!attachment.content) continue; // over 1 MB: not a login page
         const html = attachment.content.toString("utf8");
         if (/<form\b/i.test(html) && /<input\b[^>]*type\s*=\s*["']?password/i.test(html))
           add("HTML_CREDENTIAL_FORM", `${name || "an HTML attachment"} holds a form asking for a password`);

@@ -249,7 +249,19 @@ export function createSpool(root: string): Spool {
           return { id, bytes: bytes + prelude.length, state: "discarded" };
         }
         target = decision.to;
-        if (decision.meta) await writeAtomically(dir(target), metaFile(target, id), JSON.stringify(decision.meta));
+        if (decision.meta) {
+          // Written and fsynced beside the message in tmp/, renamed before it: the one
+          // (coalesced) directory sync below covers both names, as for the message alone.
+          const metaTmp = join(dir("tmp"), `${id}.meta`);
+          const metaHandle = await open(metaTmp, "w", 0o600);
+          try {
+            await metaHandle.writeFile(JSON.stringify(decision.meta));
+            await metaHandle.sync();
+          } finally {
+            await metaHandle.close();
+          }
+          await rename(metaTmp, metaFile(target, id));
+        }
       }
       await rename(tmp, file(target, id));
       if (target === "incoming") await syncIncoming();

@@ -22,6 +22,7 @@ const START_TIMEOUT_MS = 120_000;
 export const EICAR = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
 export interface Engine {
+  readonly pid: number;
   readonly stop: () => Promise<void>;
 }
 
@@ -100,6 +101,7 @@ export async function startRspamd(): Promise<Engine & { readonly url: string; re
     () => output,
   );
   return {
+    pid: child.pid ?? 0,
     url,
     dns,
     stop: stopper(child, async () => {
@@ -167,6 +169,7 @@ export async function startClamd(): Promise<Engine & { readonly host: string; re
     () => output,
   );
   return {
+    pid: child.pid ?? 0,
     host: "127.0.0.1",
     port,
     stop: stopper(child, () => rmSync(dir, { recursive: true, force: true })),
