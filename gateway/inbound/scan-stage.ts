@@ -6,6 +6,7 @@
  */
 import type { Directory } from "../directory/directory";
 import type { Scanner, Verdict } from "../filters/pipeline";
+import type { MessageContext } from "../filters/types";
 import type { SpoolDecision } from "../queue/spool";
 import type { ArrivalRecord } from "../store/tracker";
 import { MESSAGE_REJECTED, SCAN_UNAVAILABLE } from "./replies";
@@ -13,14 +14,7 @@ import { MESSAGE_REJECTED, SCAN_UNAVAILABLE } from "./replies";
 /** Clients wait 10 minutes for the reply to DATA (RFC 5321 §4.5.3.2.6); we answer well before. */
 export const SCAN_TIMEOUT_MS = 90_000;
 
-export interface ScanInput {
-  readonly mailFrom: string;
-  readonly rcptTo: readonly string[];
-  readonly clientIp: string;
-  readonly helo: string;
-  readonly tls: boolean;
-  readonly direction: "inbound" | "outbound";
-}
+export type ScanInput = Pick<MessageContext, "mailFrom" | "rcptTo" | "clientIp" | "helo" | "tls" | "direction">;
 
 export function describeRule(verdict: Verdict): string | null {
   const rule = verdict.rule;

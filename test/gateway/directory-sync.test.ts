@@ -32,11 +32,13 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function makeSync(secret = SECRET): DirectorySync {
+type Credential = { clientSecret: string } | { certificatePem: string; privateKeyPem: string };
+
+function makeSync(credential: string | Credential = SECRET): DirectorySync {
   return createDirectorySync({
     read: createGraphReader(TENANT, {
       clientId: CLIENT,
-      credential: { clientSecret: secret },
+      credential: typeof credential === "string" ? { clientSecret: credential } : credential,
       endpoint: graph.url,
       authorityHost: graph.url,
     }),
@@ -338,18 +340,7 @@ test("authenticates with a certificate (client assertion) as well as a secret", 
     clients: [{ clientId: CLIENT, certificatePem: cert.certPem, roles: ["Directory.Read.All"] }],
   }).start();
   graph.put("users", user(1));
-  const sync = createDirectorySync({
-    read: createGraphReader(TENANT, {
-      clientId: CLIENT,
-      credential: { certificatePem: cert.certPem, privateKeyPem: cert.keyPem },
-      endpoint: graph.url,
-      authorityHost: graph.url,
-    }),
-    domains: [DOMAIN],
-    staticRecords: [],
-    store: createDirectoryStateStore(join(dir, "directory")),
-    log: silentLogger,
-  });
+  const sync = makeSync({ certificatePem: cert.certPem, privateKeyPem: cert.keyPem });
   expect((await sync.run()).ok).toBe(true);
   expect(graph.issuer.tokensIssued).toBe(1);
 });
