@@ -134,7 +134,10 @@ export function buildGatewayConfig(
     dns: { servers: [] },
     ...(graph ? { graph: { ...graph, credential: { ...graph.credential } } } : {}),
     releaseRequests: { notify: [...settings.releaseRequests.notify] },
-    access: { tokens: settings.access.tokens.map((t) => ({ ...t })) },
+    access: {
+      tokens: settings.access.tokens.map((t) => ({ ...t })),
+      admins: settings.access.admins.map((a) => ({ ...a })),
+    },
     filters: {
       ...(hosting.engines ? { rspamdUrl: hosting.engines.rspamdUrl, clamd: { ...hosting.engines.clamd } } : {}),
       onEngineFailure: "tempfail",

@@ -9,6 +9,7 @@
 import { z } from "zod";
 import { CLOUD_NAMES, type CloudName } from "./clouds";
 import {
+  zAdminAccount,
   zApiToken,
   POLICY_ACTIONS,
   formatIssues,
@@ -211,7 +212,9 @@ const zSettingsObject = z.strictObject({
     .strictObject({ intervalMinutes: z.number().int().min(5).max(1440).default(60) })
     .default({ intervalMinutes: 60 }),
   /** Admin API access: tokens by SHA-256 (`npm run moat -- token new NAME --role admin|helpdesk`). */
-  access: z.strictObject({ tokens: z.array(zApiToken).default([]) }).default({ tokens: [] }),
+  access: z
+    .strictObject({ tokens: z.array(zApiToken).default([]), admins: z.array(zAdminAccount).default([]) })
+    .default({ tokens: [], admins: [] }),
 });
 
 export const zSettings = zSettingsObject.superRefine((settings, ctx) => {

@@ -19,6 +19,7 @@ const USAGE = `usage: npm run moat -- <command>
                             the verdict for each message, without delivering: one JSON line each
   sync [--config FILE] [--full]       one directory sync from Entra ID now (--full: clear cache & full sync)
   rules check FILE.csv      validate a rules CSV: every problem with line and column; exit 1 on any
+  password NAME [--role admin|helpdesk]    reads a password from stdin, prints the moat:access.admins entry (scrypt hash)
   token new NAME [--role admin|helpdesk]   make an admin API token (prints it once, and its SHA-256 for moat:access)
   plan --stack NAME         what a stack declares, offline (resources, inputs, outputs; secrets masked)
 `;
@@ -68,6 +69,32 @@ async function main(argv: string[]): Promise<number> {
       if (args.length > 0) throw new UsageError(`sync: unexpected ${args.join(" ")}`);
       const { syncOnce } = await import("./sync-command.js");
       return syncOnce(config, full, process.env, (line) => console.log(line));
+    }
+    case "password": {
+      const role = option(args, "--role") ?? "admin";
+      const [name, ...extra] = args;
+      if (!name || extra.length > 0) throw new UsageError("password NAME [--role admin|helpdesk] < password");
+      const { hashPassword } = await import("./web/auth.js");
+      const { zAdminAccount } = await import("./config.js");
+      const password = (
+        await new Promise<string>((resolve) => {
+          let text = "";
+          process.stdin.on("data", (d: Buffer) => (text += d.toString()));
+          process.stdin.on("end", () => resolve(text));
+        })
+      ).replace(/\r?\n$/, "");
+      if (password.length < 12) throw new UsageError("password: at least 12 characters, read from stdin");
+      const entry = { name, role, passwordHash: hashPassword(password) };
+      const parsed = zAdminAccount.safeParse(entry);
+      if (!parsed.success)
+        throw new UsageError(
+          `password: ${parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`).join("; ")}`,
+        );
+      console.log("add to the stack's moat:access (only the hash is stored):");
+      console.log(
+        `  moat:access:\n    admins:\n      - { name: ${name}, role: ${role}, passwordHash: "${entry.passwordHash}" }`,
+      );
+      return 0;
     }
     case "token": {
       const role = option(args, "--role") ?? "admin";

@@ -195,6 +195,17 @@ export const zRule = z.strictObject({
   line: z.number().int().positive(),
 });
 
+/** A person who signs in to the tracker page; only a scrypt hash of the password (`moat password`). */
+export const zAdminAccount = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/, {
+    error: (i) => `${JSON.stringify(i.input)} is not an account name (letters, digits, _ . @ -; at most 64)`,
+  }),
+  role: z.enum(["admin", "helpdesk"]),
+  passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, {
+    error: "must be a hash made by `npm run moat -- password` (scrypt$N$r$p$salt$hash)",
+  }),
+});
+
 export const zGatewayConfig = z.strictObject({
   version: z.literal(GATEWAY_CONFIG_VERSION, {
     error: (issue) =>
@@ -295,8 +306,17 @@ export const zGatewayConfig = z.strictObject({
     .default({ onEngineFailure: "tempfail" }),
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */
   rules: z.array(zRule).default([]),
+  /** How long the tracker keeps records and the quarantine keeps bodies (purged daily). */
+  retention: z
+    .strictObject({
+      trackerDays: z.number().int().min(1).max(3650).default(90),
+      quarantineDays: z.number().int().min(1).max(3650).default(30),
+    })
+    .default({ trackerDays: 90, quarantineDays: 30 }),
   /** Who may use the admin API (/api/). Without tokens every /api/ request is refused. */
-  access: z.strictObject({ tokens: z.array(zApiToken) }).default({ tokens: [] }),
+  access: z
+    .strictObject({ tokens: z.array(zApiToken), admins: z.array(zAdminAccount).default([]) })
+    .default({ tokens: [], admins: [] }),
 });
 
 /** The parsed, normalised document. Treat as immutable. */

@@ -31,6 +31,8 @@ import { openSqliteTracker } from "./store/tracker";
 import { createCalloutVerifier } from "./verify/callout";
 import { createStaticVerifier } from "./verify/recipients";
 import { build } from "./web/app";
+import { createAuth } from "./web/auth";
+import { createQuarantine } from "./quarantine/quarantine";
 
 export interface RunningGateway {
   readonly smtp: AddressInfo;
@@ -147,9 +149,18 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   const reloader =
     config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;
+  const auth = createAuth(config.access);
+  const quarantine = createQuarantine({
+    spool,
+    tracker,
+    dataDir: config.dataDir,
+    onReleased: (id) => delivery.enqueued(id),
+    log,
+  });
   const web = build({
     mtaSts: config.domains,
-    directory: { tokens: config.access.tokens, sync, directory },
+    directory: { auth, sync, directory },
+    tracker: { auth, tracker, quarantine },
     metrics: async () => {
       const queue: Record<string, number> = {};
       for (const state of ["incoming", "active", "deferred", "hold", "corrupt"] as const)
@@ -191,6 +202,15 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     throw error;
   }
   await delivery.start();
+  // Retention: a minute after start, then daily.
+  const purge = () =>
+    void quarantine
+      .purge(config.retention)
+      .catch((error: Error) => log.error("retention purge failed", { error: error.message }));
+  const purgeTimer = setTimeout(purge, 60_000);
+  const purgeInterval = setInterval(purge, 24 * 60 * 60 * 1000);
+  purgeTimer.unref();
+  purgeInterval.unref();
   const schedule: SyncSchedule | undefined = sync
     ? startSyncSchedule({ sync, intervalMinutes: config.directory.syncIntervalMinutes })
     : undefined;
@@ -204,6 +224,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     directorySync: sync,
     async close() {
       schedule?.stop();
+      clearTimeout(purgeTimer);
+      clearInterval(purgeInterval);
       reloader?.close();
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
       await delivery.close();

@@ -155,6 +155,8 @@ export interface Spool {
   defer(id: string, from: QueueState, nextAttemptAt: number, remaining?: readonly string[]): Promise<void>;
   /** Due time of a deferred message (its mtime). */
   dueAt(id: string): Promise<number>;
+  /** When the file last changed state (its mtime; for deferred/ that is the due time). */
+  modifiedAt(state: QueueState, id: string): Promise<number>;
   remove(id: string, from: QueueState): Promise<void>;
 }
 
@@ -314,6 +316,10 @@ export function createSpool(root: string): Spool {
 
     async dueAt(id) {
       return Math.round((await stat(file("deferred", id))).mtimeMs);
+    },
+
+    async modifiedAt(state, id) {
+      return Math.round((await stat(file(state, id))).mtimeMs);
     },
 
     async remove(id, from) {

@@ -52,7 +52,18 @@ export interface RejectionsTable {
   reply: string;
 }
 
+/** Who did what to which message, from the API and the page (never mail content). */
+export interface AuditTable {
+  id: number | null;
+  at: number;
+  actor: string;
+  action: string;
+  message_id: string | null;
+  detail: string;
+}
+
 export interface TrackerDatabase {
+  audit: AuditTable;
   messages: MessagesTable;
   recipients: RecipientsTable;
   attempts: AttemptsTable;
@@ -108,7 +119,20 @@ export async function migrate(db: Kysely<TrackerDatabase>): Promise<void> {
     .addColumn("recipient", "varchar(320)", (c) => c.notNull())
     .addColumn("reply", "text", (c) => c.notNull())
     .execute();
+  await db.schema
+    .createTable("audit")
+    .ifNotExists()
+    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("at", "bigint", (c) => c.notNull())
+    .addColumn("actor", "varchar(128)", (c) => c.notNull())
+    .addColumn("action", "varchar(64)", (c) => c.notNull())
+    .addColumn("message_id", "varchar(32)")
+    .addColumn("detail", "text", (c) => c.notNull())
+    .execute();
   const indexes: [string, keyof TrackerDatabase, string[]][] = [
+    ["messages_category_received_at", "messages", ["category", "received_at"]],
+    ["recipients_address_message", "recipients", ["address", "message_id"]],
+    ["audit_at", "audit", ["at"]],
     ["messages_received_at", "messages", ["received_at"]],
     ["messages_status_received_at", "messages", ["status", "received_at"]],
     ["messages_mail_from", "messages", ["mail_from"]],

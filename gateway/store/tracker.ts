@@ -1,7 +1,7 @@
 /**
  * The Live Email Tracker's store: every accepted message with its envelope and status, each
  * delivery attempt with the downstream reply, and every refused recipient. Written at each
- * step of the mail path; read by the tracker API (to come) and the tests.
+ * step of the mail path; read by the tracker API and page (queries.ts) and the tests.
  *
  * Kysely over SQLite (better-sqlite3, WAL) by default; the queries are plain so the same
  * store runs on PostgreSQL. The tracker is a record, not the queue: the spool stays the
@@ -12,6 +12,15 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
+import {
+  type SearchFilter,
+  type SearchPage,
+  auditLog,
+  purgeBefore,
+  recordAudit,
+  searchMessages,
+  setMessageStatus,
+} from "./queries";
 import { type AttemptsTable, type TrackerDatabase, type TrackerStatus, migrate } from "./schema";
 
 export interface ArrivalRecord {
@@ -68,6 +77,12 @@ export interface TrackerStore {
   /** One attempt for one recipient; updates the recipient's status and the message's. */
   recordAttempt(attempt: AttemptRecord): Promise<void>;
   story(id: string): Promise<MessageStory | undefined>;
+  search(filter: SearchFilter): Promise<SearchPage>;
+  setStatus(id: string, status: TrackerStatus, at: number): Promise<void>;
+  audit(entry: { at: number; actor: string; action: string; messageId?: string; detail: string }): Promise<void>;
+  auditLog(limit?: number): ReturnType<typeof auditLog>;
+  /** Retention: removes records received before `before`; returns their ids. */
+  purge(before: number): Promise<string[]>;
   rejections(): Promise<{ recipient: string; reply: string; clientIp: string }[]>;
   close(): Promise<void>;
 }
@@ -105,7 +120,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
             client_ip: arrival.clientIp,
             helo: arrival.helo,
             tls: arrival.tls ? 1 : 0,
-            mail_from: arrival.mailFrom,
+            mail_from: arrival.mailFrom.toLowerCase(),
             subject: arrival.subject,
             size: arrival.size,
             direction: arrival.direction,
@@ -122,7 +137,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
             .insertInto("recipients")
             .values({
               message_id: arrival.id,
-              address,
+              address: address.toLowerCase(),
               status: arrival.verdict?.status ?? "Pending",
               response: null,
               updated_at: arrival.receivedAt,
@@ -216,6 +231,12 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
         .execute();
       return rows.map((r) => ({ recipient: r.recipient, reply: r.reply, clientIp: r.client_ip }));
     },
+
+    search: (filter) => searchMessages(db, filter),
+    setStatus: (id, status, at) => setMessageStatus(db, id, status, at),
+    audit: (entry) => recordAudit(db, entry),
+    auditLog: (limit) => auditLog(db, limit),
+    purge: (before) => purgeBefore(db, before),
 
     async close() {
       await db.destroy();

@@ -7,6 +7,8 @@
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import { type DirectoryRoutesOptions, registerDirectoryRoutes } from "./directory-routes";
+import { registerPage } from "./page";
+import { type TrackerRoutesOptions, registerTrackerRoutes } from "./tracker-routes";
 import { type MtaStsDomain, registerMtaSts } from "./mta-sts";
 
 export interface HealthReport {
@@ -23,10 +25,16 @@ export interface WebOptions {
   readonly metrics?: () => Promise<string>;
   /** The admin API's directory endpoints (auth.ts decides who may call them). */
   readonly directory?: DirectoryRoutesOptions;
+  /** The tracker API and page. */
+  readonly tracker?: TrackerRoutesOptions;
 }
 
 export function build(options: WebOptions): FastifyInstance {
   const app = Fastify({ logger: false });
+  // HTML forms post urlencoded bodies.
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) =>
+    done(null, Object.fromEntries(new URLSearchParams(String(body)))),
+  );
   app.get("/healthz", async (_request, reply) => {
     const report = await options.health();
     return reply.code(report.status === "ok" ? 200 : 503).send(report);
@@ -39,5 +47,9 @@ export function build(options: WebOptions): FastifyInstance {
   }
   registerMtaSts(app, options.mtaSts ?? []);
   if (options.directory) registerDirectoryRoutes(app, options.directory);
+  if (options.tracker) {
+    registerTrackerRoutes(app, options.tracker);
+    registerPage(app, options.tracker);
+  }
   return app;
 }

@@ -9,19 +9,19 @@
 import type { FastifyInstance } from "fastify";
 import type { Directory } from "../directory/directory";
 import type { DirectorySync } from "../directory/sync";
-import { type ApiToken, requireRole } from "./auth";
+import type { Auth } from "./auth";
 import { sendError } from "./errors";
 
 export interface DirectoryRoutesOptions {
-  readonly tokens: readonly ApiToken[];
+  readonly auth: Auth;
   readonly sync: DirectorySync | undefined;
   /** The directory verification consults right now (undefined before the first sync). */
   readonly directory: () => Directory | undefined;
 }
 
 export function registerDirectoryRoutes(app: FastifyInstance, options: DirectoryRoutesOptions): void {
-  const read = requireRole(options.tokens, ["admin", "helpdesk"]);
-  const admin = requireRole(options.tokens, ["admin"]);
+  const read = options.auth.require(["admin", "helpdesk"]);
+  const admin = options.auth.require(["admin"]);
 
   app.get("/api/directory", { preHandler: read }, async () => {
     const directory = options.directory();

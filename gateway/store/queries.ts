@@ -1,0 +1,174 @@
+/**
+ * The tracker's read side and its admin writes: search with filters and pagination, a
+ * message's status change (release, delete), the audit log and retention. Plain Kysely over
+ * the tables in schema.ts, so the same queries run on SQLite and PostgreSQL.
+ *
+ * Search is newest first by (received_at, id), paged by a cursor (the last row's pair): stable
+ * while new mail arrives, and index-friendly at a million rows. Sender and recipient match
+ * exactly (addresses are stored lower-cased) or with `*` wildcards (`*@partner.example`);
+ * subject matches a substring, case-insensitively.
+ */
+import { type Kysely, sql } from "kysely";
+import type { TrackerDatabase, TrackerStatus } from "./schema";
+
+export const SEARCH_PAGE_MAX = 200;
+
+export interface SearchFilter {
+  readonly sender?: string;
+  readonly recipient?: string;
+  readonly subject?: string;
+  readonly status?: TrackerStatus;
+  readonly category?: string;
+  /** Milliseconds since the epoch, inclusive / exclusive. */
+  readonly from?: number;
+  readonly to?: number;
+  readonly limit?: number;
+  /** The `next` of the previous page. */
+  readonly cursor?: string;
+}
+
+export interface MessageRow {
+  readonly id: string;
+  readonly receivedAt: number;
+  readonly mailFrom: string;
+  readonly recipients: string;
+  readonly subject: string;
+  readonly status: TrackerStatus;
+  readonly category: string | null;
+  readonly rule: string | null;
+  readonly direction: string;
+  readonly size: number;
+}
+
+export interface SearchPage {
+  readonly messages: readonly MessageRow[];
+  readonly next: string | null;
+}
+
+function pattern(value: string): { op: "=" | "like"; value: string } {
+  const v = value.trim().toLowerCase();
+  if (!v.includes("*")) return { op: "=", value: v };
+  return { op: "like", value: v.replace(/\*/g, "%") };
+}
+
+export async function searchMessages(db: Kysely<TrackerDatabase>, filter: SearchFilter): Promise<SearchPage> {
+  const limit = Math.min(Math.max(1, filter.limit ?? 50), SEARCH_PAGE_MAX);
+  let query = db
+    .selectFrom("messages")
+    .select(["id", "received_at", "mail_from", "subject", "status", "category", "rule", "direction", "size"]);
+  if (filter.sender) {
+    const p = pattern(filter.sender);
+    query = p.op === "=" ? query.where("mail_from", "=", p.value) : query.where(sql`lower(mail_from)`, "like", p.value);
+  }
+  if (filter.recipient) {
+    const p = pattern(filter.recipient);
+    query = query.where("id", "in", (sub) => {
+      const base = sub.selectFrom("recipients").select("message_id");
+      return p.op === "=" ? base.where("address", "=", p.value) : base.where(sql`lower(address)`, "like", p.value);
+    });
+  }
+  if (filter.subject)
+    query = query.where(
+      sql`lower(subject)`,
+      "like",
+      `%${filter.subject.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`,
+    );
+  if (filter.status) query = query.where("status", "=", filter.status);
+  if (filter.category) query = query.where("category", "=", filter.category);
+  if (filter.from !== undefined) query = query.where("received_at", ">=", filter.from);
+  if (filter.to !== undefined) query = query.where("received_at", "<", filter.to);
+  if (filter.cursor) {
+    const [at, id] = Buffer.from(filter.cursor, "base64url").toString().split("|");
+    query = query.where((eb) =>
+      eb.or([
+        eb("received_at", "<", Number(at)),
+        eb.and([eb("received_at", "=", Number(at)), eb("id", "<", id ?? "")]),
+      ]),
+    );
+  }
+  const rows = await query
+    .orderBy("received_at", "desc")
+    .orderBy("id", "desc")
+    .limit(limit + 1)
+    .execute();
+  const page = rows.slice(0, limit);
+  const ids = page.map((r) => r.id);
+  const recipients = ids.length
+    ? await db.selectFrom("recipients").select(["message_id", "address"]).where("message_id", "in", ids).execute()
+    : [];
+  const byMessage = new Map<string, string[]>();
+  for (const r of recipients) byMessage.set(r.message_id, [...(byMessage.get(r.message_id) ?? []), r.address]);
+  const last = page[page.length - 1];
+  return {
+    messages: page.map((r) => ({
+      id: r.id,
+      receivedAt: Number(r.received_at),
+      mailFrom: r.mail_from,
+      recipients: (byMessage.get(r.id) ?? []).join(", "),
+      subject: r.subject,
+      status: r.status,
+      category: r.category,
+      rule: r.rule,
+      direction: r.direction,
+      size: Number(r.size),
+    })),
+    next: rows.length > limit && last ? Buffer.from(`${last.received_at}|${last.id}`).toString("base64url") : null,
+  };
+}
+
+/** A message (and all its recipients) takes a new status, e.g. after release or delete. */
+export async function setMessageStatus(
+  db: Kysely<TrackerDatabase>,
+  id: string,
+  status: TrackerStatus,
+  at: number,
+): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    await tx.updateTable("messages").set({ status, updated_at: at }).where("id", "=", id).execute();
+    await tx.updateTable("recipients").set({ status, updated_at: at }).where("message_id", "=", id).execute();
+  });
+}
+
+export async function recordAudit(
+  db: Kysely<TrackerDatabase>,
+  entry: { at: number; actor: string; action: string; messageId?: string; detail: string },
+): Promise<void> {
+  await db
+    .insertInto("audit")
+    .values({
+      id: null,
+      at: entry.at,
+      actor: entry.actor,
+      action: entry.action,
+      message_id: entry.messageId ?? null,
+      detail: entry.detail,
+    })
+    .execute();
+}
+
+export async function auditLog(db: Kysely<TrackerDatabase>, limit = 100) {
+  const rows = await db.selectFrom("audit").selectAll().orderBy("id", "desc").limit(limit).execute();
+  return rows.map((r) => ({
+    at: Number(r.at),
+    actor: r.actor,
+    action: r.action,
+    messageId: r.message_id,
+    detail: r.detail,
+  }));
+}
+
+/** Retention: tracker records older than `before` go; returns the ids removed (their quarantined bodies go too). */
+export async function purgeBefore(db: Kysely<TrackerDatabase>, before: number): Promise<string[]> {
+  const old = await db.selectFrom("messages").select("id").where("received_at", "<", before).execute();
+  const ids = old.map((r) => r.id);
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    await db.transaction().execute(async (tx) => {
+      await tx.deleteFrom("recipients").where("message_id", "in", chunk).execute();
+      await tx.deleteFrom("attempts").where("message_id", "in", chunk).execute();
+      await tx.deleteFrom("messages").where("id", "in", chunk).execute();
+    });
+  }
+  await db.deleteFrom("rejections").where("at", "<", before).execute();
+  return ids;
+}
