@@ -294,7 +294,14 @@ export const zGatewayConfig = z.strictObject({
       authorityHost: z.url({ protocol: /^https$/ }),
     })
     .optional(),
-  releaseRequests: z.strictObject({ notify: z.array(zEmailAddress) }),
+  releaseRequests: z.strictObject({
+    /** Who is told about a recipient's request to release a quarantined message. */
+    notify: z.array(zEmailAddress),
+    /** Where the links in quarantine notices point (the tracker's public address); default https://<smtp.hostname>. */
+    linkBaseUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** How long a link in a notice works. */
+    linkValidDays: z.number().int().min(1).max(90).default(14),
+  }),
   /** The scanning engines; without them those detectors do not run (MOAT_RSPAMD_URL, MOAT_CLAMD). */
   filters: z
     .strictObject({

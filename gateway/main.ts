@@ -33,6 +33,7 @@ import { createStaticVerifier } from "./verify/recipients";
 import { build } from "./web/app";
 import { createAuth } from "./web/auth";
 import { createQuarantine } from "./quarantine/quarantine";
+import { type ReleaseRequests, createReleaseRequests } from "./quarantine/release-requests";
 
 export interface RunningGateway {
   readonly smtp: AddressInfo;
@@ -146,10 +147,16 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     onQueued: (id) => delivery.enqueued(id),
     scanner: createScannerFromConfig(config),
     directory,
+    onQuarantined: (id, people, summary) =>
+      void releaseRequestsRef.current
+        ?.notify(id, people, summary)
+        .catch((error: Error) => log.error("quarantine notice failed", { id, error: error.message })),
   });
   const reloader =
     config.smtp.tls && certificate ? watchCertificate(smtp, config.smtp.tls, certificate, log) : undefined;
   const auth = createAuth(config.access);
+  // Built before the listener, which notifies recipients of quarantined mail through it.
+  const releaseRequestsRef: { current?: ReleaseRequests } = {};
   const quarantine = createQuarantine({
     spool,
     tracker,
@@ -157,10 +164,24 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     onReleased: (id) => delivery.enqueued(id),
     log,
   });
+  const releaseRequests = createReleaseRequests({
+    spool,
+    tracker,
+    quarantine,
+    dataDir: config.dataDir,
+    hostname: config.smtp.hostname,
+    linkBaseUrl: config.releaseRequests.linkBaseUrl ?? `https://${config.smtp.hostname}`,
+    linkValidDays: config.releaseRequests.linkValidDays,
+    notifyAddresses: config.releaseRequests.notify,
+    localDomains: domains,
+    onQueued: (id) => delivery.enqueued(id),
+    log,
+  });
+  releaseRequestsRef.current = releaseRequests;
   const web = build({
     mtaSts: config.domains,
     directory: { auth, sync, directory },
-    tracker: { auth, tracker, quarantine },
+    tracker: { auth, tracker, quarantine, releaseRequests },
     metrics: async () => {
       const queue: Record<string, number> = {};
       for (const state of ["incoming", "active", "deferred", "hold", "corrupt"] as const)

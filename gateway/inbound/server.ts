@@ -44,6 +44,12 @@ export interface InboundOptions {
   readonly scanner?: Scanner;
   /** Who is internal, for impersonation checks. */
   readonly directory?: () => Directory | undefined;
+  /** Called for inbound mail the verdict quarantined, with the recipients who are people (for notices). */
+  readonly onQuarantined?: (
+    id: string,
+    people: readonly string[],
+    summary: { from: string; subject: string; category: string },
+  ) => void;
 }
 
 export function createInboundServer(options: InboundOptions): SMTPServer {
@@ -220,6 +226,12 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
             callback(null, queued(queuedId));
             // Delivery starts once the arrival is on record, so its attempts find it.
             if (state === "incoming") void arrival.then(() => onQueued(queuedId));
+            if (state === "quarantine" && direction === "inbound" && verdict && options.onQuarantined) {
+              const directory = options.directory?.();
+              const people = rcptTo.filter((r) => directory?.lookup(r)?.kind === "user");
+              if (people.length > 0)
+                options.onQuarantined(queuedId, people, { from: mailFrom, subject, category: verdict.category });
+            }
           },
           (error: Error) => {
             const verdict = scan?.verdict();

@@ -8,6 +8,7 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import { type DirectoryRoutesOptions, registerDirectoryRoutes } from "./directory-routes";
 import { registerPage } from "./page";
+import { registerReleaseRoutes } from "./release-routes";
 import { type TrackerRoutesOptions, registerTrackerRoutes } from "./tracker-routes";
 import { type MtaStsDomain, registerMtaSts } from "./mta-sts";
 
@@ -30,7 +31,8 @@ export interface WebOptions {
 }
 
 export function build(options: WebOptions): FastifyInstance {
-  const app = Fastify({ logger: false });
+  // Release links carry a signed token in the path: longer than Fastify's 100-character default.
+  const app = Fastify({ logger: false, maxParamLength: 1024 });
   // HTML forms post urlencoded bodies.
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) =>
     done(null, Object.fromEntries(new URLSearchParams(String(body)))),
@@ -50,6 +52,8 @@ export function build(options: WebOptions): FastifyInstance {
   if (options.tracker) {
     registerTrackerRoutes(app, options.tracker);
     registerPage(app, options.tracker);
+    const releaseRequests = options.tracker.releaseRequests;
+    if (releaseRequests) registerReleaseRoutes(app, { ...options.tracker, releaseRequests });
   }
   return app;
 }

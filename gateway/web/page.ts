@@ -7,33 +7,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Quarantine } from "../quarantine/quarantine";
+import type { ReleaseRequests } from "../quarantine/release-requests";
 import type { TrackerStore } from "../store/tracker";
 import type { Auth, Principal } from "./auth";
+import { escapeHtml as escape, layout } from "./layout";
 import { STATUSES, type SearchQuery, filterFrom, quarantineAction } from "./tracker-routes";
-
-const escape = (value: unknown) =>
-  String(value ?? "").replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string,
-  );
-
-const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-header{background:#1d2330;color:#fff;padding:.6rem 1.2rem;display:flex;justify-content:space-between;align-items:center}
-header a,header button{color:#fff}main{padding:1rem 1.2rem;max-width:1280px}
-table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.35rem .5rem;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}
-th{background:#eef0f4;font-weight:600}form.search{display:flex;flex-wrap:wrap;gap:.5rem;margin-bottom:1rem}
-input,select,button{font:inherit;padding:.3rem .45rem}.status{font-weight:600;padding:.05rem .4rem;border-radius:3px}
-.Deliver{background:#d9f2df}.Quarantine{background:#ffe8b3}.Reject,.Delete{background:#f7d4d4}.Pending,.Deferred{background:#dde7f7}
-.rule{color:#8a4b00;font-weight:700;margin-left:.3rem}.actions form{display:inline-block;margin-right:.5rem}
-.note{background:#fff;border-left:4px solid #1d6fd6;padding:.5rem .8rem;margin-bottom:1rem}code{font-size:12px}`;
-
-function layout(title: string, body: string, principal?: Principal): string {
-  const who = principal
-    ? `<span>${escape(principal.name)} (${escape(principal.role)})</span> <form method="post" action="/logout" style="display:inline"><input type="hidden" name="_csrf" value="${escape(principal.session?.csrf)}"><button>Sign out</button></form>`
-    : "";
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${escape(title)} · Moat</title><style>${STYLE}</style></head><body><header><a href="/"><strong>Moat</strong> Live Email Tracker</a><div>${who}</div></header><main>${body}</main></body></html>`;
-}
 
 function statusCell(status: string, rule: string | null): string {
   const marker = rule ? `<span class="rule" title="${escape(rule)}" aria-label="matched ${escape(rule)}">◆</span>` : "";
@@ -42,9 +20,9 @@ function statusCell(status: string, rule: string | null): string {
 
 export function registerPage(
   app: FastifyInstance,
-  options: { auth: Auth; tracker: TrackerStore; quarantine: Quarantine },
+  options: { auth: Auth; tracker: TrackerStore; quarantine: Quarantine; releaseRequests?: ReleaseRequests },
 ): void {
-  const { auth, tracker, quarantine } = options;
+  const { auth, tracker, quarantine, releaseRequests } = options;
   const secure = (request: FastifyRequest) =>
     request.headers["x-forwarded-proto"] === "https" || request.protocol === "https";
   const signedIn = (request: FastifyRequest, reply: FastifyReply): Principal | undefined => {
@@ -133,9 +111,13 @@ ${typeof filter === "string" ? `<p class="note">${escape(filter)}</p>` : ""}
     const csrf = `<input type="hidden" name="_csrf" value="${escape(principal.session?.csrf)}">`;
     const action = (path: string, label: string) =>
       `<form method="post" action="/messages/${escape(story.id)}/${path}">${csrf}<button>${label}</button></form>`;
-    const kept = story.status === "Quarantine";
+    const pending = releaseRequests?.list().find((r) => r.id === story.id && r.state === "pending");
+    const kept = story.status === "Quarantine" || pending !== undefined;
     const actions = [
-      kept ? action("release", "Release") : "",
+      pending
+        ? `<p class="note">${escape(pending.recipient)} asked for its release on ${escape(new Date(pending.requestedAt).toISOString())}.</p>${action("approve", "Approve request")}${action("deny", "Deny request")}`
+        : "",
+      kept && !pending ? action("release", "Release") : "",
       kept ? `<a href="/api/messages/${escape(story.id)}/eml">Download .eml</a>` : "",
       kept && principal.role === "admin" ? action("delete", "Delete") : "",
       principal.role === "admin" && story.mailFrom ? action("allow", "Propose allow sender") : "",
@@ -198,6 +180,14 @@ ${typeof filter === "string" ? `<p class="note">${escape(filter)}</p>` : ""}
   post("delete", ["admin"], async (id, actor) => {
     await quarantine.remove(id, actor);
     return "Deleted.";
+  });
+  post("approve", ["admin", "helpdesk"], async (id, actor) => {
+    if (!(await releaseRequests?.decide(id, true, actor))) return "No pending request.";
+    return "Request approved: the message is released.";
+  });
+  post("deny", ["admin", "helpdesk"], async (id, actor) => {
+    if (!(await releaseRequests?.decide(id, false, actor))) return "No pending request.";
+    return "Request denied: the message stays in quarantine.";
   });
   post("allow", ["admin"], async (id, actor) => `Proposed: ${await quarantine.proposeRule(id, "allow", actor)}`);
   post("block", ["admin"], async (id, actor) => `Proposed: ${await quarantine.proposeRule(id, "block", actor)}`);

@@ -13,6 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { QuarantineError, type Quarantine } from "../quarantine/quarantine";
+import type { ReleaseRequests } from "../quarantine/release-requests";
 import type { TrackerStatus } from "../store/schema";
 import type { TrackerStore } from "../store/tracker";
 import { type Auth, principalOf } from "./auth";
@@ -24,6 +25,7 @@ export interface TrackerRoutesOptions {
   readonly auth: Auth;
   readonly tracker: TrackerStore;
   readonly quarantine: Quarantine;
+  readonly releaseRequests?: ReleaseRequests;
 }
 
 function time(value: string | undefined): number | undefined | "bad" {
