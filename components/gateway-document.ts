@@ -133,7 +133,12 @@ export function buildGatewayConfig(
     },
     dns: { servers: [] },
     ...(graph ? { graph: { ...graph, credential: { ...graph.credential } } } : {}),
-    releaseRequests: { notify: [...settings.releaseRequests.notify] },
+    releaseRequests: {
+      notify: [...settings.releaseRequests.notify],
+      ...(settings.releaseRequests.linkBaseUrl ? { linkBaseUrl: settings.releaseRequests.linkBaseUrl } : {}),
+      linkValidDays: settings.releaseRequests.linkValidDays,
+    },
+    retention: { ...settings.retention },
     access: {
       tokens: settings.access.tokens.map((t) => ({ ...t })),
       admins: settings.access.admins.map((a) => ({ ...a })),

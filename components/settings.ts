@@ -206,7 +206,20 @@ const zSettingsObject = z.strictObject({
   policy: zPolicySettings,
   rules: zRelativeFile("rules").optional(),
   users: zRelativeFile("users").optional(),
-  releaseRequests: z.strictObject({ notify: z.array(zEmailAddress).default([]) }).default({ notify: [] }),
+  releaseRequests: z
+    .strictObject({
+      notify: z.array(zEmailAddress).default([]),
+      linkBaseUrl: z.url({ protocol: /^https?$/ }).optional(),
+      linkValidDays: z.number().int().min(1).max(90).default(14),
+    })
+    .default({ notify: [], linkValidDays: 14 }),
+  /** How long the tracker keeps records and the quarantine keeps bodies. */
+  retention: z
+    .strictObject({
+      trackerDays: z.number().int().min(1).max(3650).default(90),
+      quarantineDays: z.number().int().min(1).max(3650).default(30),
+    })
+    .default({ trackerDays: 90, quarantineDays: 30 }),
   /** Directory sync from Entra ID, every this many minutes (plus jitter). */
   directorySync: z
     .strictObject({ intervalMinutes: z.number().int().min(5).max(1440).default(60) })
@@ -301,6 +314,7 @@ const STRUCTURED_KEYS = new Set([
   "releaseRequests",
   "directorySync",
   "access",
+  "retention",
 ]);
 const KNOWN_KEYS = Object.keys(zSettingsObject.shape);
 

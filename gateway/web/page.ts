@@ -18,6 +18,8 @@ function statusCell(status: string, rule: string | null): string {
   return `<span class="status ${escape(status)}">${escape(status)}</span>${marker}`;
 }
 
+const DEFAULT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
+
 export function registerPage(
   app: FastifyInstance,
   options: { auth: Auth; tracker: TrackerStore; quarantine: Quarantine; releaseRequests?: ReleaseRequests },
@@ -68,7 +70,10 @@ export function registerPage(
     const principal = signedIn(request, reply);
     if (!principal) return reply;
     const q = request.query;
-    const filter = filterFrom(q);
+    // Without a time range the page looks at the last week: a subject search over every record
+    // of a large tracker scans them all (bench/tracker-search.ts), a week's stays fast.
+    const windowed = !q.from && !q.to;
+    const filter = filterFrom(windowed ? { ...q, from: String(Date.now() - DEFAULT_WINDOW_MS) } : q);
     const page = typeof filter === "string" ? undefined : await tracker.search(filter);
     const input = (name: keyof SearchQuery, label: string) =>
       `<label>${label} <input name="${name}" value="${escape(q[name])}"></label>`;
@@ -92,7 +97,7 @@ export function registerPage(
         `<form class="search" method="get" action="/">${input("sender", "Sender")}${input("recipient", "Recipient")}${input("subject", "Subject")}
 ${select("status", "Status", STATUSES)}${select("category", "Category", ["spam", "infomail", "phishing", "malware", "banned", "impersonation"])}
 ${input("from", "From")}${input("to", "To")}<button>Search</button></form>
-${typeof filter === "string" ? `<p class="note">${escape(filter)}</p>` : ""}
+${typeof filter === "string" ? `<p class="note">${escape(filter)}</p>` : windowed ? `<p>The last 7 days; set From/To (ISO time) for older mail.</p>` : ""}
 <table><thead><tr><th>Received (UTC)</th><th>Sender</th><th>Recipients</th><th>Subject</th><th>Status</th><th>Category</th></tr></thead><tbody>${rows || `<tr><td colspan="6">No messages match.</td></tr>`}</tbody></table>${next}`,
         principal,
       ),
