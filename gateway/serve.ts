@@ -31,6 +31,11 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
     `  config:        ${resolved.description}${resolved.overrides.length ? ` + ${resolved.overrides.join(", ")}` : ""}`,
     `  SMTP:          listening on ${gateway.smtp.address}:${gateway.smtp.port}`,
     `  HTTP:          http://${gateway.http.address}:${gateway.http.port}/healthz`,
+    `  tracker:       http://${gateway.http.address}:${gateway.http.port}/ ${
+      config.access.admins.length > 0
+        ? `(sign in as ${config.access.admins.map((a) => a.name).join(", ")})`
+        : "(no accounts: add moat:access.admins, see `npm run moat -- password`)"
+    }`,
     `  queue:         ${join(config.dataDir, "queue")}`,
     `  smart host:    ${config.delivery.smartHost.host}:${config.delivery.smartHost.port} (TLS ${config.delivery.tls})`,
     ...(mailbox

@@ -32,7 +32,7 @@ export interface WebOptions {
 
 export function build(options: WebOptions): FastifyInstance {
   // Release links carry a signed token in the path: longer than Fastify's 100-character default.
-  const app = Fastify({ logger: false, maxParamLength: 1024 });
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 1024 } });
   // HTML forms post urlencoded bodies.
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) =>
     done(null, Object.fromEntries(new URLSearchParams(String(body)))),
