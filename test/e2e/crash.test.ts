@@ -12,6 +12,7 @@ import { sendMail, testMessage } from "../helpers/smtp-client";
 const BURST = 40;
 const CLIENTS = 4;
 const KILL_AFTER_ACKS = 15;
+const ROUNDS = 3;
 
 describe("crash safety", () => {
   it("delivers every acknowledged message after SIGKILL mid-burst and a restart", async () => {
@@ -62,4 +63,50 @@ describe("crash safety", () => {
       await sink.close();
     }
   }, 60_000);
+
+  it("loses nothing acknowledged over repeated SIGKILLs under load while delivery runs", async () => {
+    const sink = await startSink();
+    const { file } = writeTestConfig({
+      smartHostPort: sink.port,
+      edit: (d) => ({ ...d, delivery: { ...d.delivery, retry: FAST_RETRY } }),
+    });
+    const acknowledged = new Set<string>();
+    let sent = 0;
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        const gateway = await startGatewayProcess(["--config", file], {});
+        let killed = false;
+        const target = acknowledged.size + KILL_AFTER_ACKS;
+        const client = async () => {
+          while (!killed) {
+            const token = `round${round}-${sent++}`;
+            const result = await sendMail(
+              gateway.smtpPort,
+              { from: "sender@outside.example", to: ["anna.berg@northwind.example"] },
+              testMessage(token),
+            ).catch(() => undefined);
+            if (result?.response.startsWith("250 ")) acknowledged.add(token);
+            if (acknowledged.size >= target && !killed) {
+              killed = true;
+              gateway.child.kill("SIGKILL");
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: CLIENTS }, client));
+        await gateway.stop();
+      }
+      const last = await startGatewayProcess(["--config", file], {});
+      try {
+        const subjects = () => new Set(sink.messages.map((m) => /Subject: (\S+)/.exec(m.raw)?.[1]));
+        const deadline = Date.now() + 30_000;
+        while ([...acknowledged].some((t) => !subjects().has(t)) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 100));
+        expect([...acknowledged].filter((t) => !subjects().has(t))).toEqual([]);
+      } finally {
+        await last.stop();
+      }
+    } finally {
+      await sink.close();
+    }
+  }, 120_000);
 });
