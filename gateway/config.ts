@@ -309,8 +309,10 @@ export const zGatewayConfig = z.strictObject({
       clamd: z.strictObject({ host: zHostName, port: z.number().int().min(1).max(65535) }).optional(),
       /** An engine that cannot scan a message it would otherwise deliver: 451 in the session, or accept and hold. */
       onEngineFailure: z.enum(["tempfail", "hold"]).default("tempfail"),
+      /** false: no verdict at all, every accepted message is delivered (benchmarks, troubleshooting). */
+      enabled: z.boolean().default(true),
     })
-    .default({ onEngineFailure: "tempfail" }),
+    .default({ onEngineFailure: "tempfail", enabled: true }),
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */
   rules: z.array(zRule).default([]),
   /** How long the tracker keeps records and the quarantine keeps bodies (purged daily). */

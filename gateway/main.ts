@@ -46,6 +46,8 @@ export interface RunningGateway {
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  if (!config.filters.enabled)
+    log.warn("FILTERING IS OFF (filters.enabled=false): every accepted message is delivered unscanned");
   if (config.delivery.tls === "allow-plain") {
     log.warn("delivery may fall back to plain SMTP (delivery.tls=allow-plain): for local development only", {
       smartHost: `${config.delivery.smartHost.host}:${config.delivery.smartHost.port}`,
@@ -145,7 +147,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tracker,
     metrics,
     onQueued: (id) => delivery.enqueued(id),
-    scanner: createScannerFromConfig(config),
+    ...(config.filters.enabled ? { scanner: createScannerFromConfig(config) } : {}),
     directory,
     onQuarantined: (id, people, summary) =>
       void releaseRequestsRef.current
