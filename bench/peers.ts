@@ -30,7 +30,7 @@ import {
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDnsServer } from "../test/helpers/dns-server";
-import { freePort, startGatewayProcess, writeTestConfig } from "../test/helpers/gateway-process";
+import { freePort, startGatewayProcess, writeTestConfig, LOAD_TEST_LIMITS } from "../test/helpers/gateway-process";
 
 const MESSAGES = Number(process.argv[2] ?? 2000);
 const SESSIONS = 20;
@@ -186,12 +186,7 @@ async function startMoat(sinkPort: number, filters: boolean, dnsAddress: string)
       filters: { ...d.filters, enabled: filters },
       smtp: {
         ...d.smtp,
-        limits: {
-          maxConnections: 1000,
-          maxConnectionsPerIp: 1000,
-          connectionsPerMinutePerIp: 1_000_000,
-          messagesPerMinutePerIp: 1_000_000,
-        },
+        limits: { ...LOAD_TEST_LIMITS },
       },
     }),
   });

@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { startDnsServer } from "../test/helpers/dns-server";
-import { startGatewayProcess, writeTestConfig } from "../test/helpers/gateway-process";
+import { startGatewayProcess, writeTestConfig, LOAD_TEST_LIMITS } from "../test/helpers/gateway-process";
 import { startSink } from "../test/helpers/sink";
 import { sendMail } from "../test/helpers/smtp-client";
 
@@ -38,12 +38,7 @@ async function main(): Promise<void> {
       ...d,
       smtp: {
         ...d.smtp,
-        limits: {
-          maxConnections: 1000,
-          maxConnectionsPerIp: 1000,
-          connectionsPerMinutePerIp: 1_000_000,
-          messagesPerMinutePerIp: 1_000_000,
-        },
+        limits: { ...LOAD_TEST_LIMITS },
       },
     }),
   });

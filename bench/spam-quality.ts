@@ -16,31 +16,19 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import type { Policy } from "../gateway/config";
-import { createAttachmentFilter } from "../gateway/filters/attachments";
 import { createAuthFilter, createDnsResolve } from "../gateway/filters/auth";
-import { createImpersonationFilter } from "../gateway/filters/impersonation";
-import { createInfomailFilter } from "../gateway/filters/infomail";
-import { createPhishingFilter } from "../gateway/filters/phishing";
+import { createContentFilters } from "../gateway/filters";
 import { createScanner } from "../gateway/filters/pipeline";
 import { createRspamdFilter } from "../gateway/filters/rspamd";
 import { createRuleMatcher } from "../gateway/rules/rules";
 import { envelopeFromHeaders } from "../gateway/scan-command";
 import { startRspamd } from "../test/helpers/engines";
+import { quarantineEverything } from "../test/helpers/mail-fixtures";
 
 const CORPUS = join(__dirname, "..", "node_modules", "@stdlib", "datasets-spam-assassin", "data");
 const CAUGHT = new Set(["spam", "phishing", "malware", "banned", "impersonation"]);
 const CONCURRENCY = 4;
-const POLICY: Policy = {
-  spam: "quarantine",
-  infomail: "quarantine",
-  phishing: "quarantine",
-  malware: "quarantine",
-  banned: "quarantine",
-  impersonation: "quarantine",
-  bannedExtensions: ["exe", "js", "vbs", "scr", "iso"],
-  maxMessageBytes: 36 * 1024 * 1024,
-};
+const POLICY = quarantineEverything(["exe", "js", "vbs", "scr", "iso"]);
 
 function cpuMs(pid: number): number {
   const ticks = (stat: string) => {
@@ -75,10 +63,7 @@ async function main(): Promise<void> {
     filters: [
       createAuthFilter({ resolve: createDnsResolve([rspamd.dns.address]), hostname }),
       createRspamdFilter({ url: rspamd.url, hostname }),
-      createInfomailFilter(),
-      createAttachmentFilter({ bannedExtensions: POLICY.bannedExtensions }),
-      createPhishingFilter(),
-      createImpersonationFilter(),
+      ...createContentFilters(POLICY.bannedExtensions),
     ],
     rules: createRuleMatcher([]),
     policy: POLICY,

@@ -11,6 +11,7 @@ import { CLOUD_NAMES, type CloudName } from "./clouds";
 import {
   zAdminAccount,
   zApiToken,
+  zRetention,
   POLICY_ACTIONS,
   formatIssues,
   isCidr,
@@ -214,12 +215,7 @@ const zSettingsObject = z.strictObject({
     })
     .default({ notify: [], linkValidDays: 14 }),
   /** How long the tracker keeps records and the quarantine keeps bodies. */
-  retention: z
-    .strictObject({
-      trackerDays: z.number().int().min(1).max(3650).default(90),
-      quarantineDays: z.number().int().min(1).max(3650).default(30),
-    })
-    .default({ trackerDays: 90, quarantineDays: 30 }),
+  retention: zRetention,
   /** Directory sync from Entra ID, every this many minutes (plus jitter). */
   directorySync: z
     .strictObject({ intervalMinutes: z.number().int().min(5).max(1440).default(60) })

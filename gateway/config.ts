@@ -183,6 +183,14 @@ export const zApiToken = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be the hex SHA-256 of the token (64 hex digits)" }),
 });
 
+/** How long the tracker keeps records and the quarantine keeps bodies (purged daily). */
+export const zRetention = z
+  .strictObject({
+    trackerDays: z.number().int().min(1).max(3650).default(90),
+    quarantineDays: z.number().int().min(1).max(3650).default(30),
+  })
+  .default({ trackerDays: 90, quarantineDays: 30 });
+
 /** One allow/block/custom rule, as parsed from a rules CSV (gateway/rules/rules.ts). */
 export const zRule = z.strictObject({
   kind: z.enum(["allow", "block", "custom"]),
@@ -316,12 +324,7 @@ export const zGatewayConfig = z.strictObject({
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */
   rules: z.array(zRule).default([]),
   /** How long the tracker keeps records and the quarantine keeps bodies (purged daily). */
-  retention: z
-    .strictObject({
-      trackerDays: z.number().int().min(1).max(3650).default(90),
-      quarantineDays: z.number().int().min(1).max(3650).default(30),
-    })
-    .default({ trackerDays: 90, quarantineDays: 30 }),
+  retention: zRetention,
   /** Who may use the admin API (/api/). Without tokens every /api/ request is refused. */
   access: z
     .strictObject({ tokens: z.array(zApiToken), admins: z.array(zAdminAccount).default([]) })

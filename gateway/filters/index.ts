@@ -15,6 +15,16 @@ import { type Scanner, createScanner } from "./pipeline";
 import { createRspamdFilter } from "./rspamd";
 import type { Filter } from "./types";
 
+/** The detectors that read the message itself and need no engine or network. */
+export function createContentFilters(bannedExtensions: readonly string[]): Filter[] {
+  return [
+    createInfomailFilter(),
+    createAttachmentFilter({ bannedExtensions }),
+    createPhishingFilter(),
+    createImpersonationFilter(),
+  ];
+}
+
 export function createFilters(config: GatewayConfig, resolve?: DnsResolve): Filter[] {
   return [
     createAuthFilter({ resolve: resolve ?? createDnsResolve(config.dns.servers), hostname: config.smtp.hostname }),
@@ -22,10 +32,7 @@ export function createFilters(config: GatewayConfig, resolve?: DnsResolve): Filt
       ? [createRspamdFilter({ url: config.filters.rspamdUrl, hostname: config.smtp.hostname })]
       : []),
     ...(config.filters.clamd ? [createClamavFilter(config.filters.clamd)] : []),
-    createInfomailFilter(),
-    createAttachmentFilter({ bannedExtensions: config.policy.bannedExtensions }),
-    createPhishingFilter(),
-    createImpersonationFilter(),
+    ...createContentFilters(config.policy.bannedExtensions),
   ];
 }
 

@@ -3,32 +3,14 @@
  * each message gets a verdict, in bounded time — never a crash or a hang.
  */
 import { describe, expect, it } from "vitest";
-import type { Policy } from "../../gateway/config";
-import { createAttachmentFilter } from "../../gateway/filters/attachments";
-import { createImpersonationFilter } from "../../gateway/filters/impersonation";
-import { createInfomailFilter } from "../../gateway/filters/infomail";
-import { createPhishingFilter } from "../../gateway/filters/phishing";
+import { createContentFilters } from "../../gateway/filters";
 import { createScanner } from "../../gateway/filters/pipeline";
 import { createRuleMatcher } from "../../gateway/rules/rules";
-import { zip } from "../helpers/mail-fixtures";
+import { quarantineEverything, zip } from "../helpers/mail-fixtures";
 
-const POLICY: Policy = {
-  spam: "quarantine",
-  infomail: "quarantine",
-  phishing: "quarantine",
-  malware: "quarantine",
-  banned: "quarantine",
-  impersonation: "quarantine",
-  bannedExtensions: ["exe"],
-  maxMessageBytes: 50_000_000,
-};
+const POLICY = quarantineEverything(["exe"]);
 const scanner = createScanner({
-  filters: [
-    createInfomailFilter(),
-    createAttachmentFilter({ bannedExtensions: ["exe"] }),
-    createPhishingFilter(),
-    createImpersonationFilter(),
-  ],
+  filters: createContentFilters(["exe"]),
   rules: createRuleMatcher([]),
   policy: POLICY,
   domains: ["northwind.example"],

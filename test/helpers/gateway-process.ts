@@ -151,3 +151,11 @@ export function queueFiles(
   const dir = join(dataDir, "queue", state);
   return existsSync(dir) ? readdirSync(dir).filter((f) => !f.endsWith(".rcpt") && !f.endsWith(".meta")) : [];
 }
+
+/** One load generator on one IP: per-client limits lifted that would (rightly) stop it. Benchmarks only. */
+export const LOAD_TEST_LIMITS = {
+  maxConnections: 1000,
+  maxConnectionsPerIp: 1000,
+  connectionsPerMinutePerIp: 1_000_000,
+  messagesPerMinutePerIp: 1_000_000,
+} as const;

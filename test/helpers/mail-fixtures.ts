@@ -3,6 +3,21 @@
  * attachments, zips made with yazl (nested, encrypted, bombs), HTML with links.
  */
 import yazl from "yazl";
+import type { Policy } from "../../gateway/config";
+
+/** A policy that keeps every category away from the mailbox: verdicts are easy to see. */
+export function quarantineEverything(bannedExtensions: readonly string[]): Policy {
+  return {
+    spam: "quarantine",
+    infomail: "quarantine",
+    phishing: "quarantine",
+    malware: "quarantine",
+    banned: "quarantine",
+    impersonation: "quarantine",
+    bannedExtensions: [...bannedExtensions],
+    maxMessageBytes: 50 * 1024 * 1024,
+  };
+}
 
 export function zip(entries: Record<string, Buffer | string>): Promise<Buffer> {
   return new Promise((resolve, reject) => {
