@@ -17,10 +17,10 @@ input,select,button{font:inherit;padding:.3rem .45rem}.status{font-weight:600;pa
 .rule{color:#8a4b00;font-weight:700;margin-left:.3rem}.actions form{display:inline-block;margin-right:.5rem}
 .note{background:#fff;border-left:4px solid #1d6fd6;padding:.5rem .8rem;margin-bottom:1rem}code{font-size:12px}`;
 
-export function layout(title: string, body: string, principal?: Principal): string {
+export function layout(title: string, body: string, principal?: Principal, refreshSeconds?: number): string {
   const who = principal
     ? `<span>${escapeHtml(principal.name)} (${escapeHtml(principal.role)})</span> <form method="post" action="/logout" style="display:inline"><input type="hidden" name="_csrf" value="${escapeHtml(principal.session?.csrf)}"><button>Sign out</button></form>`
     : "";
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${escapeHtml(title)} · Moat</title><style>${STYLE}</style></head><body><header><a href="/"><strong>Moat</strong> Live Email Tracker</a><div>${who}</div></header><main>${body}</main></body></html>`;
+${refreshSeconds ? `<meta http-equiv="refresh" content="${refreshSeconds}">` : ""}<title>${escapeHtml(title)} · Moat</title><style>${STYLE}</style></head><body><header><a href="/"><strong>Moat</strong> Live Email Tracker</a><div>${who}</div></header><main>${body}</main></body></html>`;
 }

@@ -19,6 +19,8 @@ function statusCell(status: string, rule: string | null): string {
 }
 
 const DEFAULT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
+/** "live": the result page reloads itself, so new mail appears without a click (no script needed). */
+const LIVE_REFRESH_SECONDS = 15;
 
 export function registerPage(
   app: FastifyInstance,
@@ -66,14 +68,15 @@ export function registerPage(
     return reply.header("set-cookie", auth.cookieFor(undefined, secure(request))).redirect("/login", 303);
   });
 
-  app.get<{ Querystring: SearchQuery }>("/", async (request, reply) => {
+  app.get<{ Querystring: SearchQuery & { live?: string } }>("/", async (request, reply) => {
     const principal = signedIn(request, reply);
     if (!principal) return reply;
     const q = request.query;
     // Without a time range the page looks at the last week: a subject search over every record
     // of a large tracker scans them all (bench/tracker-search.ts), a week's stays fast.
     const windowed = !q.from && !q.to;
-    const filter = filterFrom(windowed ? { ...q, from: String(Date.now() - DEFAULT_WINDOW_MS) } : q);
+    const { live: _live, ...search } = q;
+    const filter = filterFrom(windowed ? { ...search, from: String(Date.now() - DEFAULT_WINDOW_MS) } : search);
     const page = typeof filter === "string" ? undefined : await tracker.search(filter);
     const input = (name: keyof SearchQuery, label: string) =>
       `<label>${label} <input name="${name}" value="${escape(q[name])}"></label>`;
@@ -96,10 +99,11 @@ export function registerPage(
         "Tracker",
         `<form class="search" method="get" action="/">${input("sender", "Sender")}${input("recipient", "Recipient")}${input("subject", "Subject")}
 ${select("status", "Status", STATUSES)}${select("category", "Category", ["spam", "infomail", "phishing", "malware", "banned", "impersonation"])}
-${input("from", "From")}${input("to", "To")}<button>Search</button></form>
+${input("from", "From")}${input("to", "To")}<label><input type="checkbox" name="live" value="1"${q.live ? " checked" : ""}> live (refresh every ${LIVE_REFRESH_SECONDS} s)</label><button>Search</button></form>
 ${typeof filter === "string" ? `<p class="note">${escape(filter)}</p>` : windowed ? `<p>The last 7 days; set From/To (ISO time) for older mail.</p>` : ""}
 <table><thead><tr><th>Received (UTC)</th><th>Sender</th><th>Recipients</th><th>Subject</th><th>Status</th><th>Category</th></tr></thead><tbody>${rows || `<tr><td colspan="6">No messages match.</td></tr>`}</tbody></table>${next}`,
         principal,
+        q.live ? LIVE_REFRESH_SECONDS : undefined,
       ),
     );
   });

@@ -264,7 +264,8 @@ describe("the page", () => {
     const cookie = String(login.headers["set-cookie"]).split(";")[0] as string;
     expect(String(login.headers["set-cookie"])).toMatch(/HttpOnly; SameSite=Strict/);
     const id = await keep("Page <script>alert(1)</script>", Date.now());
-    const list = await app.inject({ url: "/?recipient=anna.berg%40northwind.example", headers: { cookie } });
+    const list = await app.inject({ url: "/?recipient=anna.berg%40northwind.example&live=1", headers: { cookie } });
+    expect(list.body).toContain('<meta http-equiv="refresh" content="15">'); // live: the page reloads itself
     expect(list.body).toContain("Page &lt;script&gt;alert(1)&lt;/script&gt;");
     expect(list.body).not.toContain("<script>alert(1)");
     const detail = await app.inject({ url: `/messages/${id}`, headers: { cookie } });
