@@ -105,6 +105,7 @@ const ARCHIVE_HEAD = [
 async function readAttachment(stream: Readable, contentType: string, filename: string | undefined) {
   const chunks: Buffer[] = [];
   let size = 0;
+  let kept = 0;
   let keepWhole: boolean | undefined;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     size += chunk.length;
@@ -114,8 +115,11 @@ async function readAttachment(stream: Readable, contentType: string, filename: s
       keepWhole = ARCHIVE_HEAD.some((magic) => first.subarray(0, magic.length).equals(magic)) || html;
     }
     const limit = keepWhole ? ARCHIVE_KEEP_MAX_BYTES + 1 : HEAD_BYTES;
-    const kept = chunks.reduce((n, c) => n + c.length, 0);
-    if (kept < limit) chunks.push(chunk.subarray(0, limit - kept));
+    if (kept < limit) {
+      const part = chunk.subarray(0, limit - kept);
+      chunks.push(part);
+      kept += part.length;
+    }
   }
   const all = Buffer.concat(chunks);
   const htmlLike = /html|svg/i.test(contentType) || /\.(s?html?|xhtml|svg)$/i.test(filename ?? "");

@@ -55,7 +55,14 @@ export function createQuarantine(options: {
   async function locate(id: string): Promise<KeptState> {
     if (!/^[0-9A-Z]{8,32}$/.test(id))
       throw new QuarantineError("bad_request", `${JSON.stringify(id)} is not a queue id`);
-    for (const state of KEPT_STATES) if ((await spool.list(state)).includes(id)) return state;
+    for (const state of KEPT_STATES) {
+      // One stat per state, not a listing of the whole quarantine per action.
+      const found = await spool.modifiedAt(state, id).then(
+        () => true,
+        () => false,
+      );
+      if (found) return state;
+    }
     throw new QuarantineError("not_found", `message ${id} is not in quarantine (released, deleted or never kept)`);
   }
 

@@ -84,6 +84,8 @@ export interface Auth {
 
 export function createAuth(access: GatewayConfig["access"], now: () => number = Date.now): Auth {
   const sessions = new Map<string, Session>();
+  // Verified against for unknown names, so a failed login costs one scrypt whether the name exists or not.
+  const dummyHash = hashPassword(randomBytes(16).toString("hex"));
   const digestOf = (token: string) => createHash("sha256").update(token).digest();
 
   function fromBearer(authorization: string | undefined): Principal | undefined {
@@ -129,8 +131,8 @@ export function createAuth(access: GatewayConfig["access"], now: () => number = 
     },
     login(name, password) {
       const account = access.admins.find((a) => a.name === name);
-      // A hash is computed for unknown names too, so timing does not tell which names exist.
-      const ok = verifyPassword(password, account?.passwordHash ?? hashPassword("not-an-account"));
+      // Unknown names are verified against a dummy hash, so timing does not tell which names exist.
+      const ok = verifyPassword(password, account?.passwordHash ?? dummyHash);
       if (!account || !ok) return undefined;
       const session: Session = {
         id: randomBytes(32).toString("base64url"),
