@@ -17,6 +17,7 @@ const USAGE = `usage: npm run moat -- <command>
   check                     validate every stack in stacks/ offline
   scan [--config FILE] [--ip IP] [--helo NAME] [--from ADDR] MESSAGE.eml...
                             the verdict for each message, without delivering: one JSON line each
+  learn [--config FILE] --spam|--ham PATH...   teach the Bayes filter messages (files or directories)
   sync [--config FILE] [--full]       one directory sync from Entra ID now (--full: clear cache & full sync)
   rules check FILE.csv      validate a rules CSV: every problem with line and column; exit 1 on any
   password NAME [--role admin|helpdesk]    reads a password from stdin, prints the moat:access.admins entry (scrypt hash)
@@ -129,6 +130,18 @@ async function main(argv: string[]): Promise<number> {
         },
         process.env,
         (line) => console.log(line),
+      );
+    }
+    case "learn": {
+      const config = option(args, "--config");
+      const spam = flag(args, "--spam");
+      const ham = flag(args, "--ham");
+      if (spam === ham) throw new UsageError("learn needs exactly one of --spam or --ham");
+      if (args.length === 0 || args.some((a) => a.startsWith("--")))
+        throw new UsageError("learn needs one or more message files or directories");
+      const { learnFiles } = await import("./learn-command.js");
+      return learnFiles({ configFile: config, label: spam ? "spam" : "ham", paths: args }, process.env, (line) =>
+        console.log(line),
       );
     }
     case "rules": {

@@ -214,6 +214,16 @@ export const zAdminAccount = z.strictObject({
   }),
 });
 
+const BAYES_DEFAULTS = { enabled: true, minSpam: 200, minHam: 200, learnOnRelease: true };
+const zBayes = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** It stays out of the verdict until it has learned this many spam and ham messages. */
+  minSpam: z.number().int().min(1).default(200),
+  minHam: z.number().int().min(1).default(200),
+  /** Releasing a message quarantined as spam teaches it that the message is ham. */
+  learnOnRelease: z.boolean().default(true),
+});
+
 export const zGatewayConfig = z.strictObject({
   version: z.literal(GATEWAY_CONFIG_VERSION, {
     error: (issue) =>
@@ -319,8 +329,12 @@ export const zGatewayConfig = z.strictObject({
       onEngineFailure: z.enum(["tempfail", "hold"]).default("tempfail"),
       /** false: no verdict at all, every accepted message is delivered (benchmarks, troubleshooting). */
       enabled: z.boolean().default(true),
+      /** The spam score (rspamd's score + Bayes's part) at which a message is spam. */
+      spamThreshold: z.number().positive().default(6),
+      /** The per-customer Bayes filter (<dataDir>/bayes.sqlite, trained by `moat learn` and releases). */
+      bayes: zBayes.default(BAYES_DEFAULTS),
     })
-    .default({ onEngineFailure: "tempfail", enabled: true }),
+    .default({ onEngineFailure: "tempfail", enabled: true, spamThreshold: 6, bayes: BAYES_DEFAULTS }),
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */
   rules: z.array(zRule).default([]),
   /** How long the tracker keeps records and the quarantine keeps bodies (purged daily). */

@@ -41,6 +41,8 @@ export async function startDevMailbox(options: { host: string; port: number; dir
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
   });
+  // A sender that resets its connection is smtp-server's 'error' event: never a crash of `npm start`.
+  server.on("error", () => undefined);
   return {
     dir: options.dir,
     address: server.server.address() as AddressInfo,

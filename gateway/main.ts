@@ -20,7 +20,8 @@ import { createGraphReader } from "./directory/graph-client";
 import { type SyncSchedule, startSyncSchedule } from "./directory/schedule";
 import { type DirectorySync, createDirectorySync } from "./directory/sync";
 import { createDirectoryStateStore } from "./store/directory-state";
-import { createScannerFromConfig } from "./filters";
+import { createScannerFromConfig, openBayesStoreFor } from "./filters";
+import { learnMessage } from "./filters/bayes";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
@@ -95,6 +96,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       : createStaticVerifier({ domains, directory, fallback: spreadsheet });
   const spool = createSpool(join(config.dataDir, "queue"));
   const tracker = await openSqliteTracker(join(config.dataDir, "tracker.sqlite"));
+  const bayes = config.filters.enabled ? openBayesStoreFor(config) : undefined;
   const recovered = await spool.recover();
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
 
@@ -147,7 +149,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tracker,
     metrics,
     onQueued: (id) => delivery.enqueued(id),
-    ...(config.filters.enabled ? { scanner: createScannerFromConfig(config) } : {}),
+    ...(config.filters.enabled ? { scanner: createScannerFromConfig(config, bayes ? { bayes } : {}) } : {}),
     directory,
     onQuarantined: (id, people, summary) =>
       void releaseRequestsRef.current
@@ -164,6 +166,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tracker,
     dataDir: config.dataDir,
     onReleased: (id) => delivery.enqueued(id),
+    ...(bayes && config.filters.bayes.learnOnRelease
+      ? { learnHam: (raw: Buffer) => learnMessage(bayes, raw, "ham").then(() => undefined) }
+      : {}),
     log,
   });
   const releaseRequests = createReleaseRequests({
@@ -255,6 +260,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       await pool.close();
       await web.close();
       await tracker.close();
+      bayes?.close();
     },
   };
 }

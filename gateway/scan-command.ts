@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { resolveConfig } from "./config-source";
 import { type DirectoryRecord, createDirectory, recordsFromStaticUsers } from "./directory/directory";
 import type { Env } from "./env";
-import { createScannerFromConfig } from "./filters";
+import { createScannerFromConfig, openBayesStoreFor } from "./filters";
 import { createDirectoryStateStore } from "./store/directory-state";
 
 export interface ScanOptions {
@@ -62,7 +62,8 @@ export function envelopeFromHeaders(raw: Buffer): {
 
 export async function scanFiles(options: ScanOptions, env: Env, print: (line: string) => void): Promise<number> {
   const { config } = resolveConfig(options.configFile, env);
-  const scanner = createScannerFromConfig(config);
+  const bayes = openBayesStoreFor(config);
+  const scanner = createScannerFromConfig(config, bayes ? { bayes } : {});
   const records: DirectoryRecord[] = [...recordsFromStaticUsers(config.directory.users)];
   try {
     const saved = createDirectoryStateStore(join(config.dataDir, "directory")).load();
@@ -105,5 +106,6 @@ export async function scanFiles(options: ScanOptions, env: Env, print: (line: st
       }),
     );
   }
+  bayes?.close();
   return failures > 0 ? 1 : 0;
 }

@@ -1,12 +1,16 @@
 /**
  * The detectors a gatewayConfig asks for, in one list: authentication, infomail, attachments,
  * phishing and impersonation always; rspamd and ClamAV when their engines are configured
- * (`filters.rspamdUrl`, `filters.clamd`, or MOAT_RSPAMD_URL / MOAT_CLAMD).
+ * (`filters.rspamdUrl`, `filters.clamd`, or MOAT_RSPAMD_URL / MOAT_CLAMD); Bayes when
+ * `filters.bayes.enabled` and the caller opened its store (`openBayesStoreFor`).
  */
+import { join } from "node:path";
 import type { GatewayConfig } from "../config";
 import { createRuleMatcher } from "../rules/rules";
 import { type DnsResolve, createAuthFilter, createDnsResolve } from "./auth";
 import { createAttachmentFilter } from "./attachments";
+import { createBayesFilter } from "./bayes";
+import { type BayesStore, openBayesStore } from "./bayes-store";
 import { createClamavFilter } from "./clamav";
 import { createImpersonationFilter } from "./impersonation";
 import { createInfomailFilter } from "./infomail";
@@ -25,20 +29,41 @@ export function createContentFilters(bannedExtensions: readonly string[]): Filte
   ];
 }
 
-export function createFilters(config: GatewayConfig, resolve?: DnsResolve): Filter[] {
+export interface FilterResources {
+  readonly resolve?: DnsResolve;
+  readonly bayes?: BayesStore;
+}
+
+/** The config's Bayes database (`<dataDir>/bayes.sqlite`), or undefined when Bayes is off. */
+export function openBayesStoreFor(config: GatewayConfig): BayesStore | undefined {
+  return config.filters.bayes.enabled ? openBayesStore(join(config.dataDir, "bayes.sqlite")) : undefined;
+}
+
+export function createFilters(config: GatewayConfig, resources: FilterResources = {}): Filter[] {
+  const { resolve, bayes } = resources;
   return [
     createAuthFilter({ resolve: resolve ?? createDnsResolve(config.dns.servers), hostname: config.smtp.hostname }),
     ...(config.filters.rspamdUrl
       ? [createRspamdFilter({ url: config.filters.rspamdUrl, hostname: config.smtp.hostname })]
       : []),
     ...(config.filters.clamd ? [createClamavFilter(config.filters.clamd)] : []),
+    ...(bayes && config.filters.bayes.enabled
+      ? [
+          createBayesFilter({
+            store: bayes,
+            minSpam: config.filters.bayes.minSpam,
+            minHam: config.filters.bayes.minHam,
+          }),
+        ]
+      : []),
     ...createContentFilters(config.policy.bannedExtensions),
   ];
 }
 
-export function createScannerFromConfig(config: GatewayConfig, resolve?: DnsResolve): Scanner {
+export function createScannerFromConfig(config: GatewayConfig, resources: FilterResources = {}): Scanner {
   return createScanner({
-    filters: createFilters(config, resolve),
+    filters: createFilters(config, resources),
+    spamThreshold: config.filters.spamThreshold,
     rules: createRuleMatcher(config.rules),
     policy: config.policy,
     domains: config.domains.map((d) => d.name),

@@ -5,12 +5,14 @@
  * 1. Rules that need no scanning decide first (rules.ts precedence): a custom rule delivers,
  *    a block rule rejects or deletes. The detectors are not run for them.
  * 2. Every detector runs (concurrently). Their findings are the reasons.
- * 3. An allow rule matching the sender removes spam, infomail and impersonation — but only
+ * 3. The spam score is the sum of the detectors' parts (rspamd's score, Bayes's contribution);
+ *    at or above `spamThreshold` the message is spam, with the parts named.
+ * 4. An allow rule matching the sender removes spam, infomail and impersonation — but only
  *    when authentication vouches for the sender (auth.ts `senderAuthenticated`); otherwise the
  *    rule is named in the reasons as not applied.
- * 4. The category is the most severe found: malware, phishing, banned, impersonation, spam,
+ * 5. The category is the most severe found: malware, phishing, banned, impersonation, spam,
  *    infomail; none -> clean. The action is the policy's for that category (clean: deliver).
- * 5. A detector that could not run (engine down) never lets a message through as clean: when
+ * 6. A detector that could not run (engine down) never lets a message through as clean: when
  *    the verdict would be `deliver`, the engine-failure policy applies instead — `tempfail`
  *    (451 in the session: the sender retries) or `hold` (accepted and held for an admin).
  *    A verdict that already quarantines, deletes or rejects stands.
@@ -32,11 +34,13 @@ export const SEVERITY: readonly VerdictCategory[] = [
 ];
 const ALLOW_BYPASSES: ReadonlySet<VerdictCategory> = new Set(["spam", "infomail", "impersonation"]);
 
+export const DEFAULT_SPAM_THRESHOLD = 6;
+
 export type EngineFailurePolicy = "tempfail" | "hold";
 
 export interface Verdict {
   readonly category: VerdictCategory | "clean";
-  /** `tempfail` and `hold` only when an engine failed (see 5.). */
+  /** `tempfail` and `hold` only when an engine failed (see 6.). */
   readonly action: PolicyAction | "tempfail" | "hold";
   readonly reasons: readonly Finding[];
   /** The rule that decided, if one did. */
@@ -71,7 +75,10 @@ export function createScanner(options: {
   readonly policy: Policy;
   readonly domains: readonly string[];
   readonly onEngineFailure: EngineFailurePolicy;
+  /** The spam score at which a message is spam (rspamd's "add header" default). */
+  readonly spamThreshold?: number;
 }): Scanner {
+  const spamThreshold = options.spamThreshold ?? DEFAULT_SPAM_THRESHOLD;
   const domains = new Set(options.domains.map((d) => d.toLowerCase()));
   const ruleReason = (rule: Rule, detail: string): Finding => ({
     detector: "rules",
@@ -115,12 +122,18 @@ export function createScanner(options: {
       const headers: string[] = [];
       const engineFailures: string[] = [];
       const facts: Record<string, string | number | boolean> = {};
+      const spamParts: string[] = [];
+      let spamScore = 0;
       results.forEach((result, index) => {
         const name = options.filters[index]?.name ?? "?";
         if (result.status === "fulfilled") {
           findings.push(...result.value.findings);
           headers.push(...(result.value.headers ?? []));
           Object.assign(facts, result.value.facts ?? {});
+          if (result.value.spamScore !== undefined) {
+            spamScore += result.value.spamScore;
+            spamParts.push(`${name} ${result.value.spamScore > 0 ? "+" : ""}${result.value.spamScore}`);
+          }
           return;
         }
         const error = result.reason as Error;
@@ -128,6 +141,17 @@ export function createScanner(options: {
         engineFailures.push(message);
         findings.push({ detector: name, symbol: "ENGINE_FAILED", detail: message });
       });
+
+      if (spamParts.length > 0 && spamScore >= spamThreshold) {
+        const total = Math.round(spamScore * 100) / 100;
+        findings.push({
+          detector: "spam-score",
+          category: "spam",
+          score: total,
+          symbol: "SPAM_SCORE",
+          detail: `spam score ${total} reaches the threshold of ${spamThreshold} (${spamParts.join(", ")})`,
+        });
+      }
 
       let rule: Rule | undefined;
       let bypassed: ReadonlySet<VerdictCategory> = new Set();

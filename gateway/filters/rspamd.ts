@@ -3,10 +3,11 @@
  * envelope goes with the message (IP, Helo, From, Rcpt, Hostname headers), so rspamd does not
  * guess the client from Received headers (shared/notes/rspamd-and-spamassassin-offline.md).
  *
- * rspamd's action decides: `reject`, `add header` and `rewrite subject` -> spam, with the score
- * and the symbols that added to it as the reasons; `greylist`, `soft reject` and `no action`
- * -> not spam (the score is still recorded). An unreachable, failing or slow rspamd throws
- * EngineUnavailableError: the pipeline applies the engine-failure policy.
+ * rspamd's score is its part of the spam score (pipeline.ts adds Bayes's and compares the sum
+ * with `filters.spamThreshold`, by default 6 like rspamd's own "add header"); the symbols that
+ * added to it are the reasons. rspamd's `reject` action (score 15 and up, or a forced action
+ * such as GTUBE's) is spam on its own, whatever else says. An unreachable, failing or slow
+ * rspamd throws EngineUnavailableError: the pipeline applies the engine-failure policy.
  */
 import type { Filter, Finding } from "./types";
 import { EngineUnavailableError } from "./types";
@@ -14,7 +15,6 @@ import { EngineUnavailableError } from "./types";
 const RSPAMD_TIMEOUT_MS = 30_000;
 /** Symbols listed as reasons: the heaviest few. */
 const MAX_SYMBOLS = 8;
-const SPAM_ACTIONS = new Set(["reject", "add header", "rewrite subject"]);
 
 interface RspamdReply {
   is_skipped?: boolean;
@@ -64,7 +64,7 @@ export function createRspamdFilter(options: { readonly url: string; readonly hos
       // A forced action (GTUBE, a settings rule) comes with its reason as the SMTP message, no symbols.
       const forced = reply.messages?.smtp_message;
       if (forced && symbols.length === 0) symbols.push(forced);
-      const spam = SPAM_ACTIONS.has(action);
+      const spam = action === "reject";
       const finding: Finding = {
         detector: "rspamd",
         ...(spam ? { category: "spam" as const } : {}),
@@ -72,7 +72,7 @@ export function createRspamdFilter(options: { readonly url: string; readonly hos
         symbol: action.toUpperCase().replace(/ /g, "_"),
         detail: `rspamd score ${score} of ${reply.required_score ?? "?"} (${action})${symbols.length ? `: ${symbols.join(" ")}` : ""}`,
       };
-      return { findings: [finding], facts: { rspamdScore: score } };
+      return { findings: [finding], spamScore: score, facts: { rspamdScore: score } };
     },
   };
 }

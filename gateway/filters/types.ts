@@ -44,6 +44,11 @@ export interface FilterResult {
   readonly findings: readonly Finding[];
   /** Header lines to add on delivery (e.g. Authentication-Results), without CRLF. */
   readonly headers?: readonly string[];
+  /**
+   * This detector's part of the spam score (rspamd's score, Bayes's contribution). The pipeline
+   * adds them up and compares the sum with `filters.spamThreshold`.
+   */
+  readonly spamScore?: number;
   /** Facts later stages need (e.g. whether the sender is authenticated, for allow rules). */
   readonly facts?: Readonly<Record<string, string | boolean | number>>;
 }

@@ -4,6 +4,10 @@
  * allow/block rule for its sender. Quarantined messages live in the spool's `quarantine/`,
  * messages held because an engine could not scan them in `hold/`; both can be released.
  *
+ * Releasing a message kept as spam teaches the Bayes filter that it is ham (`learnHam`, when
+ * `filters.bayes.learnOnRelease`): the admin's decision is the label. A failure to learn is
+ * logged and does not stop the release.
+ *
  * Every action is recorded in the tracker (status) and the audit log (who, what, when).
  * A rule proposal is appended to `<dataDir>/rule-proposals.csv` in the rules CSV format, for
  * the admin to review and copy into the stack's rules file (rules are code: they reach the
@@ -46,6 +50,8 @@ export function createQuarantine(options: {
   readonly dataDir: string;
   /** Hands a released message to delivery. */
   readonly onReleased: (id: string) => void;
+  /** Teaches the Bayes filter a released spam-category message as ham. */
+  readonly learnHam?: (raw: Buffer) => Promise<void>;
   readonly log: Logger;
   readonly now?: () => number;
 }): Quarantine {
@@ -73,6 +79,17 @@ export function createQuarantine(options: {
     },
     async release(id, actor) {
       const state = await locate(id);
+      if (options.learnHam && (await tracker.story(id))?.category === "spam") {
+        try {
+          const chunks: Buffer[] = [];
+          for await (const chunk of (await spool.read(state, id)).openMessage() as AsyncIterable<Buffer>)
+            chunks.push(chunk);
+          await options.learnHam(Buffer.concat(chunks));
+          log.info("released spam learned as ham", { id });
+        } catch (error) {
+          log.warn("releasing: could not learn the message as ham", { id, error: (error as Error).message });
+        }
+      }
       await spool.move(id, state, "incoming");
       await tracker.setStatus(id, "Pending", now());
       await tracker.audit({ at: now(), actor, action: "release", messageId: id, detail: `released from ${state}/` });

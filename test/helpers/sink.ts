@@ -74,6 +74,9 @@ export async function startSink(
       });
     },
   });
+  // A client that dies mid-session (a SIGKILLed gateway) resets its connection: smtp-server
+  // reports that as an 'error' event, which must not become an uncaught exception here.
+  server.on("error", () => undefined);
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", () => resolve()));
   return {
     port: (server.server.address() as AddressInfo).port,
