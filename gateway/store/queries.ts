@@ -1,7 +1,7 @@
 /**
- * The tracker's read side and its admin writes: search with filters and pagination, a
- * message's status change (release, delete), the audit log and retention. Plain Kysely over
- * the tables in schema.ts, so the same queries run on SQLite and PostgreSQL.
+ * The tracker's read side: search with filters and pagination, and the audit log. Plain
+ * Kysely over the tables in schema.ts, so the same queries run on SQLite and PostgreSQL
+ * (the writes are tracker.ts's prepared statements).
  *
  * Search is newest first by (received_at, id), paged by a cursor (the last row's pair): stable
  * while new mail arrives, and index-friendly at a million rows. Sender and recipient match
@@ -116,36 +116,6 @@ export async function searchMessages(db: Kysely<TrackerDatabase>, filter: Search
   };
 }
 
-/** A message (and all its recipients) takes a new status, e.g. after release or delete. */
-export async function setMessageStatus(
-  db: Kysely<TrackerDatabase>,
-  id: string,
-  status: TrackerStatus,
-  at: number,
-): Promise<void> {
-  await db.transaction().execute(async (tx) => {
-    await tx.updateTable("messages").set({ status, updated_at: at }).where("id", "=", id).execute();
-    await tx.updateTable("recipients").set({ status, updated_at: at }).where("message_id", "=", id).execute();
-  });
-}
-
-export async function recordAudit(
-  db: Kysely<TrackerDatabase>,
-  entry: { at: number; actor: string; action: string; messageId?: string; detail: string },
-): Promise<void> {
-  await db
-    .insertInto("audit")
-    .values({
-      id: null,
-      at: entry.at,
-      actor: entry.actor,
-      action: entry.action,
-      message_id: entry.messageId ?? null,
-      detail: entry.detail,
-    })
-    .execute();
-}
-
 export async function auditLog(db: Kysely<TrackerDatabase>, limit = 100) {
   const rows = await db.selectFrom("audit").selectAll().orderBy("id", "desc").limit(limit).execute();
   return rows.map((r) => ({
@@ -155,20 +125,4 @@ export async function auditLog(db: Kysely<TrackerDatabase>, limit = 100) {
     messageId: r.message_id,
     detail: r.detail,
   }));
-}
-
-/** Retention: tracker records older than `before` go; returns the ids removed (their quarantined bodies go too). */
-export async function purgeBefore(db: Kysely<TrackerDatabase>, before: number): Promise<string[]> {
-  const old = await db.selectFrom("messages").select("id").where("received_at", "<", before).execute();
-  const ids = old.map((r) => r.id);
-  for (let i = 0; i < ids.length; i += 500) {
-    const chunk = ids.slice(i, i + 500);
-    await db.transaction().execute(async (tx) => {
-      await tx.deleteFrom("recipients").where("message_id", "in", chunk).execute();
-      await tx.deleteFrom("attempts").where("message_id", "in", chunk).execute();
-      await tx.deleteFrom("messages").where("id", "in", chunk).execute();
-    });
-  }
-  await db.deleteFrom("rejections").where("at", "<", before).execute();
-  return ids;
 }

@@ -3,24 +3,20 @@
  * delivery attempt with the downstream reply, and every refused recipient. Written at each
  * step of the mail path; read by the tracker API and page (queries.ts) and the tests.
  *
- * Kysely over SQLite (better-sqlite3, WAL) by default; the queries are plain so the same
- * store runs on PostgreSQL. The tracker is a record, not the queue: the spool stays the
- * durable truth, so the tracker's writes use synchronous=NORMAL and a failed write is
- * logged by the caller, never turned into a lost message.
+ * SQLite (better-sqlite3, WAL). The reads (search, a message's story, the audit log) are plain
+ * Kysely (queries.ts), so they would run on PostgreSQL too; the writes are prepared statements
+ * in synchronous transactions — they run for every message and every attempt, and Kysely's
+ * query building cost more CPU per message than the rest of the tracker (bench/peers.ts). No
+ * write keeps a transaction open across an await, so writes never interleave on the one
+ * connection. The tracker is a record, not the queue: the spool stays the durable truth, so
+ * the writes use synchronous=NORMAL and a failed write is logged by the caller, never turned
+ * into a lost message.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
-import {
-  type SearchFilter,
-  type SearchPage,
-  auditLog,
-  purgeBefore,
-  recordAudit,
-  searchMessages,
-  setMessageStatus,
-} from "./queries";
+import { type SearchFilter, type SearchPage, auditLog, searchMessages } from "./queries";
 import { type AttemptsTable, type TrackerDatabase, type TrackerStatus, migrate } from "./schema";
 
 export interface ArrivalRecord {
@@ -109,89 +105,99 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
   const db = new Kysely<TrackerDatabase>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db);
 
+  const statements = {
+    message: sqlite.prepare(
+      `INSERT INTO messages (id, received_at, client_ip, helo, tls, mail_from, subject, size, direction, status, category, rule, reasons, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    ),
+    recipient: sqlite.prepare(
+      `INSERT INTO recipients (message_id, address, status, response, updated_at) VALUES (?, ?, ?, NULL, ?)
+       ON CONFLICT (message_id, address) DO NOTHING`,
+    ),
+    rejection: sqlite.prepare(
+      "INSERT INTO rejections (at, client_ip, mail_from, recipient, reply) VALUES (?, ?, ?, ?, ?)",
+    ),
+    attempt: sqlite.prepare(
+      "INSERT INTO attempts (message_id, at, recipient, outcome, response) VALUES (?, ?, ?, ?, ?)",
+    ),
+    recipientStatus: sqlite.prepare(
+      "UPDATE recipients SET status = ?, response = ?, updated_at = ? WHERE message_id = ? AND address = ?",
+    ),
+    recipientStatuses: sqlite.prepare<[string], { status: TrackerStatus }>(
+      "SELECT status FROM recipients WHERE message_id = ?",
+    ),
+    messageStatus: sqlite.prepare("UPDATE messages SET status = ?, updated_at = ? WHERE id = ?"),
+    allRecipientsStatus: sqlite.prepare("UPDATE recipients SET status = ?, updated_at = ? WHERE message_id = ?"),
+    audit: sqlite.prepare("INSERT INTO audit (at, actor, action, message_id, detail) VALUES (?, ?, ?, ?, ?)"),
+    oldMessages: sqlite.prepare<[number], { id: string }>("SELECT id FROM messages WHERE received_at < ?"),
+    purgeRecipients: sqlite.prepare("DELETE FROM recipients WHERE message_id = ?"),
+    purgeAttempts: sqlite.prepare("DELETE FROM attempts WHERE message_id = ?"),
+    purgeMessage: sqlite.prepare("DELETE FROM messages WHERE id = ?"),
+    purgeRejections: sqlite.prepare("DELETE FROM rejections WHERE at < ?"),
+  };
+
+  const recordArrival = sqlite.transaction((arrival: ArrivalRecord) => {
+    const status = arrival.verdict?.status ?? "Pending";
+    statements.message.run(
+      arrival.id,
+      arrival.receivedAt,
+      arrival.clientIp,
+      arrival.helo,
+      arrival.tls ? 1 : 0,
+      arrival.mailFrom.toLowerCase(),
+      arrival.subject,
+      arrival.size,
+      arrival.direction,
+      status,
+      arrival.verdict?.category ?? null,
+      arrival.verdict?.rule ?? null,
+      JSON.stringify(arrival.verdict?.reasons ?? []),
+      arrival.receivedAt,
+    );
+    for (const address of arrival.recipients)
+      statements.recipient.run(arrival.id, address.toLowerCase(), status, arrival.receivedAt);
+  });
+  const recordAttempt = sqlite.transaction((attempt: AttemptRecord) => {
+    statements.attempt.run(attempt.messageId, attempt.at, attempt.recipient, attempt.outcome, attempt.response);
+    statements.recipientStatus.run(
+      RECIPIENT_STATUS[attempt.outcome],
+      attempt.response,
+      attempt.at,
+      attempt.messageId,
+      attempt.recipient,
+    );
+    const statuses = statements.recipientStatuses.all(attempt.messageId).map((r) => r.status);
+    statements.messageStatus.run(overall(statuses), attempt.at, attempt.messageId);
+  });
+  const setStatus = sqlite.transaction((id: string, status: TrackerStatus, at: number) => {
+    statements.messageStatus.run(status, at, id);
+    statements.allRecipientsStatus.run(status, at, id);
+  });
+  const purgeIds = sqlite.transaction((ids: readonly string[]) => {
+    for (const id of ids) {
+      statements.purgeRecipients.run(id);
+      statements.purgeAttempts.run(id);
+      statements.purgeMessage.run(id);
+    }
+  });
+
   return {
     async recordArrival(arrival) {
-      await db.transaction().execute(async (tx) => {
-        await tx
-          .insertInto("messages")
-          .values({
-            id: arrival.id,
-            received_at: arrival.receivedAt,
-            client_ip: arrival.clientIp,
-            helo: arrival.helo,
-            tls: arrival.tls ? 1 : 0,
-            mail_from: arrival.mailFrom.toLowerCase(),
-            subject: arrival.subject,
-            size: arrival.size,
-            direction: arrival.direction,
-            status: arrival.verdict?.status ?? "Pending",
-            category: arrival.verdict?.category ?? null,
-            rule: arrival.verdict?.rule ?? null,
-            reasons: JSON.stringify(arrival.verdict?.reasons ?? []),
-            updated_at: arrival.receivedAt,
-          })
-          .onConflict((c) => c.column("id").doNothing())
-          .execute();
-        for (const address of arrival.recipients) {
-          await tx
-            .insertInto("recipients")
-            .values({
-              message_id: arrival.id,
-              address: address.toLowerCase(),
-              status: arrival.verdict?.status ?? "Pending",
-              response: null,
-              updated_at: arrival.receivedAt,
-            })
-            .onConflict((c) => c.columns(["message_id", "address"]).doNothing())
-            .execute();
-        }
-      });
+      recordArrival(arrival);
     },
 
     async recordRejection(rejection) {
-      await db
-        .insertInto("rejections")
-        .values({
-          id: null,
-          at: rejection.at,
-          client_ip: rejection.clientIp,
-          mail_from: rejection.mailFrom,
-          recipient: rejection.recipient,
-          reply: rejection.reply,
-        })
-        .execute();
+      statements.rejection.run(
+        rejection.at,
+        rejection.clientIp,
+        rejection.mailFrom,
+        rejection.recipient,
+        rejection.reply,
+      );
     },
 
     async recordAttempt(attempt) {
-      await db.transaction().execute(async (tx) => {
-        await tx
-          .insertInto("attempts")
-          .values({
-            id: null,
-            message_id: attempt.messageId,
-            at: attempt.at,
-            recipient: attempt.recipient,
-            outcome: attempt.outcome,
-            response: attempt.response,
-          })
-          .execute();
-        await tx
-          .updateTable("recipients")
-          .set({ status: RECIPIENT_STATUS[attempt.outcome], response: attempt.response, updated_at: attempt.at })
-          .where("message_id", "=", attempt.messageId)
-          .where("address", "=", attempt.recipient)
-          .execute();
-        const statuses = await tx
-          .selectFrom("recipients")
-          .select("status")
-          .where("message_id", "=", attempt.messageId)
-          .execute();
-        await tx
-          .updateTable("messages")
-          .set({ status: overall(statuses.map((s) => s.status)), updated_at: attempt.at })
-          .where("id", "=", attempt.messageId)
-          .execute();
-      });
+      recordAttempt(attempt);
     },
 
     async story(id) {
@@ -233,10 +239,23 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     },
 
     search: (filter) => searchMessages(db, filter),
-    setStatus: (id, status, at) => setMessageStatus(db, id, status, at),
-    audit: (entry) => recordAudit(db, entry),
+    async setStatus(id, status, at) {
+      setStatus(id, status, at);
+    },
+    async audit(entry) {
+      statements.audit.run(entry.at, entry.actor, entry.action, entry.messageId ?? null, entry.detail);
+    },
     auditLog: (limit) => auditLog(db, limit),
-    purge: (before) => purgeBefore(db, before),
+    /** Retention, in transactions of 500 records so delivery's writes are not held up long. */
+    async purge(before) {
+      const ids = statements.oldMessages.all(before).map((r) => r.id);
+      for (let i = 0; i < ids.length; i += 500) {
+        purgeIds(ids.slice(i, i + 500));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      statements.purgeRejections.run(before);
+      return ids;
+    },
 
     async close() {
       await db.destroy();
