@@ -18,6 +18,7 @@
 import { Resolver } from "node:dns/promises";
 import { authenticate } from "mailauth";
 import { domainOf } from "../verify/recipients";
+import { streamOf } from "./message";
 import type { Filter, FilterResult, Finding } from "./types";
 
 const DNS_TIMEOUT_MS = 3_000;
@@ -41,7 +42,7 @@ export function createAuthFilter(options: { readonly resolve: DnsResolve; readon
     name: "auth",
     async run(message): Promise<FilterResult> {
       if (message.direction === "outbound") return { findings: [], facts: { senderAuthenticated: true } };
-      const result = (await authenticate(message.raw, {
+      const result = (await authenticate(streamOf(message.raw), {
         ip: message.clientIp,
         helo: message.helo,
         sender: message.mailFrom,
