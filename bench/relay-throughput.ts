@@ -9,8 +9,8 @@
  *   tsx bench/relay-throughput.ts
  */
 import { readFileSync } from "node:fs";
+import { startDnsStub } from "./dns-stub";
 import { cpus } from "node:os";
-import { startDnsServer } from "../test/helpers/dns-server";
 import { startGatewayProcess, writeTestConfig, LOAD_TEST_LIMITS } from "../test/helpers/gateway-process";
 import { startSink } from "../test/helpers/sink";
 import { sendMail } from "../test/helpers/smtp-client";
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   });
   // Authentication asks DNS for every message: a local stub that answers at once (NXDOMAIN),
   // as a caching resolver beside a production gateway would for most of them.
-  const dns = await startDnsServer({});
+  const dns = await startDnsStub();
   const gateway = await startGatewayProcess(["--config", file], {
     MOAT_LOG_LEVEL: "warn",
     MOAT_DNS_SERVERS: dns.address,

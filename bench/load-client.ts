@@ -1,0 +1,135 @@
+/**
+ * The benchmarks' Node load client (beside Postfix's smtp-source): persistent SMTP sessions,
+ * optionally over STARTTLS, sending 10 KB messages either as fast as the system takes them
+ * (closed loop) or at a fixed rate (open loop, for latency at a given load), and a way to
+ * hold many idle sessions open (memory per session).
+ *
+ * Latency is measured the way a sending MTA sees it on a persistent session: from the moment a
+ * message was due to be sent (its slot in the schedule, so a backlog counts; not when a
+ * session got round to it) to the 250 after its data.
+ */
+import { type RawSession, openRawSession } from "../test/helpers/raw-smtp";
+
+export interface LoadOptions {
+  readonly port: number;
+  readonly messages: number;
+  readonly sessions: number;
+  /** Messages per second; undefined: as fast as the system answers. */
+  readonly rate?: number;
+  readonly tls?: boolean;
+  readonly size: number;
+  readonly from: string;
+  readonly to: string;
+}
+
+export interface LoadResult {
+  readonly sent: number;
+  readonly failed: number;
+  readonly seconds: number;
+  readonly rate: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly firstError?: string;
+}
+
+function message(size: number, to: string, n: number): Buffer {
+  const header = `From: <bench@outside.example>\r\nTo: <${to}>\r\nSubject: load ${n}\r\nMessage-ID: <load-${n}-${Date.now()}@outside.example>\r\n\r\n`;
+  const line = `${"abcdefghijklmnopqrstuvwxyz0123456789".repeat(2).slice(0, 70)}\r\n`;
+  return Buffer.from(header + line.repeat(Math.max(1, Math.ceil((size - header.length) / line.length))) + ".\r\n");
+}
+
+async function open(options: LoadOptions): Promise<RawSession> {
+  const session = await openRawSession(options.port, 30_000);
+  const greeting = await session.reply();
+  if (!greeting.startsWith("220")) throw new Error(`greeting: ${greeting}`);
+  if (!(await session.send("EHLO load.bench.test")).startsWith("250")) throw new Error("EHLO refused");
+  if (options.tls) {
+    await session.startTls();
+    if (!(await session.send("EHLO load.bench.test")).startsWith("250")) throw new Error("EHLO after TLS refused");
+  }
+  return session;
+}
+
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let next = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const bodies = Array.from({ length: 16 }, (_, i) => message(options.size, options.to, i));
+  const sessions = await Promise.all(Array.from({ length: options.sessions }, () => open(options)));
+  const started = performance.now();
+  await Promise.all(
+    sessions.map(async (session) => {
+      while (next < options.messages) {
+        const n = next++;
+        const due = options.rate ? started + (n * 1000) / options.rate : performance.now();
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        try {
+          const mail = await session.send(`MAIL FROM:<${options.from}>`);
+          const rcpt = await session.send(`RCPT TO:<${options.to}>`);
+          const data = await session.send("DATA");
+          if (!mail.startsWith("250") || !rcpt.startsWith("250") || !data.startsWith("354"))
+            throw new Error(`refused: ${mail} / ${rcpt} / ${data}`);
+          const done = await session.send(bodies[n % bodies.length] as Buffer);
+          if (!done.startsWith("250")) throw new Error(`after data: ${done}`);
+          latencies.push(performance.now() - due);
+        } catch (error) {
+          failed++;
+          firstError ??= (error as Error).message;
+          await session.send("RSET").catch(() => "");
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  for (const session of sessions) {
+    await session.send("QUIT").catch(() => "");
+    session.close();
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
+  return {
+    sent: latencies.length,
+    failed,
+    seconds,
+    rate: latencies.length / seconds,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    ...(firstError ? { firstError } : {}),
+  };
+}
+
+/**
+ * Opens `count` sessions and leaves each mid-transaction (EHLO, MAIL FROM, RCPT TO done), the
+ * state a slow sender keeps a server in. Returns how many got that far and a way to end them.
+ */
+export async function holdSessions(
+  options: Pick<LoadOptions, "port" | "from" | "to">,
+  count: number,
+): Promise<{ open: number; errors: string[]; close(): void }> {
+  const held: RawSession[] = [];
+  const errors: string[] = [];
+  const batch = 50;
+  for (let i = 0; i < count; i += batch) {
+    await Promise.all(
+      Array.from({ length: Math.min(batch, count - i) }, async () => {
+        try {
+          const session = await open({ ...options, messages: 0, sessions: 1, size: 0 });
+          held.push(session);
+          await session.send(`MAIL FROM:<${options.from}>`);
+          await session.send(`RCPT TO:<${options.to}>`);
+        } catch (error) {
+          errors.push((error as Error).message);
+        }
+      }),
+    );
+  }
+  return {
+    open: held.length,
+    errors,
+    close: () => {
+      for (const session of held) session.close();
+    },
+  };
+}
