@@ -220,7 +220,7 @@ export function createSpool(root: string): Spool {
         for await (const chunk of body) {
           if (isOversized()) continue; // read to the end, keep nothing more
           bytes += (chunk as Buffer).length;
-          if (inspect && headBytes < HEAD_MAX_BYTES) {
+          if ((inspect || decide) && headBytes < HEAD_MAX_BYTES) {
             head.push(chunk as Buffer);
             headBytes += (chunk as Buffer).length;
           }
@@ -240,7 +240,9 @@ export function createSpool(root: string): Spool {
       if (decide) {
         let decision: SpoolDecision;
         try {
-          decision = await decide(async () => (await readFile(tmp)).subarray(headerLength), id);
+          // A message that fit in the head is still in memory: no read back from tmp/.
+          const whole = headBytes === bytes ? Buffer.concat([prelude, ...head]) : undefined;
+          decision = await decide(async () => whole ?? (await readFile(tmp)).subarray(headerLength), id);
         } catch (error) {
           await unlink(tmp).catch(() => undefined);
           throw error;
