@@ -102,7 +102,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   };
 
   async function deliverOne(id: string, from: "incoming" | "deferred"): Promise<void> {
-    await spool.move(id, from, "active");
+    await spool.claim(id, from);
     try {
       await deliverActive(id);
     } catch (error) {

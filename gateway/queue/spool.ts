@@ -71,6 +71,7 @@ const HEADER_PREFIX_MAX_BYTES = 32;
 const ENVELOPE_MAX_BYTES = 4 * 1024 * 1024;
 /** How much of the message start `inspect` gets (headers live there). */
 export const HEAD_MAX_BYTES = 256 * 1024;
+const NEWLINE = Buffer.from("\n");
 
 export class SpoolSizeExceededError extends Error {}
 
@@ -151,6 +152,12 @@ export interface Spool {
   list(state: QueueState): Promise<string[]>;
   read(state: QueueState, id: string): Promise<QueuedMessage>;
   move(id: string, from: QueueState, to: QueueState): Promise<void>;
+  /**
+   * Delivery's claim on a message: the move into active/ without a directory sync. A rename is
+   * atomic, and after a crash recover() puts whatever is in active/ back into incoming/, so an
+   * undone claim only means the message is tried again — the sync would buy nothing.
+   */
+  claim(id: string, from: "incoming" | "deferred"): Promise<void>;
   /** Moves to deferred/ with the next attempt time, optionally narrowing the recipients. */
   defer(id: string, from: QueueState, nextAttemptAt: number, remaining?: readonly string[]): Promise<void>;
   /** Due time of a deferred message (its mtime). */
@@ -213,10 +220,8 @@ export function createSpool(root: string): Spool {
       const head: Buffer[] = [];
       let headBytes = 0;
       try {
-        await handle.write(Buffer.from(`${MAGIC} ${json.length}\n`, "latin1"));
-        await handle.write(json);
-        await handle.write(Buffer.from("\n"));
-        await handle.write(prelude);
+        // The queue file's header, envelope and our Received header in one write.
+        await handle.write(Buffer.concat([Buffer.from(`${MAGIC} ${json.length}\n`, "latin1"), json, NEWLINE, prelude]));
         for await (const chunk of body) {
           if (isOversized()) continue; // read to the end, keep nothing more
           bytes += (chunk as Buffer).length;
@@ -303,11 +308,11 @@ export function createSpool(root: string): Spool {
     },
 
     async move(id, from, to) {
-      await rename(file(from, id), file(to, id));
-      await rename(rcptFile(from, id), rcptFile(to, id)).catch(() => undefined);
-      await rename(metaFile(from, id), metaFile(to, id)).catch(() => undefined);
+      await renameWithCompanions(id, from, to);
       await fsyncDirectory(dir(to));
     },
+
+    claim: (id, from) => renameWithCompanions(id, from, "active"),
 
     async defer(id, from, nextAttemptAt, remaining) {
       if (remaining) await writeAtomically(dir(from), rcptFile(from, id), JSON.stringify(remaining));
@@ -331,6 +336,12 @@ export function createSpool(root: string): Spool {
       await fsyncDirectory(dir(from));
     },
   };
+  /** The message and its .rcpt and .meta companions (where they exist) into another state. */
+  async function renameWithCompanions(id: string, from: QueueState, to: QueueState): Promise<void> {
+    await rename(file(from, id), file(to, id));
+    await rename(rcptFile(from, id), rcptFile(to, id)).catch(() => undefined);
+    await rename(metaFile(from, id), metaFile(to, id)).catch(() => undefined);
+  }
   return spool;
 }
 
