@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = OFF");
     const message = db.prepare(
-      "insert into messages (id, received_at, client_ip, helo, tls, mail_from, subject, size, direction, status, category, rule, reasons, updated_at) values (?, ?, '203.0.113.9', 'mx.sender.example', 1, ?, ?, 12000, 'inbound', ?, ?, null, '[]', ?)",
+      "insert into messages (id, received_at, client_ip, helo, tls, mail_from, sender_domain, subject, size, direction, status, category, rule, reasons, updated_at) values (?, ?, '203.0.113.9', 'mx.sender.example', 1, ?, ?, ?, 12000, 'inbound', ?, ?, null, '[]', ?)",
     );
     const recipient = db.prepare(
       "insert into recipients (message_id, address, status, response, updated_at) values (?, ?, ?, null, ?)",
@@ -57,6 +57,7 @@ async function main(): Promise<void> {
           id,
           at,
           `sender${i % 50_000}@domain${i % 2_000}.example`,
+          `domain${i % 2_000}.example`,
           `${WORDS[i % WORDS.length]} ${WORDS[(i * 7) % WORDS.length]} #${i}`,
           status,
           CATEGORIES[i % CATEGORIES.length],

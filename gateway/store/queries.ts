@@ -5,7 +5,8 @@
  *
  * Search is newest first by (received_at, id), paged by a cursor (the last row's pair): stable
  * while new mail arrives, and index-friendly at a million rows. Sender and recipient match
- * exactly (addresses are stored lower-cased) or with `*` wildcards (`*@partner.example`);
+ * exactly (addresses are stored lower-cased) or with `*` wildcards (`*@partner.example`, which
+ * uses the sender-domain index);
  * subject matches a substring, case-insensitively.
  */
 import { type Kysely, sql } from "kysely";
@@ -58,7 +59,14 @@ export async function searchMessages(db: Kysely<TrackerDatabase>, filter: Search
     .select(["id", "received_at", "mail_from", "subject", "status", "category", "rule", "direction", "size"]);
   if (filter.sender) {
     const p = pattern(filter.sender);
-    query = p.op === "=" ? query.where("mail_from", "=", p.value) : query.where(sql`lower(mail_from)`, "like", p.value);
+    // `*@domain` (the common wildcard: everything from one sender domain) has its own index.
+    const domainOnly = /^%@([^%]+)$/.exec(p.value)?.[1];
+    query =
+      p.op === "="
+        ? query.where("mail_from", "=", p.value)
+        : domainOnly
+          ? query.where("sender_domain", "=", domainOnly)
+          : query.where(sql`lower(mail_from)`, "like", p.value);
   }
   if (filter.recipient) {
     const p = pattern(filter.recipient);

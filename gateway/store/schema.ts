@@ -14,6 +14,8 @@ export interface MessagesTable {
   helo: string;
   tls: number;
   mail_from: string;
+  /** The envelope sender's domain ("" for the null sender): `*@domain` searches use its index. */
+  sender_domain: string;
   subject: string;
   size: number;
   direction: "inbound" | "outbound" | "bounce";
@@ -70,6 +72,44 @@ export interface TrackerDatabase {
   rejections: RejectionsTable;
 }
 
+/** The domain part of an address, lower case; "" when there is none (the null sender). */
+export function senderDomainOf(address: string): string {
+  const at = address.lastIndexOf("@");
+  return at < 0 ? "" : address.slice(at + 1).toLowerCase();
+}
+
+/**
+ * A tracker made before `sender_domain` existed gets the column and has it filled in (once, in
+ * batches), so `*@domain` searches need no scan on upgraded databases either.
+ */
+async function addSenderDomain(db: Kysely<TrackerDatabase>): Promise<void> {
+  const tables = await db.introspection.getTables();
+  const messages = tables.find((t) => t.name === "messages");
+  if (!messages || messages.columns.some((c) => c.name === "sender_domain")) return;
+  await db.schema
+    .alterTable("messages")
+    .addColumn("sender_domain", "varchar(255)", (c) => c.notNull().defaultTo(""))
+    .execute();
+  for (let offset = 0; ; offset += 10_000) {
+    const rows = await db
+      .selectFrom("messages")
+      .select(["id", "mail_from"])
+      .orderBy("id")
+      .offset(offset)
+      .limit(10_000)
+      .execute();
+    if (rows.length === 0) break;
+    await db.transaction().execute(async (tx) => {
+      for (const row of rows)
+        await tx
+          .updateTable("messages")
+          .set({ sender_domain: senderDomainOf(row.mail_from) })
+          .where("id", "=", row.id)
+          .execute();
+    });
+  }
+}
+
 export async function migrate(db: Kysely<TrackerDatabase>): Promise<void> {
   await db.schema
     .createTable("messages")
@@ -80,6 +120,7 @@ export async function migrate(db: Kysely<TrackerDatabase>): Promise<void> {
     .addColumn("helo", "varchar(255)", (c) => c.notNull())
     .addColumn("tls", "integer", (c) => c.notNull())
     .addColumn("mail_from", "varchar(320)", (c) => c.notNull())
+    .addColumn("sender_domain", "varchar(255)", (c) => c.notNull().defaultTo(""))
     .addColumn("subject", "varchar(998)", (c) => c.notNull())
     .addColumn("size", "bigint", (c) => c.notNull())
     .addColumn("direction", "varchar(16)", (c) => c.notNull())
@@ -129,7 +170,9 @@ export async function migrate(db: Kysely<TrackerDatabase>): Promise<void> {
     .addColumn("message_id", "varchar(32)")
     .addColumn("detail", "text", (c) => c.notNull())
     .execute();
+  await addSenderDomain(db);
   const indexes: [string, keyof TrackerDatabase, string[]][] = [
+    ["messages_sender_domain_received_at", "messages", ["sender_domain", "received_at"]],
     ["messages_category_received_at", "messages", ["category", "received_at"]],
     ["recipients_address_message", "recipients", ["address", "message_id"]],
     ["audit_at", "audit", ["at"]],

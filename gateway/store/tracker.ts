@@ -17,7 +17,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import { type SearchFilter, type SearchPage, auditLog, searchMessages } from "./queries";
-import { type AttemptsTable, type TrackerDatabase, type TrackerStatus, migrate } from "./schema";
+import { type AttemptsTable, type TrackerDatabase, type TrackerStatus, migrate, senderDomainOf } from "./schema";
 
 export interface ArrivalRecord {
   readonly id: string;
@@ -107,8 +107,8 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
 
   const statements = {
     message: sqlite.prepare(
-      `INSERT INTO messages (id, received_at, client_ip, helo, tls, mail_from, subject, size, direction, status, category, rule, reasons, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO messages (id, received_at, client_ip, helo, tls, mail_from, sender_domain, subject, size, direction, status, category, rule, reasons, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
     ),
     recipient: sqlite.prepare(
       `INSERT INTO recipients (message_id, address, status, response, updated_at) VALUES (?, ?, ?, NULL, ?)
@@ -145,6 +145,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
       arrival.helo,
       arrival.tls ? 1 : 0,
       arrival.mailFrom.toLowerCase(),
+      senderDomainOf(arrival.mailFrom),
       arrival.subject,
       arrival.size,
       arrival.direction,

@@ -2,6 +2,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { openSqliteTracker } from "../../gateway/store/tracker";
 
@@ -89,5 +90,38 @@ describe("the tracker store", () => {
     ]);
     expect(await reopened.story("nope")).toBeUndefined();
     await reopened.close();
+  });
+});
+
+describe("sender-domain search", () => {
+  it("finds `*@domain` through its own column (not a subdomain, not a look-alike), also in a tracker made before that column", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite");
+    // A tracker from before `sender_domain`: the messages table as it was, with one message.
+    const old = new Database(path);
+    old.exec(`CREATE TABLE messages (id varchar(32) PRIMARY KEY, received_at bigint NOT NULL, client_ip varchar(64) NOT NULL,
+      helo varchar(255) NOT NULL, tls integer NOT NULL, mail_from varchar(320) NOT NULL, subject varchar(998) NOT NULL,
+      size bigint NOT NULL, direction varchar(16) NOT NULL, status varchar(16) NOT NULL, category varchar(32),
+      rule varchar(255), reasons text NOT NULL, updated_at bigint NOT NULL)`);
+    old
+      .prepare(
+        "INSERT INTO messages VALUES ('OLD1', 500, '192.0.2.1', 'x', 0, 'old@partner.example', 'before', 1, 'inbound', 'Deliver', NULL, NULL, '[]', 500)",
+      )
+      .run();
+    old.close();
+
+    const tracker = await openSqliteTracker(path);
+    for (const [id, mailFrom] of [
+      ["N1", "Carl@Partner.example"],
+      ["N2", "x@mail.partner.example"],
+      ["N3", "x@partner.example.evil"],
+      ["N4", ""],
+    ] as const)
+      await tracker.recordArrival({ ...arrival, id, mailFrom, receivedAt: 1_000 + id.charCodeAt(1) });
+    const ids = async (sender: string) => (await tracker.search({ sender })).messages.map((m) => m.id).sort();
+    expect(await ids("*@partner.example")).toEqual(["N1", "OLD1"]);
+    expect(await ids("*@PARTNER.EXAMPLE")).toEqual(["N1", "OLD1"]);
+    expect(await ids("*@*.partner.example")).toEqual(["N2"]);
+    expect(await ids("carl@partner.example")).toEqual(["N1"]);
+    await tracker.close();
   });
 });
