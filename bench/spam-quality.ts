@@ -95,54 +95,59 @@ async function main(): Promise<void> {
   const hostname = "mx.northwind.example";
   const workDir = mkdtempSync(join(tmpdir(), "moat-spam-quality-"));
   const stores: BayesStore[] = [];
-  /** One model per fold (trained on the other folds), or one for the held-out sets (all development mail). */
-  const scanners = new Map<number, ReturnType<typeof createScanner>>();
-  const trainingStart = process.hrtime.bigint();
-  for (const fold of heldOut.length > 0 ? [-1] : Array.from({ length: folds }, (_, k) => k)) {
-    let bayes: BayesStore | undefined;
-    if (useBayes) {
-      bayes = openBayesStore(join(workDir, `fold-${fold}.sqlite`));
-      stores.push(bayes);
-      const training: Item[] =
-        fold === -1
-          ? DEVELOPMENT_SETS.flatMap((set) =>
-              readdirSync(join(CORPUS, set))
-                .filter((f) => f.endsWith(".txt"))
-                .map((file) => ({ set, file, fold: -1 })),
-            )
-          : items.filter((item) => item.fold !== fold);
-      for (const item of training)
-        await learnMessage(bayes, readCorpusMessage(item.set, item.file), item.set.startsWith("spam") ? "spam" : "ham");
-    }
-    scanners.set(
-      fold,
-      createScanner({
-        filters: [
-          createAuthFilter({ resolve: createDnsResolve([rspamd.dns.address]), hostname }),
-          createRspamdFilter({ url: rspamd.url, hostname }),
-          ...(bayes ? [createBayesFilter({ store: bayes, minSpam: 200, minHam: 200 })] : []),
-          ...createContentFilters(POLICY.bannedExtensions),
-        ],
-        rules: createRuleMatcher([]),
-        policy: POLICY,
-        domains: ["northwind.example"],
-        onEngineFailure: "tempfail",
-      }),
-    );
-  }
-  const trainingMs = Number(process.hrtime.bigint() - trainingStart) / 1e6;
-  console.log("Moat filtering quality benchmark (SpamAssassin public corpus)");
-  console.log(
-    `machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, ${readFileSync("/proc/version", "utf8").split(" ")[2]}`,
-  );
-  console.log(
-    !useBayes
-      ? "Bayes: off (--no-bayes)"
-      : heldOut.length > 0
-        ? `Bayes: one model trained on all of ${DEVELOPMENT_SETS.join(" + ")}, scoring held-out sets it never saw (training ${(trainingMs / 1000).toFixed(1)} s)`
-        : `Bayes: ${folds}-fold cross-validation: each message scored by a model trained on the other ${folds - 1} folds, never on itself (training ${(trainingMs / 1000).toFixed(1)} s)`,
-  );
+  // Everything after rspamd's start is inside the try, so a failure anywhere still stops it.
   try {
+    /** One model per fold (trained on the other folds), or one for the held-out sets (all development mail). */
+    const scanners = new Map<number, ReturnType<typeof createScanner>>();
+    const trainingStart = process.hrtime.bigint();
+    for (const fold of heldOut.length > 0 ? [-1] : Array.from({ length: folds }, (_, k) => k)) {
+      let bayes: BayesStore | undefined;
+      if (useBayes) {
+        bayes = openBayesStore(join(workDir, `fold-${fold}.sqlite`));
+        stores.push(bayes);
+        const training: Item[] =
+          fold === -1
+            ? DEVELOPMENT_SETS.flatMap((set) =>
+                readdirSync(join(CORPUS, set))
+                  .filter((f) => f.endsWith(".txt"))
+                  .map((file) => ({ set, file, fold: -1 })),
+              )
+            : items.filter((item) => item.fold !== fold);
+        for (const item of training)
+          await learnMessage(
+            bayes,
+            readCorpusMessage(item.set, item.file),
+            item.set.startsWith("spam") ? "spam" : "ham",
+          );
+      }
+      scanners.set(
+        fold,
+        createScanner({
+          filters: [
+            createAuthFilter({ resolve: createDnsResolve([rspamd.dns.address]), hostname }),
+            createRspamdFilter({ url: rspamd.url, hostname }),
+            ...(bayes ? [createBayesFilter({ store: bayes, minSpam: 200, minHam: 200 })] : []),
+            ...createContentFilters(POLICY.bannedExtensions),
+          ],
+          rules: createRuleMatcher([]),
+          policy: POLICY,
+          domains: ["northwind.example"],
+          onEngineFailure: "tempfail",
+        }),
+      );
+    }
+    const trainingMs = Number(process.hrtime.bigint() - trainingStart) / 1e6;
+    console.log("Moat filtering quality benchmark (SpamAssassin public corpus)");
+    console.log(
+      `machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, ${readFileSync("/proc/version", "utf8").split(" ")[2]}`,
+    );
+    console.log(
+      !useBayes
+        ? "Bayes: off (--no-bayes)"
+        : heldOut.length > 0
+          ? `Bayes: one model trained on all of ${DEVELOPMENT_SETS.join(" + ")}, scoring held-out sets it never saw (training ${(trainingMs / 1000).toFixed(1)} s)`
+          : `Bayes: ${folds}-fold cross-validation: each message scored by a model trained on the other ${folds - 1} folds, never on itself (training ${(trainingMs / 1000).toFixed(1)} s)`,
+    );
     const results: Record<
       string,
       { total: number; caught: number; infomail: number; failures: number; byCategory: Record<string, number> }
