@@ -1,7 +1,7 @@
 /**
  * `moat learn [--config FILE] --spam|--ham PATH...`: teaches the gateway's Bayes filter
- * (`<dataDir>/bayes.sqlite`) messages of a known kind — files (.eml, or one message per file
- * with an mbox "From " line) or directories of them. Learning a message again with the same
+ * (`<dataDir>/bayes.sqlite`) messages of a known kind — files (.eml, or mbox files holding one
+ * or many messages, as mail clients export a folder) or directories of them. Learning a message again with the same
  * label changes nothing; with the other label it moves. A running gateway sees the counts at
  * its next message (same database, WAL).
  */
@@ -12,6 +12,29 @@ import type { Env } from "./env";
 import { learnMessage } from "./filters/bayes";
 import type { BayesLabel } from "./filters/bayes-store";
 import { openBayesStoreFor } from "./filters";
+
+/**
+ * The messages of an mbox file (each starts with a "From " line after an empty line; a quoted
+ * ">From " line in a body is unquoted, as mboxrd writes it). A file without a leading "From "
+ * line is one message as it is.
+ */
+export function splitMbox(raw: Buffer): Buffer[] {
+  const text = raw.toString("latin1");
+  if (!text.startsWith("From ")) return [raw];
+  const messages: Buffer[] = [];
+  const separator = /(?:^|\r?\n\r?\n)From [^\n]*\n/g;
+  const starts: { from: number; body: number }[] = [];
+  for (const match of text.matchAll(separator)) {
+    const blank = match[0].startsWith("From ") ? 0 : match[0].indexOf("From ");
+    starts.push({ from: (match.index ?? 0) + blank, body: (match.index ?? 0) + match[0].length });
+  }
+  starts.forEach((start, i) => {
+    const end = i + 1 < starts.length ? (starts[i + 1] as { from: number }).from : text.length;
+    const message = text.slice(start.body, end).replace(/^>(>*From )/gm, "$1");
+    if (message.trim()) messages.push(Buffer.from(message, "latin1"));
+  });
+  return messages;
+}
 
 function filesUnder(path: string): string[] {
   if (!statSync(path).isDirectory()) return [path];
@@ -44,14 +67,24 @@ export async function learnFiles(
         continue;
       }
       for (const file of files) {
+        let messages: Buffer[];
         try {
-          let raw = readFileSync(file);
-          if (raw.subarray(0, 5).toString("latin1") === "From ") raw = raw.subarray(raw.indexOf(0x0a) + 1);
-          if (raw.toString("latin1").trim() === "") throw new Error("the file is empty");
-          tally[await learnMessage(store, raw, options.label)]++;
+          messages = splitMbox(readFileSync(file));
+          if (messages.every((m) => m.toString("latin1").trim() === "")) throw new Error("the file is empty");
         } catch (error) {
           print(`${file}: not learned: ${(error as Error).message}`);
           tally.failed++;
+          continue;
+        }
+        for (const [index, raw] of messages.entries()) {
+          try {
+            tally[await learnMessage(store, raw, options.label)]++;
+          } catch (error) {
+            print(
+              `${file}${messages.length > 1 ? ` (message ${index + 1})` : ""}: not learned: ${(error as Error).message}`,
+            );
+            tally.failed++;
+          }
         }
       }
     }

@@ -20,6 +20,7 @@ import { createQuarantine } from "../../gateway/quarantine/quarantine";
 import { createSpool } from "../../gateway/queue/spool";
 import { createRuleMatcher } from "../../gateway/rules/rules";
 import { openSqliteTracker } from "../../gateway/store/tracker";
+import { splitMbox } from "../../gateway/learn-command";
 import { runCli, writeTestConfig } from "../helpers/gateway-process";
 import { message, quarantineEverything } from "../helpers/mail-fixtures";
 
@@ -241,6 +242,38 @@ describe("learning from the quarantine", () => {
     expect(store.totals()).toEqual({ spam: 0, ham: 1 });
     store.close();
     await tracker.close();
+  });
+});
+
+describe("mbox files for moat learn", () => {
+  it("splits an mbox export into its messages and unquotes >From lines; a plain .eml stays one message", () => {
+    const mbox = Buffer.from(
+      [
+        "From alice@example.net Sat Jan  3 01:05:34 2026",
+        "Subject: one",
+        "",
+        "first body",
+        ">From the desk of Alice",
+        "",
+        "From bob@example.net Sat Jan  3 01:06:00 2026",
+        "Subject: two",
+        "",
+        "second body",
+        "",
+        "From carol@example.net Sat Jan  3 01:07:00 2026",
+        "Subject: three",
+        "",
+        "third body",
+        "",
+      ].join("\n"),
+    );
+    const messages = splitMbox(mbox).map((m) => m.toString());
+    expect(messages).toHaveLength(3);
+    expect(messages[0]).toMatch(/^Subject: one\n\nfirst body\nFrom the desk of Alice\n/);
+    expect(messages[1]).toMatch(/^Subject: two\n/);
+    expect(messages[2]).toMatch(/^Subject: three\n\nthird body\n$/);
+    const eml = Buffer.from("Subject: plain\r\n\r\nFrom here on, a body line.\r\n");
+    expect(splitMbox(eml)).toEqual([eml]);
   });
 });
 
