@@ -200,6 +200,15 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
           values: directory()?.size ?? spreadsheet.size,
         },
         ...directorySyncGauges(sync),
+        ...(bayes
+          ? {
+              moat_bayes_learned_messages: {
+                help: "messages the Bayes filter has learned, by label (it votes from 200 of each by default)",
+                label: "label",
+                values: { ...bayes.totals() },
+              },
+            }
+          : {}),
       });
     },
     health: async () => ({

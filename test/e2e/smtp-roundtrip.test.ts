@@ -143,6 +143,9 @@ describe("serve --config with a stack output file", () => {
     expect(metrics).toMatch(/^moat_smtp_refusals_total\{reason="unknown"\} [1-9]/m);
     expect(metrics).toMatch(/^moat_delivery_attempts_total\{outcome="delivered"\} [1-9]/m);
     expect(metrics).toMatch(/^moat_queue_messages\{state="corrupt"\} 0$/m);
+    // Nothing learned yet: an admin sees the Bayes filter is not voting.
+    expect(metrics).toMatch(/^moat_bayes_learned_messages\{label="spam"\} 0$/m);
+    expect(metrics).toMatch(/^moat_bayes_learned_messages\{label="ham"\} 0$/m);
   });
 });
 
