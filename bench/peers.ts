@@ -22,250 +22,29 @@
  *
  *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-nofilter: a subset)
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { startDnsStub } from "./dns-stub";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, startGatewayProcess, writeTestConfig, LOAD_TEST_LIMITS } from "../test/helpers/gateway-process";
 import { makeCertificate } from "../test/helpers/tls";
+import { startDnsStub } from "./dns-stub";
 import { type LoadResult, holdSessions, runLoad } from "./load-client";
+import {
+  HELD_SESSIONS,
+  type Sink,
+  type System,
+  startHaraka,
+  startMoat,
+  startPostfix,
+  startSmtpSink,
+  treeUsage,
+} from "./peer-systems";
 
 const MESSAGES = Number(process.argv[2] ?? 2000);
 const SESSIONS = 20;
 const SIZE = 10240;
-const CLK_TCK_MS = 10;
-const HELD_SESSIONS = 500;
 const FROM = "sender@outside.example";
 const TO = "anna.berg@northwind.example";
-
-interface Certificate {
-  readonly certFile: string;
-  readonly keyFile: string;
-}
-
-interface Sink {
-  readonly port: number;
-  count(): number;
-  stop(): void;
-}
-
-async function startSmtpSink(): Promise<Sink> {
-  const port = await freePort();
-  const child = spawn("smtp-sink", ["-u", "nobody", "-c", "-m", "1024", `127.0.0.1:${port}`, "1024"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let last = 0;
-  child.stdout.on("data", (d: Buffer) => {
-    const all = [...d.toString().matchAll(/mesg=(\d+)/g)];
-    const value = all[all.length - 1]?.[1];
-    if (value) last = Number(value);
-  });
-  await new Promise((r) => setTimeout(r, 300));
-  return { port, count: () => last, stop: () => child.kill("SIGKILL") };
-}
-
-/**
- * CPU (ms) and memory (kB) of a process tree: the root and every descendant. Memory is PSS
- * (proportional set size, /proc/PID/smaps_rollup): pages shared between processes — Postfix's
- * one smtpd per session — are divided among them instead of counted once per process.
- */
-function treeUsage(rootPid: number): { cpuMs: number; rssKb: number } {
-  const parent = new Map<number, number>();
-  const stats = new Map<number, string>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parent.set(Number(entry), Number(fields[1]));
-      stats.set(Number(entry), stat);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const inTree = (pid: number): boolean => {
-    for (let p = pid, hops = 0; p > 1 && hops < 20; p = parent.get(p) ?? 0, hops++) if (p === rootPid) return true;
-    return false;
-  };
-  let cpuMs = 0;
-  let rssKb = 0;
-  for (const [pid, stat] of stats) {
-    if (!inTree(pid)) continue;
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // utime + stime, and cutime + cstime: children that exited (Postfix's smtpd) still count.
-    cpuMs += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * CLK_TCK_MS;
-    try {
-      rssKb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return { cpuMs, rssKb };
-}
-
-interface System {
-  readonly name: string;
-  readonly port: number;
-  /** Root of the system's process tree, for CPU and memory. */
-  readonly pid: number;
-  stop(): Promise<void>;
-}
-
-async function startPostfix(sinkPort: number, dir: string, certificate: Certificate): Promise<System> {
-  const port = await freePort();
-  const config = join(dir, "postfix");
-  mkdirSync(config, { recursive: true });
-  const master = readFileSync("/etc/postfix/master.cf", "utf8").replace(
-    /^smtp\s+inet.*$/m,
-    `127.0.0.1:${port} inet n - n - - smtpd`,
-  );
-  writeFileSync(join(config, "master.cf"), master);
-  writeFileSync(
-    join(config, "main.cf"),
-    [
-      "compatibility_level = 3.6",
-      `queue_directory = ${join(dir, "postfix-queue")}`,
-      `data_directory = ${join(dir, "postfix-data")}`,
-      "myhostname = relay.bench.test",
-      "inet_interfaces = 127.0.0.1",
-      "inet_protocols = ipv4",
-      "mydestination =",
-      `relayhost = [127.0.0.1]:${sinkPort}`,
-      "mynetworks = 127.0.0.0/8",
-      "smtpd_relay_restrictions = permit_mynetworks, reject",
-      "alias_maps =",
-      "alias_database =",
-      "local_recipient_maps =",
-      "smtp_tls_security_level = none",
-      "smtpd_tls_security_level = may",
-      `smtpd_tls_cert_file = ${certificate.certFile}`,
-      `smtpd_tls_key_file = ${certificate.keyFile}`,
-      // Enough smtpd processes for the held sessions (one process per session).
-      `default_process_limit = ${HELD_SESSIONS + 50}`,
-      "smtputf8_enable = no",
-      "",
-    ].join("\n"),
-  );
-  // Postfix runs an alternate configuration only when the default one lists it.
-  // (Debian's "No configuration" install has no main.cf at all.)
-  const main = existsSync("/etc/postfix/main.cf") ? readFileSync("/etc/postfix/main.cf", "utf8") : "";
-  if (!main.includes(config)) appendFileSync("/etc/postfix/main.cf", `\nalternate_config_directories = ${config}\n`);
-  for (const d of ["postfix-queue", "postfix-data"]) mkdirSync(join(dir, d), { recursive: true });
-  execFileSync("chown", ["postfix", join(dir, "postfix-data")]);
-  execFileSync("postfix", ["-c", config, "start"], { stdio: "ignore" });
-  await new Promise((r) => setTimeout(r, 1500));
-  const pid = Number(readFileSync(join(dir, "postfix-queue", "pid", "master.pid"), "utf8").trim());
-  return {
-    name: "postfix",
-    port,
-    pid,
-    stop: async () => {
-      execFileSync("postfix", ["-c", config, "stop"], { stdio: "ignore" });
-    },
-  };
-}
-
-/**
- * Haraka from npm, installed once per run. `smtp_forward`: each message is forwarded to the
- * sink during the client's DATA (no local queue). `queue`: connections are marked as relaying,
- * so Haraka writes each message to its own disk queue and its outbound engine delivers it
- * (a tiny plugin points every domain's MX at the sink; outbound.ini allows a loopback MX).
- */
-async function startHaraka(
-  sinkPort: number,
-  dir: string,
-  certificate: Certificate,
-  mode: "smtp_forward" | "queue",
-): Promise<System> {
-  const port = await freePort();
-  const home = join(dir, "haraka");
-  mkdirSync(home, { recursive: true });
-  const bin = join(home, "node_modules", ".bin", "haraka");
-  if (!existsSync(bin))
-    execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", home, "Haraka@3.3.4"], {
-      stdio: "ignore",
-    });
-  const site = join(home, `site-${mode}`);
-  execFileSync(bin, ["-i", site], { stdio: "ignore" });
-  writeFileSync(join(site, "config", "smtp.ini"), `listen=127.0.0.1:${port}\nnodes=0\n`);
-  writeFileSync(join(site, "config", "tls_cert.pem"), readFileSync(certificate.certFile));
-  writeFileSync(join(site, "config", "tls_key.pem"), readFileSync(certificate.keyFile));
-  writeFileSync(join(site, "config", "host_list"), "northwind.example\n");
-  writeFileSync(join(site, "config", "log.ini"), "[main]\nlevel=error\n");
-  if (mode === "smtp_forward") {
-    writeFileSync(join(site, "config", "plugins"), "tls\nrcpt_to.in_host_list\nqueue/smtp_forward\n");
-    writeFileSync(
-      join(site, "config", "smtp_forward.ini"),
-      `host=127.0.0.1\nport=${sinkPort}\nenable_tls=false\nmax_connections=100\n`,
-    );
-  } else {
-    writeFileSync(join(site, "config", "plugins"), "tls\nbench_relay\nrcpt_to.in_host_list\n");
-    mkdirSync(join(site, "plugins"), { recursive: true });
-    writeFileSync(
-      join(site, "plugins", "bench_relay.js"),
-      [
-        "exports.hook_connect = function (next, connection) { connection.relaying = true; next(); };",
-        `exports.hook_get_mx = function (next, hmail, domain) { next(OK, { exchange: "127.0.0.1", port: ${sinkPort}, priority: 0 }); };`,
-        "",
-      ].join("\n"),
-    );
-    writeFileSync(join(site, "config", "outbound.ini"), "enable_tls=false\nlocal_mx_ok=true\nconcurrency_max=100\n");
-  }
-  const child: ChildProcess = spawn(bin, ["-c", site], { stdio: "ignore" });
-  await new Promise((r) => setTimeout(r, 2500));
-  return {
-    name: `haraka (${mode})`,
-    port,
-    pid: child.pid ?? 0,
-    stop: async () => {
-      child.kill("SIGKILL");
-    },
-  };
-}
-
-async function startMoat(
-  sinkPort: number,
-  filters: boolean,
-  dnsAddress: string,
-  certificate: Certificate,
-): Promise<System> {
-  const { file, dir } = writeTestConfig({
-    smartHostPort: sinkPort,
-    tls: { certFile: certificate.certFile, keyFile: certificate.keyFile },
-    // One load generator on one IP: lift the per-client limits that would (rightly) stop it.
-    edit: (d) => ({
-      ...d,
-      filters: { ...d.filters, enabled: filters },
-      smtp: {
-        ...d.smtp,
-        limits: { ...LOAD_TEST_LIMITS },
-      },
-    }),
-  });
-  const gateway = await startGatewayProcess(["--config", file], {
-    MOAT_LOG_LEVEL: "error",
-    MOAT_DNS_SERVERS: dnsAddress,
-  });
-  return {
-    name: filters ? "moat (spool + verdict + delivery)" : "moat (filters off)",
-    port: gateway.smtpPort,
-    pid: gateway.child.pid ?? 0,
-    stop: async () => {
-      await gateway.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function measure(
   system: System,
