@@ -72,7 +72,7 @@ export function createRspamdFilter(options: { readonly url: string; readonly hos
         symbol: action.toUpperCase().replace(/ /g, "_"),
         detail: `rspamd score ${score} of ${reply.required_score ?? "?"} (${action})${symbols.length ? `: ${symbols.join(" ")}` : ""}`,
       };
-      return { findings: [finding], spamScore: score, facts: { rspamdScore: score } };
+      return { findings: [finding], spamScore: score };
     },
   };
 }
