@@ -90,15 +90,17 @@ async function addSenderDomain(db: Kysely<TrackerDatabase>): Promise<void> {
     .alterTable("messages")
     .addColumn("sender_domain", "varchar(255)", (c) => c.notNull().defaultTo(""))
     .execute();
-  for (let offset = 0; ; offset += 10_000) {
+  // Keyset paging by id: each batch starts where the last ended, not by skipping rows again.
+  for (let after = ""; ;) {
     const rows = await db
       .selectFrom("messages")
       .select(["id", "mail_from"])
+      .where("id", ">", after)
       .orderBy("id")
-      .offset(offset)
       .limit(10_000)
       .execute();
     if (rows.length === 0) break;
+    after = (rows[rows.length - 1] as { id: string }).id;
     await db.transaction().execute(async (tx) => {
       for (const row of rows)
         await tx
