@@ -2,7 +2,7 @@
  * The detectors a gatewayConfig asks for, in one list: authentication, infomail, attachments,
  * phishing and impersonation always; rspamd and ClamAV when their engines are configured
  * (`filters.rspamdUrl`, `filters.clamd`, or MOAT_RSPAMD_URL / MOAT_CLAMD); Bayes when
- * `filters.bayes.enabled` and the caller opened its store (`openBayesStoreFor`).
+ * the caller opened its store (`openBayesStoreFor`, which opens none when `filters.bayes.enabled` is false).
  */
 import { join } from "node:path";
 import type { GatewayConfig } from "../config";
@@ -47,7 +47,7 @@ export function createFilters(config: GatewayConfig, resources: FilterResources 
       ? [createRspamdFilter({ url: config.filters.rspamdUrl, hostname: config.smtp.hostname })]
       : []),
     ...(config.filters.clamd ? [createClamavFilter(config.filters.clamd)] : []),
-    ...(bayes && config.filters.bayes.enabled
+    ...(bayes
       ? [
           createBayesFilter({
             store: bayes,
