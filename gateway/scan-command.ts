@@ -16,6 +16,7 @@ import { type DirectoryRecord, createDirectory, recordsFromStaticUsers } from ".
 import type { Env } from "./env";
 import { createScannerFromConfig, openBayesStoreFor } from "./filters";
 import { createDirectoryStateStore } from "./store/directory-state";
+import { bufferSource } from "./filters/source";
 
 export interface ScanOptions {
   readonly configFile: string | undefined;
@@ -91,7 +92,7 @@ export async function scanFiles(options: ScanOptions, env: Env, print: (line: st
       helo: options.helo ?? envelope.helo,
       tls: false,
       direction: "inbound",
-      raw,
+      source: bufferSource(raw),
       directory,
     });
     print(

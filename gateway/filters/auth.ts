@@ -11,14 +11,19 @@
  *   SPF or DKIM pass for that domain. Allow rules need it (an allow for an address anyone can
  *   forge is no allow at all).
  *
+ * It reads the message while it arrives (a streaming filter), beside the MIME parse. The body is
+ * read only when a header asks for it (a DKIM signature or an ARC set, whose body hashes are
+ * checked); for an unsigned message mailauth gets the header block alone, which gives the same
+ * results without running the whole body through its line-by-line canonicalization.
+ *
  * DNS through `MOAT_DNS_SERVERS`/`dns.servers` (or an injected resolver in tests), each lookup
  * bounded by the resolver's timeout. A DNS failure is mailauth's `temperror`, a reason, not an
  * engine failure: authentication then simply does not vouch for the sender.
  */
 import { Resolver } from "node:dns/promises";
+import { Readable } from "node:stream";
 import { authenticate } from "mailauth";
 import { domainOf } from "../verify/recipients";
-import { streamOf } from "./message";
 import type { Filter, FilterResult, Finding } from "./types";
 
 const DNS_TIMEOUT_MS = 3_000;
@@ -37,12 +42,52 @@ interface Status {
   comment?: string;
 }
 
+/** Beyond this a header block is not looked through: the whole message goes to mailauth. */
+const HEADER_BLOCK_MAX_BYTES = 1024 * 1024;
+const SIGNATURE_HEADER = /^(?:dkim-signature|arc-seal|arc-message-signature)[ \t]*:/im;
+
+/** The message as mailauth needs it: whole when signed, otherwise its header block alone. */
+export function authInput(message: Readable): Readable {
+  return Readable.from(
+    (async function* () {
+      let head = Buffer.alloc(0);
+      let passing = false;
+      try {
+        for await (const chunk of message as AsyncIterable<Buffer>) {
+          if (passing) {
+            yield chunk;
+            continue;
+          }
+          head = Buffer.concat([head, chunk]);
+          const crlf = head.indexOf("\r\n\r\n");
+          const lf = head.indexOf("\n\n");
+          const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf + 4 : lf >= 0 ? lf + 2 : -1;
+          if (end < 0 && head.length <= HEADER_BLOCK_MAX_BYTES) continue;
+          const block = end < 0 ? head : head.subarray(0, end);
+          if (end < 0 || SIGNATURE_HEADER.test(block.toString("latin1"))) {
+            passing = true;
+            yield head;
+            continue;
+          }
+          yield block;
+          return;
+        }
+        if (!passing) yield head; // no body at all
+      } finally {
+        message.destroy();
+      }
+    })(),
+    { objectMode: false },
+  );
+}
+
 export function createAuthFilter(options: { readonly resolve: DnsResolve; readonly hostname: string }): Filter {
   return {
     name: "auth",
+    streaming: true,
     async run(message): Promise<FilterResult> {
       if (message.direction === "outbound") return { findings: [], facts: { senderAuthenticated: true } };
-      const result = (await authenticate(streamOf(message.raw), {
+      const result = (await authenticate(authInput(message.source.open()), {
         ip: message.clientIp,
         helo: message.helo,
         sender: message.mailFrom,
@@ -52,7 +97,7 @@ export function createAuthFilter(options: { readonly resolve: DnsResolve; readon
       })) as unknown as {
         headers: string;
         spf?: { status?: Status; domain?: string } | false;
-        dkim?: { results?: { status: Status; signingDomain?: string }[] } | false;
+        dkim?: { results?: { status: Status; signingDomain?: string }[]; headerFrom?: string[] } | false;
         dmarc?: { status?: Status; domain?: string; policy?: string } | false;
         arc?: { status: Status };
       };
@@ -62,7 +107,7 @@ export function createAuthFilter(options: { readonly resolve: DnsResolve; readon
       const dkimResults = (result.dkim ? result.dkim.results : undefined) ?? [];
       const dmarc = result.dmarc ? (result.dmarc.status?.result ?? "none") : "none";
       const policy = (result.dmarc ? result.dmarc.policy : undefined) ?? "none";
-      const fromDomain = domainOf(message.parsed.fromAddress);
+      const fromDomain = domainOf((result.dkim ? result.dkim.headerFrom?.[0] : undefined)?.toLowerCase() ?? "");
       findings.push({
         detector: "auth",
         symbol: `SPF_${spf.toUpperCase()}`,

@@ -1,8 +1,8 @@
 /**
  * Malware scanning by ClamAV's clamd, INSTREAM over TCP (MOAT_CLAMD host:port): the message
  * goes in chunks of `<uint32 length><bytes>`, a zero length ends it, clamd answers
- * `stream: OK` or `stream: <signature> FOUND`. The whole MIME message is sent; clamd decodes
- * MIME, archives and encodings itself.
+ * `stream: OK` or `stream: <signature> FOUND`. The whole MIME message is sent, streamed from the
+ * spool as the socket takes it; clamd decodes MIME, archives and encodings itself.
  *
  * A message larger than clamd's StreamMaxLength is reported as not scanned (a reason, not a
  * failure: set StreamMaxLength at least to the gateway's size limit). Anything else that goes
@@ -10,6 +10,7 @@
  * EngineUnavailableError.
  */
 import { connect } from "node:net";
+import type { Readable } from "node:stream";
 import type { Filter } from "./types";
 import { EngineUnavailableError } from "./types";
 
@@ -18,7 +19,7 @@ const CHUNK_BYTES = 64 * 1024;
 
 export type ClamdAnswer = { kind: "clean" } | { kind: "found"; signature: string } | { kind: "too-large" };
 
-export function scanWithClamd(target: { host: string; port: number }, data: Buffer): Promise<ClamdAnswer> {
+export function scanWithClamd(target: { host: string; port: number }, data: Readable): Promise<ClamdAnswer> {
   return new Promise((resolve, reject) => {
     const socket = connect(target.port, target.host);
     let reply = "";
@@ -44,16 +45,28 @@ export function scanWithClamd(target: { host: string; port: number }, data: Buff
     socket.on("close", () => {
       if (!reply.includes("\0")) fail("connection closed without an answer");
     });
-    socket.on("connect", () => {
+    const send = async () => {
       socket.write("zINSTREAM\0");
-      for (let offset = 0; offset < data.length; offset += CHUNK_BYTES) {
-        const chunk = data.subarray(offset, offset + CHUNK_BYTES);
-        const length = Buffer.alloc(4);
-        length.writeUInt32BE(chunk.length);
-        socket.write(length);
-        socket.write(chunk);
+      for await (const piece of data as AsyncIterable<Buffer>) {
+        for (let offset = 0; offset < piece.length; offset += CHUNK_BYTES) {
+          const chunk = piece.subarray(offset, offset + CHUNK_BYTES);
+          const length = Buffer.alloc(4);
+          length.writeUInt32BE(chunk.length);
+          socket.write(length);
+          if (!socket.write(chunk))
+            await new Promise((resume) => {
+              socket.once("drain", resume);
+              socket.once("close", resume);
+            });
+          if (socket.destroyed) return; // clamd answered early (size limit) or failed
+        }
       }
       socket.write(Buffer.alloc(4));
+    };
+    socket.on("connect", () => {
+      send()
+        .catch((error: Error) => fail(`reading the message: ${error.message}`))
+        .finally(() => data.destroy());
     });
   });
 }
@@ -62,7 +75,7 @@ export function createClamavFilter(target: { readonly host: string; readonly por
   return {
     name: "clamav",
     async run(message) {
-      const answer = await scanWithClamd(target, message.raw);
+      const answer = await scanWithClamd(target, message.source.open());
       switch (answer.kind) {
         case "clean":
           return { findings: [{ detector: "clamav", symbol: "CLEAN", detail: "ClamAV: no malware found" }] };

@@ -6,14 +6,18 @@
  * Memory stays near the message size whatever it carries: an attachment's bytes are kept
  * whole only where a detector needs them — archives up to ARCHIVE_KEEP_MAX_BYTES (they are
  * opened), HTML up to HTML_KEEP_MAX_BYTES (forms are looked for) — and otherwise only its first
- * HEAD_BYTES (the true type is in the first bytes) and its size. Text and HTML bodies beyond
+ * HEAD_BYTES (the true type is in the first bytes) and its size. A base64 attachment that is
+ * not kept whole is decoded only that far; the rest is counted, not decoded (most of a large
+ * message's parse time was decoding what nobody looked at). Text and HTML bodies beyond
  * BODY_MAX_CHARS are cut for the link and content checks.
  *
- * Bounded: the parse of a hostile message (nesting, huge headers) is cut off after
- * PARSE_TIMEOUT_MS and reported as MessageParseError, a verdict reason of its own, never a hang.
+ * Bounded: the parse of a hostile message (nesting, huge headers) is cut off PARSE_TIMEOUT_MS
+ * after the message has arrived whole and reported as MessageParseError, a verdict reason of its
+ * own, never a hang.
  */
 import { type AddressObject, MailParser } from "mailparser";
-import { Readable } from "node:stream";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
+import { type MessageSource, bufferSource } from "./source";
 
 const PARSE_TIMEOUT_MS = 20_000;
 /** Links beyond this many are not looked at (a message with thousands is itself a signal). */
@@ -54,23 +58,6 @@ export interface ParsedMessage {
 }
 
 export class MessageParseError extends Error {}
-
-const STREAM_CHUNK_BYTES = 64 * 1024;
-
-/**
- * A message's bytes as a stream of 64 KB views (no copies). Parsers fed one 25 MB write build
- * all their intermediate buffers at once; fed in chunks with backpressure, each chunk's garbage
- * can go before the next (the large-message bench: RSS growth of a 25 MB message).
- */
-export function streamOf(raw: Buffer): Readable {
-  return Readable.from(
-    (function* () {
-      for (let offset = 0; offset < raw.length; offset += STREAM_CHUNK_BYTES)
-        yield raw.subarray(offset, offset + STREAM_CHUNK_BYTES);
-    })(),
-    { objectMode: false },
-  );
-}
 
 function firstAddress(value: AddressObject | AddressObject[] | undefined): { address: string; name: string } {
   const list = Array.isArray(value) ? value : value ? [value] : [];
@@ -118,19 +105,129 @@ const ARCHIVE_HEAD = [
   Buffer.from([0x37, 0x7a, 0xbc, 0xaf]),
 ];
 
+const isHtmlLike = (contentType: string, filename: string | undefined) =>
+  /html|svg/i.test(contentType) || /\.(s?html?|xhtml|svg)$/i.test(filename ?? "");
+
+/** Whether detectors need an attachment whole (they open archives, look into HTML), from its first bytes. */
+function keptWhole(first: Buffer, contentType: string, filename: string | undefined): boolean {
+  return (
+    ARCHIVE_HEAD.some((magic) => first.subarray(0, magic.length).equals(magic)) || isHtmlLike(contentType, filename)
+  );
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const BASE64_TEXT = /[^A-Za-z0-9+/]/g;
+
+/**
+ * A base64 decoder for an attachment that decodes its first HEAD_BYTES and, unless the
+ * attachment is kept whole, only counts the rest: `size` is then worked out from the number of
+ * base64 characters (line breaks and the final padding not counted). Chunks that do not end on a
+ * 4-character boundary carry the remainder over, as libbase64 does.
+ */
+class HeadDecoder extends Transform {
+  private pending = "";
+  private decoded = 0;
+  private whole: boolean | undefined;
+  private skipped = 0;
+  private tail = "";
+  constructor(
+    private readonly contentType: string,
+    private readonly filename: string | undefined,
+  ) {
+    super();
+  }
+
+  get size(): number {
+    return this.decoded + Math.floor((this.skipped * 3) / 4);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    if (this.whole === false && this.decoded >= HEAD_BYTES) {
+      let breaks = 0;
+      for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) breaks++;
+      for (let i = chunk.indexOf(CR); i >= 0; i = chunk.indexOf(CR, i + 1)) breaks++;
+      this.skipped += chunk.length - breaks;
+      this.tail = (this.tail + chunk.subarray(-4).toString("latin1")).slice(-4);
+      return done();
+    }
+    const text = this.pending + chunk.toString("latin1").replace(BASE64_TEXT, "");
+    const usable = text.length - (text.length % 4);
+    this.pending = text.slice(usable);
+    if (usable > 0) this.emit_(Buffer.from(text.slice(0, usable), "base64"));
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.pending.length > 0) this.emit_(Buffer.from(this.pending, "base64"));
+    this.skipped -= /=+\s*$/.exec(this.tail)?.[0].trim().length ?? 0;
+    done();
+  }
+
+  private emit_(bytes: Buffer): void {
+    if (this.whole === undefined && this.decoded + bytes.length >= 4)
+      this.whole = keptWhole(bytes, this.contentType, this.filename);
+    this.decoded += bytes.length;
+    this.push(bytes);
+  }
+}
+
+/** mailparser, with HeadDecoder for base64 attachments (see the file comment). */
+class HeadOnlyParser extends MailParser {
+  /** An attachment's headers (the object mailparser hands out with it) -> its decoder. */
+  readonly decoders = new WeakMap<object, HeadDecoder>();
+
+  constructor() {
+    super({
+      skipImageLinks: true,
+      skipTextToHtml: true,
+      skipTextLinks: true,
+      maxHtmlLengthToParse: 2_000_000,
+      checksumAlgo: false,
+    });
+  }
+
+  // mailparser's own node factory (createNode, internal): the decoder is swapped before any body arrives.
+  createNode(data: { filename?: string }): ParserNode {
+    const node = (MailParser.prototype as unknown as { createNode(d: unknown): ParserNode }).createNode.call(
+      this,
+      data,
+    );
+    if (node.isAttachment && node.encoding === "base64" && node.decoder) {
+      const decoder = new HeadDecoder(node.contentType ?? "", data.filename);
+      decoder.on("end", () => {
+        (this as unknown as { decoderEnded: boolean }).decoderEnded = true;
+      });
+      node.decoder = decoder;
+      this.decoders.set(node.headers, decoder);
+    }
+    return node;
+  }
+}
+
+interface ParserNode {
+  isAttachment?: boolean;
+  encoding?: string;
+  contentType?: string;
+  decoder?: Transform;
+  headers: object;
+}
+
 /** Reads an attachment stream keeping what detectors need (see the file comment). */
-async function readAttachment(stream: Readable, contentType: string, filename: string | undefined) {
+async function readAttachment(
+  stream: Readable,
+  contentType: string,
+  filename: string | undefined,
+  decoder: HeadDecoder | undefined,
+) {
   const chunks: Buffer[] = [];
   let size = 0;
   let kept = 0;
   let keepWhole: boolean | undefined;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (keepWhole === undefined && size >= 4) {
-      const first = Buffer.concat([...chunks, chunk]);
-      const html = /html|svg/i.test(contentType) || /\.(s?html?|xhtml|svg)$/i.test(filename ?? "");
-      keepWhole = ARCHIVE_HEAD.some((magic) => first.subarray(0, magic.length).equals(magic)) || html;
-    }
+    if (keepWhole === undefined && size >= 4)
+      keepWhole = keptWhole(Buffer.concat([...chunks, chunk]), contentType, filename);
     const limit = keepWhole ? ARCHIVE_KEEP_MAX_BYTES + 1 : HEAD_BYTES;
     if (kept < limit) {
       const part = chunk.subarray(0, limit - kept);
@@ -138,19 +235,16 @@ async function readAttachment(stream: Readable, contentType: string, filename: s
       kept += part.length;
     }
   }
+  if (decoder) size = decoder.size; // what it counted without decoding
   const all = Buffer.concat(chunks);
-  const htmlLike = /html|svg/i.test(contentType) || /\.(s?html?|xhtml|svg)$/i.test(filename ?? "");
-  const whole = keepWhole && all.length === size && (!htmlLike || size <= HTML_KEEP_MAX_BYTES);
+  const whole = keepWhole && all.length === size && (!isHtmlLike(contentType, filename) || size <= HTML_KEEP_MAX_BYTES);
   return { filename, contentType, size, head: all.subarray(0, HEAD_BYTES), content: whole ? all : undefined };
 }
 
-export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
-  const parser = new MailParser({
-    skipImageLinks: true,
-    skipTextToHtml: true,
-    skipTextLinks: true,
-    maxHtmlLengthToParse: 2_000_000,
-  });
+/** Parses a message, in memory or arriving (the parse then runs during the transfer). */
+export async function parseMessage(message: Buffer | MessageSource): Promise<ParsedMessage> {
+  const input = Buffer.isBuffer(message) ? bufferSource(message) : message;
+  const parser = new HeadOnlyParser();
   const attachments: AttachmentInfo[] = [];
   const reads: Promise<void>[] = [];
   let text = "";
@@ -160,7 +254,8 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
   let replyTo = "";
   const headers = new Map<string, string[]>();
   let timer: NodeJS.Timeout | undefined;
-  const source = streamOf(raw);
+  let finished = false;
+  const source = input.open();
   const parsed = new Promise<void>((resolve, reject) => {
     parser.on("headers", (map: Map<string, unknown>) => {
       subject = typeof map.get("subject") === "string" ? (map.get("subject") as string) : "";
@@ -183,6 +278,7 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
         content?: Readable;
         contentType?: string;
         filename?: string;
+        headers?: object;
         release?: () => void;
       }) => {
         if (data.type === "text") {
@@ -192,7 +288,12 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
         }
         if (data.type === "attachment" && data.content) {
           reads.push(
-            readAttachment(data.content, data.contentType ?? "application/octet-stream", data.filename).then((info) => {
+            readAttachment(
+              data.content,
+              data.contentType ?? "application/octet-stream",
+              data.filename,
+              data.headers ? parser.decoders.get(data.headers) : undefined,
+            ).then((info) => {
               attachments.push(info);
               data.release?.();
             }),
@@ -202,10 +303,17 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     );
     parser.on("end", () => resolve());
     parser.on("error", reject);
-    timer = setTimeout(() => {
-      parser.destroy();
-      reject(new MessageParseError(`MIME parsing took longer than ${PARSE_TIMEOUT_MS} ms`));
-    }, PARSE_TIMEOUT_MS);
+    // The clock starts when the message is all in: a slow sender is not a slow parse.
+    input.complete.then(
+      () => {
+        if (finished) return;
+        timer = setTimeout(() => {
+          parser.destroy();
+          reject(new MessageParseError(`MIME parsing took longer than ${PARSE_TIMEOUT_MS} ms`));
+        }, PARSE_TIMEOUT_MS);
+      },
+      () => undefined, // the source fails too, and with it the parse
+    );
   });
   try {
     source.on("error", (error) => parser.destroy(error));
@@ -227,6 +335,7 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     if (error instanceof MessageParseError) throw error;
     throw new MessageParseError(`the message cannot be parsed as MIME: ${(error as Error).message}`);
   } finally {
+    finished = true;
     clearTimeout(timer);
     source.destroy();
   }

@@ -4,7 +4,9 @@
  *
  * 1. Rules that need no scanning decide first (rules.ts precedence): a custom rule delivers,
  *    a block rule rejects or deletes. The detectors are not run for them.
- * 2. Every detector runs (concurrently). Their findings are the reasons.
+ * 2. Every detector runs (concurrently). Their findings are the reasons. Streaming detectors
+ *    (authentication) start with the MIME parse, while the message is still arriving; the
+ *    others start once it has been parsed.
  * 3. The spam score is the sum of the detectors' parts (rspamd's score, Bayes's contribution);
  *    at or above `spamThreshold` the message is spam, with the parts named.
  * 4. An allow rule matching the sender removes spam, infomail and impersonation — but only
@@ -21,7 +23,7 @@ import type { PolicyAction, Policy, VerdictCategory } from "../config";
 import type { Directory } from "../directory/directory";
 import { type Rule, type RuleMatcher } from "../rules/rules";
 import { MessageParseError, type ParsedMessage, parseMessage } from "./message";
-import { EngineUnavailableError, type Filter, type Finding, type MessageContext } from "./types";
+import { type ArrivingContext, EngineUnavailableError, type Filter, type Finding, type MessageContext } from "./types";
 
 /** Most severe first. */
 export const SEVERITY: readonly VerdictCategory[] = [
@@ -110,15 +112,20 @@ export function createScanner(options: {
       }
 
       const findings: Finding[] = [];
+      const arriving: ArrivingContext = { ...input, domains };
+      const streaming = options.filters.map((filter) => (filter.streaming ? filter.run(arriving) : undefined));
+      for (const run of streaming) run?.catch(() => undefined); // settled below, after the parse
       let parsed = EMPTY_MESSAGE;
       try {
-        parsed = await parseMessage(input.raw);
+        parsed = await parseMessage(input.source);
       } catch (error) {
         if (!(error instanceof MessageParseError)) throw error;
         findings.push({ detector: "mime", category: "banned", symbol: "MIME_UNPARSEABLE", detail: error.message });
       }
-      const context: MessageContext = { ...input, parsed, domains };
-      const results = await Promise.allSettled(options.filters.map((filter) => filter.run(context)));
+      const context: MessageContext = { ...arriving, parsed };
+      const results = await Promise.allSettled(
+        options.filters.map((filter, index) => (filter.streaming ? streaming[index]! : filter.run(context))),
+      );
       const headers: string[] = [];
       const engineFailures: string[] = [];
       const facts: Record<string, string | number | boolean> = {};

@@ -7,8 +7,11 @@
  * with `filters.spamThreshold`, by default 6 like rspamd's own "add header"); the symbols that
  * added to it are the reasons. rspamd's `reject` action (score 15 and up, or a forced action
  * such as GTUBE's) is spam on its own, whatever else says. An unreachable, failing or slow
- * rspamd throws EngineUnavailableError: the pipeline applies the engine-failure policy.
+ * rspamd throws EngineUnavailableError: the pipeline applies the engine-failure policy. The
+ * message streams to rspamd from the spool (chunked), so a large one is never held whole.
  */
+import { Readable } from "node:stream";
+import type { ReadableStream } from "node:stream/web";
 import type { Filter, Finding } from "./types";
 import { EngineUnavailableError } from "./types";
 
@@ -46,7 +49,8 @@ export function createRspamdFilter(options: { readonly url: string; readonly hos
         const response = await fetch(endpoint, {
           method: "POST",
           headers,
-          body: message.raw,
+          body: Readable.toWeb(message.source.open()) as ReadableStream,
+          duplex: "half",
           signal: AbortSignal.timeout(RSPAMD_TIMEOUT_MS),
         });
         if (!response.ok) throw new Error(`HTTP ${response.status} ${(await response.text()).slice(0, 200)}`);

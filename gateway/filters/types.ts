@@ -12,6 +12,7 @@
 import type { VerdictCategory } from "../config";
 import type { Directory } from "../directory/directory";
 import type { ParsedMessage } from "./message";
+import type { MessageSource } from "./source";
 
 export interface Finding {
   readonly detector: string;
@@ -22,7 +23,8 @@ export interface Finding {
   readonly detail: string;
 }
 
-export interface MessageContext {
+/** What a detector that reads the message while it arrives (a streaming filter) is given. */
+export interface ArrivingContext {
   /** "" for the null sender. */
   readonly mailFrom: string;
   readonly rcptTo: readonly string[];
@@ -32,12 +34,16 @@ export interface MessageContext {
   /** inbound (internet -> tenant) or outbound (tenant -> internet). */
   readonly direction: "inbound" | "outbound";
   /** The whole message as received (with our Received header on top). */
-  readonly raw: Buffer;
-  readonly parsed: ParsedMessage;
+  readonly source: MessageSource;
   /** The customer's domains, lower case. */
   readonly domains: ReadonlySet<string>;
   /** Who is internal (display names for impersonation); undefined when unknown. */
   readonly directory?: Directory;
+}
+
+/** What every other detector is given: the message has arrived whole and has been parsed. */
+export interface MessageContext extends ArrivingContext {
+  readonly parsed: ParsedMessage;
 }
 
 export interface FilterResult {
@@ -53,10 +59,18 @@ export interface FilterResult {
   readonly facts?: Readonly<Record<string, string | boolean | number>>;
 }
 
-export interface Filter {
-  readonly name: string;
-  run(message: MessageContext): Promise<FilterResult>;
-}
+export type Filter =
+  | {
+      readonly name: string;
+      readonly streaming?: false;
+      run(message: MessageContext): Promise<FilterResult>;
+    }
+  | {
+      readonly name: string;
+      /** Runs from the start of the transfer, beside the MIME parse, reading `source` itself. */
+      readonly streaming: true;
+      run(message: ArrivingContext): Promise<FilterResult>;
+    };
 
 export class EngineUnavailableError extends Error {
   constructor(

@@ -1,11 +1,13 @@
 /**
  * Pre-queue filtering for one message: turns the scanner's verdict into what the spool does
  * with the durable tmp file (deliver, quarantine, hold, discard, refuse) and into the tracker's
- * verdict record. A scan that throws or exceeds SCAN_TIMEOUT_MS is a tempfail (451): never a
- * hang, never a pass.
+ * verdict record. The scan starts when the transfer does (it reads the message as it arrives);
+ * one that throws, or is not done SCAN_TIMEOUT_MS after the message's end, is a tempfail (451):
+ * never a hang, never a pass. The time a slow sender takes is not the scan's.
  */
 import type { Directory } from "../directory/directory";
 import type { Scanner, Verdict } from "../filters/pipeline";
+import type { MessageSource } from "../filters/source";
 import type { MessageContext } from "../filters/types";
 import type { SpoolDecision } from "../queue/spool";
 import type { ArrivalRecord } from "../store/tracker";
@@ -43,17 +45,19 @@ export function createScanStage(
   scanner: Scanner,
   input: ScanInput,
   directory: () => Directory | undefined,
-): { decide: (read: () => Promise<Buffer>, id: string) => Promise<SpoolDecision>; verdict(): Verdict | undefined } {
+): { decide: (message: MessageSource, id: string) => Promise<SpoolDecision>; verdict(): Verdict | undefined } {
   let verdict: Verdict | undefined;
   return {
     verdict: () => verdict,
-    async decide(read, id) {
-      const raw = await read();
+    async decide(source, id) {
       let timer: NodeJS.Timeout | undefined;
+      const dir = directory();
+      const scanning = scanner.scan({ ...input, source, ...(dir ? { directory: dir } : {}) });
+      scanning.catch(() => undefined); // awaited below unless the message never arrives whole
+      await source.complete; // rejects then, and the spool refuses the message anyway
       try {
-        const dir = directory();
         verdict = await Promise.race([
-          scanner.scan({ ...input, raw, ...(dir ? { directory: dir } : {}) }),
+          scanning,
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => reject(new Error(`scan took longer than ${SCAN_TIMEOUT_MS} ms`)), SCAN_TIMEOUT_MS);
           }),

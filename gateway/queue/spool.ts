@@ -10,13 +10,17 @@
  *   quarantine/ kept, not delivered: the verdict quarantined it (released by moving it to incoming/)
  *   corrupt/   unreadable; set aside, never deleted
  *
- * accept() writes envelope + message to tmp/, fsyncs the file, renames it into incoming/ and
+ * accept() writes envelope + message to tmp/ (batched-writer.ts: the socket is read while the
+ * disk writes), fsyncs the file, renames it into incoming/ and
  * fsyncs the directory; only then may the caller answer 250. Any failure before that leaves
  * no file in incoming/ and throws, and the caller answers 451.
  *
- * With `decide`, the message is judged after it is durable in tmp/ and before it is
- * acknowledged (pre-queue filtering): the decision names the state it goes to, or discards it
- * (delete), or refuses it (reject, tempfail: nothing kept, the error is thrown). Headers the
+ * With `decide`, the message is judged before it is acknowledged (pre-queue filtering). The
+ * verdict starts when the transfer does and reads the message as it arrives (arriving.ts); the
+ * spool waits for both the decision and the message being durable in tmp/. The decision names
+ * the state it goes to, or discards it (delete), or refuses it (reject, tempfail: nothing kept,
+ * the error is thrown). A message that never arrives whole is refused whatever the verdict
+ * would have been. Headers the
  * verdict adds on delivery (Authentication-Results) and the verdict summary go beside the file
  * as `<id>.meta`, written before the message is renamed into place; the message bytes are never
  * changed (a release delivers the original).
@@ -25,9 +29,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import type { MessageSource } from "../filters/source";
+import { arrivingMessage } from "./arriving";
+import { batchedWriter } from "./batched-writer";
 
 export const QUEUE_STATES = ["tmp", "incoming", "active", "deferred", "hold", "quarantine", "corrupt"] as const;
 export type QueueState = (typeof QUEUE_STATES)[number];
@@ -147,7 +154,7 @@ export interface Spool {
     body: Readable,
     isOversized: () => boolean,
     inspect?: (head: Buffer) => Error | undefined,
-    decide?: (readMessage: () => Promise<Buffer>, id: string) => Promise<SpoolDecision>,
+    decide?: (message: MessageSource, id: string) => Promise<SpoolDecision>,
   ): Promise<{ id: string; bytes: number; state: "incoming" | "quarantine" | "hold" | "discarded" }>;
   list(state: QueueState): Promise<string[]>;
   read(state: QueueState, id: string): Promise<QueuedMessage>;
@@ -219,35 +226,46 @@ export function createSpool(root: string): Spool {
       let bytes = 0;
       const head: Buffer[] = [];
       let headBytes = 0;
+      // The message starts after the spool's header; the verdict reads it from there as it comes.
+      const arriving = decide ? arrivingMessage(tmp, headerLength, HEAD_MAX_BYTES) : undefined;
+      const deciding = arriving && decide ? decide(arriving.source, id) : undefined;
+      deciding?.catch(() => undefined); // awaited below, or abandoned with a refused message
+      const header = Buffer.concat([Buffer.from(`${MAGIC} ${json.length}\n`, "latin1"), json, NEWLINE]);
+      const writer = batchedWriter(handle, (chunk) => {
+        if (chunk !== header) arriving?.appended(chunk);
+      });
       try {
-        // The queue file's header, envelope and our Received header in one write.
-        await handle.write(Buffer.concat([Buffer.from(`${MAGIC} ${json.length}\n`, "latin1"), json, NEWLINE, prelude]));
+        // The queue file's header and envelope, then our Received header and the message.
+        await writer.write(header);
+        await writer.write(prelude);
         for await (const chunk of body) {
           if (isOversized()) continue; // read to the end, keep nothing more
           bytes += (chunk as Buffer).length;
-          if ((inspect || decide) && headBytes < HEAD_MAX_BYTES) {
+          if (inspect && headBytes < HEAD_MAX_BYTES) {
             head.push(chunk as Buffer);
             headBytes += (chunk as Buffer).length;
           }
-          await handle.write(chunk as Buffer);
+          await writer.write(chunk as Buffer);
         }
         if (isOversized()) throw new SpoolSizeExceededError("message exceeds the size limit");
         const refusal = inspect?.(Buffer.concat(head).subarray(0, HEAD_MAX_BYTES));
         if (refusal) throw refusal;
+        await writer.flush();
+        arriving?.finish(); // the verdict finishes reading while the file is synced
         await handle.sync();
       } catch (error) {
+        arriving?.fail(error as Error);
+        await writer.flush().catch(() => undefined); // no write of ours outlives the file
         await handle.close().catch(() => undefined);
         await unlink(tmp).catch(() => undefined);
         throw error;
       }
       await handle.close();
       let target: "incoming" | "quarantine" | "hold" = "incoming";
-      if (decide) {
+      if (deciding) {
         let decision: SpoolDecision;
         try {
-          // A message that fit in the head is still in memory: no read back from tmp/.
-          const whole = headBytes === bytes ? Buffer.concat([prelude, ...head]) : undefined;
-          decision = await decide(async () => whole ?? (await readFile(tmp)).subarray(headerLength), id);
+          decision = await deciding;
         } catch (error) {
           await unlink(tmp).catch(() => undefined);
           throw error;

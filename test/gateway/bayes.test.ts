@@ -23,6 +23,7 @@ import { openSqliteTracker } from "../../gateway/store/tracker";
 import { splitMbox } from "../../gateway/learn-command";
 import { runCli, writeTestConfig } from "../helpers/gateway-process";
 import { message, quarantineEverything } from "../helpers/mail-fixtures";
+import { bufferSource } from "../../gateway/filters/source";
 
 const SPAM_WORDS =
   "viagra cheap pills discount casino winner lottery claim prize offer bonus credit loan refinance mortgage guaranteed income".split(
@@ -64,7 +65,7 @@ const context = async (raw: Buffer): Promise<MessageContext> => ({
   helo: "mail.example.net",
   tls: false,
   direction: "inbound",
-  raw,
+  source: bufferSource(raw),
   parsed: await parseMessage(raw),
   domains: new Set(["northwind.example"]),
 });
@@ -168,7 +169,7 @@ describe("the detector and the spam score", () => {
       helo: "mail.example.net",
       tls: false,
       direction: "inbound" as const,
-      raw,
+      source: bufferSource(raw),
     });
 
     const spam = await scanner([bayes]).scan(input(corpusMessage("spam", 700)));

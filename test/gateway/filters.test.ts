@@ -13,6 +13,7 @@ import { parseMessage } from "../../gateway/filters/message";
 import { createPhishingFilter } from "../../gateway/filters/phishing";
 import type { Filter, MessageContext } from "../../gateway/filters/types";
 import { EXE_BYTES, PDF_BYTES, markEncrypted, message, zip } from "../helpers/mail-fixtures";
+import { bufferSource } from "../../gateway/filters/source";
 
 const DOMAINS = new Set(["northwind.example", "northwind-traders.example"]);
 const directory = createDirectory(
@@ -31,7 +32,7 @@ async function run(filter: Filter, raw: Buffer, envelope: Partial<MessageContext
     helo: "mail.partner.example",
     tls: true,
     direction: "inbound",
-    raw,
+    source: bufferSource(raw),
     parsed,
     domains: DOMAINS,
     directory,

@@ -7,6 +7,7 @@ import { createContentFilters } from "../../gateway/filters";
 import { createScanner } from "../../gateway/filters/pipeline";
 import { createRuleMatcher } from "../../gateway/rules/rules";
 import { quarantineEverything, zip } from "../helpers/mail-fixtures";
+import { bufferSource } from "../../gateway/filters/source";
 
 const POLICY = quarantineEverything(["exe"]);
 const scanner = createScanner({
@@ -24,7 +25,7 @@ const scan = (raw: Buffer) =>
     helo: "hostile.example",
     tls: false,
     direction: "inbound",
-    raw,
+    source: bufferSource(raw),
   });
 const head = "From: x@hostile.example\r\nTo: anna.berg@northwind.example\r\nSubject: hostile\r\nMIME-Version: 1.0\r\n";
 

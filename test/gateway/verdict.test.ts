@@ -4,16 +4,18 @@
  * need an authenticated sender, engine failures that never pass a message as clean.
  */
 import { generateKeyPairSync } from "node:crypto";
+import { buffer } from "node:stream/consumers";
 import { dkimSign } from "mailauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Policy } from "../../gateway/config";
-import { createAuthFilter, createDnsResolve } from "../../gateway/filters/auth";
+import { authInput, createAuthFilter, createDnsResolve } from "../../gateway/filters/auth";
 import { createInfomailFilter } from "../../gateway/filters/infomail";
 import { createScanner } from "../../gateway/filters/pipeline";
 import { EngineUnavailableError, type Filter } from "../../gateway/filters/types";
 import { createRuleMatcher, parseRulesCsv } from "../../gateway/rules/rules";
 import { type DnsServer, startDnsServer } from "../helpers/dns-server";
 import { message } from "../helpers/mail-fixtures";
+import { bufferSource, streamOf } from "../../gateway/filters/source";
 
 const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const publicKeyBase64 = publicKey.export({ type: "spki", format: "der" }).toString("base64");
@@ -93,7 +95,7 @@ const envelope = (raw: Buffer, mailFrom: string, clientIp: string) => ({
   helo: "mail.partner.example",
   tls: true,
   direction: "inbound" as const,
-  raw,
+  source: bufferSource(raw),
 });
 
 describe("sender authentication", () => {
@@ -107,6 +109,19 @@ describe("sender authentication", () => {
     expect(verdict.headers[0]).toMatch(/^Authentication-Results: mx\.northwind\.example;/);
     expect(verdict.headers[0]).toMatch(/dkim=pass[^]*spf=pass[^]*dmarc=pass/);
   });
+  it("checks the body of a signed message (a changed body fails DKIM); an unsigned one needs only its headers", async () => {
+    const raw = await signed(message({ from: "Carl <carl@partner.example>", text: "the original words" }));
+    const changed = Buffer.from(raw.toString("latin1").replace("the original words", "the changed words"), "latin1");
+    const verdict = await scanner().scan(envelope(changed, "carl@partner.example", PARTNER_IP));
+    expect(verdict.reasons.map((r) => r.symbol)).not.toContain("DKIM_PASS");
+    expect(verdict.headers[0]).toMatch(/dkim=(?:neutral|fail)[^]*body hash did not verify/);
+    // What mailauth is given: a signed message whole, an unsigned one up to its blank line.
+    expect((await buffer(authInput(streamOf(raw)))).equals(raw)).toBe(true);
+    const unsigned = message({ from: "Carl <carl@partner.example>", text: "no signature" });
+    const headerBlock = unsigned.subarray(0, unsigned.indexOf("\r\n\r\n") + 4);
+    expect((await buffer(authInput(streamOf(unsigned)))).equals(headerBlock)).toBe(true);
+  });
+
   it("honours the From domain's DMARC policy: reject -> phishing, quarantine -> spam, none -> a reason only", async () => {
     const forged = await scanner().scan(
       envelope(message({ from: "Carl <carl@partner.example>" }), "carl@partner.example", "192.0.2.99"),

@@ -1,0 +1,127 @@
+/**
+ * A message while the spool receives it, readable by the verdict at the same time. Every
+ * reader gets the whole message from its first byte: the first bytes (up to the memory limit)
+ * from the chunks as they came, the rest from the file in tmp/, where each chunk is written
+ * before readers are told about it. A reader that catches up with the sender waits for the
+ * next chunk; the stream ends when the message does, and fails when it never arrives whole
+ * (too large, refused, connection lost).
+ *
+ * So the verdict parses and authenticates during the transfer instead of after it, and a large
+ * message is never held in memory whole (bench/large-message.ts). Readers pull at their own
+ * pace: a slow detector never holds up the sender, it reads later from the file.
+ */
+import { type FileHandle, open } from "node:fs/promises";
+import { Readable } from "node:stream";
+import type { MessageSource } from "../filters/source";
+
+const READ_CHUNK_BYTES = 64 * 1024;
+
+export interface ArrivingMessage {
+  readonly source: MessageSource;
+  /** `chunk` is written to the file, after the ones before it. */
+  appended(chunk: Buffer): void;
+  /** The whole message is in. */
+  finish(): void;
+  /** It never will be: readers fail with `error`. */
+  fail(error: Error): void;
+}
+
+/**
+ * @param path the file being written
+ * @param offset where the message starts in that file (after the spool's own header)
+ * @param memoryLimit how much of the message start readers get from memory
+ */
+export function arrivingMessage(path: string, offset: number, memoryLimit: number): ArrivingMessage {
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  let holding = true;
+  let written = 0;
+  let finished = false;
+  let failure: Error | undefined;
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    const current = waiters;
+    waiters = [];
+    for (const resolve of current) resolve();
+  };
+  let resolveComplete: (size: number) => void = () => undefined;
+  let rejectComplete: (error: Error) => void = () => undefined;
+  const complete = new Promise<number>((resolve, reject) => {
+    resolveComplete = resolve;
+    rejectComplete = reject;
+  });
+  complete.catch(() => undefined); // a refused message with nobody waiting is not an unhandled rejection
+
+  const openReader = (): Readable => {
+    let position = 0;
+    let chunkIndex = 0;
+    let chunkStart = 0;
+    let handle: FileHandle | undefined;
+    const next = async (stream: Readable): Promise<void> => {
+      for (;;) {
+        if (stream.destroyed) return;
+        if (position < heldBytes) {
+          while (chunkStart + held[chunkIndex]!.length <= position) chunkStart += held[chunkIndex++]!.length;
+          const chunk = held[chunkIndex]!.subarray(position - chunkStart);
+          position += chunk.length;
+          stream.push(chunk);
+          return;
+        }
+        if (position < written) {
+          handle ??= await open(path, "r");
+          const length = Math.min(READ_CHUNK_BYTES, written - position);
+          const buffer = Buffer.allocUnsafe(length);
+          const { bytesRead } = await handle.read(buffer, 0, length, offset + position);
+          if (bytesRead === 0) throw new Error(`${path} ended at ${position} of ${written} bytes written`);
+          position += bytesRead;
+          if (!stream.destroyed) stream.push(buffer.subarray(0, bytesRead));
+          return;
+        }
+        if (failure) throw failure;
+        if (finished) {
+          stream.push(null);
+          return;
+        }
+        await new Promise<void>((resolve) => waiters.push(resolve));
+      }
+    };
+    return new Readable({
+      highWaterMark: READ_CHUNK_BYTES,
+      // Readable calls read() again only after a push, so one next() runs at a time.
+      read() {
+        next(this).catch((error: Error) => this.destroy(error));
+      },
+      destroy(error, callback) {
+        const closing = handle?.close() ?? Promise.resolve();
+        handle = undefined;
+        closing.then(
+          () => callback(error),
+          () => callback(error),
+        );
+      },
+    });
+  };
+
+  return {
+    source: { open: openReader, complete },
+    appended(chunk) {
+      if (holding && heldBytes + chunk.length <= memoryLimit) {
+        held.push(chunk);
+        heldBytes += chunk.length;
+      } else holding = false;
+      written += chunk.length;
+      wake();
+    },
+    finish() {
+      finished = true;
+      resolveComplete(written);
+      wake();
+    },
+    fail(error) {
+      if (finished) return;
+      failure = error;
+      rejectComplete(error);
+      wake();
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * The verdict reads a message while it arrives: readers of the spool's arriving message get it
+ * whole from its first byte (from memory, then from the tmp file), wait for the sender, end with
+ * the message and fail when it never arrives whole; the spool's writes keep their order.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
+import { describe, expect, it } from "vitest";
+import type { MessageSource } from "../../gateway/filters/source";
+import { arrivingMessage } from "../../gateway/queue/arriving";
+import { batchedWriter } from "../../gateway/queue/batched-writer";
+import { SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
+
+const envelope = {
+  mailFrom: "a@outside.example",
+  rcptTo: ["jo@acme.com"],
+  receivedAt: new Date().toISOString(),
+  client: { ip: "192.0.2.1", helo: "mx.outside.example", tls: false },
+};
+
+/** Reads a stream whole, calling `first` when its first chunk comes. */
+async function readAll(stream: Readable, first: () => void): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) {
+    if (chunks.length === 0) first();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("a message while it arrives", () => {
+  it("gives every reader the whole message, from memory and then from the file, as it is written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-arriving-"));
+    const path = join(dir, "message");
+    const handle = await open(path, "w");
+    const header = Buffer.from("HEADER\n");
+    await handle.write(header);
+    const arriving = arrivingMessage(path, header.length, 100_000);
+    let written = 0;
+    let firstSeenAfter = -1;
+    const earlyRead = readAll(arriving.source.open(), () => (firstSeenAfter = written)); // before anything arrived
+    const chunks = Array.from({ length: 12 }, () => randomBytes(30_000)); // 360 KB: most beyond memory
+    const writer = batchedWriter(handle, (chunk) => arriving.appended(chunk));
+    for (const chunk of chunks) {
+      await writer.write(chunk);
+      await writer.flush();
+      written++;
+      await tick();
+    }
+    arriving.finish();
+    await handle.close();
+    const whole = Buffer.concat(chunks);
+    expect((await earlyRead).equals(whole)).toBe(true);
+    expect(firstSeenAfter).toBeLessThan(chunks.length); // it read before the sender was done
+    expect((await buffer(arriving.source.open())).equals(whole)).toBe(true); // a late reader too
+    expect(await arriving.source.complete).toBe(whole.length);
+    expect(readFileSync(path).subarray(header.length).equals(whole)).toBe(true);
+  });
+
+  it("fails its readers when the message never arrives whole", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-arriving-"));
+    const path = join(dir, "message");
+    const handle = await open(path, "w");
+    const arriving = arrivingMessage(path, 0, 1024);
+    const reading = buffer(arriving.source.open()).then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    await handle.write(Buffer.from("partial"));
+    arriving.appended(Buffer.from("partial"));
+    arriving.fail(new Error("connection lost"));
+    await handle.close();
+    expect((await reading)?.message).toBe("connection lost");
+    await expect(arriving.source.complete).rejects.toThrow("connection lost");
+  });
+
+  it("writes in order however the chunks come, and reports a failed write", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-arriving-"));
+    const path = join(dir, "message");
+    const handle = await open(path, "w");
+    const seen: Buffer[] = [];
+    const writer = batchedWriter(handle, (chunk) => seen.push(chunk));
+    const chunks = Array.from({ length: 200 }, (_, i) => Buffer.alloc(8_000 + i, i % 251));
+    for (const chunk of chunks) await writer.write(chunk); // most wait while one write is under way
+    await writer.flush();
+    await handle.close();
+    expect(readFileSync(path).equals(Buffer.concat(chunks))).toBe(true);
+    expect(seen.length).toBe(chunks.length);
+    expect(seen.every((chunk, i) => chunk === chunks[i])).toBe(true); // each reported once written, in order
+
+    const closed = await open(join(dir, "closed"), "w");
+    await closed.close();
+    const failing = batchedWriter(closed, () => undefined);
+    await failing.write(Buffer.from("x")).catch(() => undefined);
+    await expect(failing.flush()).rejects.toThrow();
+  });
+});
+
+describe("the spool's verdict during the transfer", () => {
+  it("starts reading before the message has arrived, and the decision sees it whole", async () => {
+    const spool = createSpool(mkdtempSync(join(tmpdir(), "moat-spool-")));
+    await spool.recover();
+    const body = new PassThrough();
+    const parts = Array.from({ length: 40 }, () => randomBytes(16_000)); // 640 KB: beyond the memory head
+    let sent = 0;
+    let sentWhenFirstRead = -1;
+    const decide = async (source: MessageSource) => {
+      const seen = await readAll(source.open(), () => (sentWhenFirstRead = sent));
+      return seen.equals(Buffer.concat([Buffer.from("Received: x\r\n"), ...parts]))
+        ? ({ to: "quarantine" } as const)
+        : ({ refuse: new Error("the verdict saw other bytes") } as const);
+    };
+    const accepted = spool.accept(envelope, Buffer.from("Received: x\r\n"), body, () => false, undefined, decide);
+    for (const part of parts) {
+      body.write(part);
+      sent++;
+      await tick();
+    }
+    body.end();
+    const { id, state } = await accepted;
+    expect(state).toBe("quarantine");
+    expect(sentWhenFirstRead).toBeGreaterThanOrEqual(0);
+    expect(sentWhenFirstRead).toBeLessThan(parts.length);
+    const stored = await buffer((await spool.read("quarantine", id)).openMessage());
+    expect(stored.equals(Buffer.concat([Buffer.from("Received: x\r\n"), ...parts]))).toBe(true);
+  });
+
+  it("refuses an oversized message whatever the verdict, keeping nothing; the verdict's reader fails", async () => {
+    const spool = createSpool(mkdtempSync(join(tmpdir(), "moat-spool-")));
+    await spool.recover();
+    let seen = 0;
+    const stream = Readable.from(Array.from({ length: 6 }, () => Buffer.alloc(1000, 97))).on("data", () => seen++);
+    let readerError: Error | undefined;
+    const decide = async (source: MessageSource) => {
+      await buffer(source.open()).catch((error: Error) => (readerError = error));
+      return { to: "incoming" } as const;
+    };
+    await expect(
+      spool.accept(envelope, Buffer.alloc(0), stream, () => seen > 3, undefined, decide),
+    ).rejects.toBeInstanceOf(SpoolSizeExceededError);
+    await tick();
+    expect(readerError).toBeInstanceOf(SpoolSizeExceededError);
+    expect(await spool.list("incoming")).toEqual([]);
+    expect(readdirSync(spool.dir("tmp"))).toEqual([]);
+  });
+});

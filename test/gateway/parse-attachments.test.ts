@@ -1,0 +1,89 @@
+/**
+ * The MIME parse reads an attachment only as far as the detectors look: the head exactly, the
+ * size exactly (counted, not decoded), and archives and HTML whole — whatever the line length,
+ * line ending, padding or chunking of the base64.
+ */
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { parseMessage } from "../../gateway/filters/message";
+import type { MessageSource } from "../../gateway/filters/source";
+import { zip } from "../helpers/mail-fixtures";
+
+function withAttachment(content: Buffer, options: { filename: string; lineLength: number; eol: string }): Buffer {
+  const { filename, lineLength, eol } = options;
+  const encoded = content.toString("base64").replace(new RegExp(`.{${lineLength}}`, "g"), `$&${eol}`);
+  return Buffer.from(
+    [
+      "From: Carl <carl@partner.example>",
+      "To: anna.berg@northwind.example",
+      "Subject: attached",
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/mixed; boundary="b1"',
+      "",
+      "--b1",
+      "Content-Type: text/plain",
+      "",
+      "see attached",
+      "--b1",
+      `Content-Type: application/octet-stream; name="${filename}"`,
+      `Content-Disposition: attachment; filename="${filename}"`,
+      "Content-Transfer-Encoding: base64",
+      "",
+      `${encoded}`,
+      "--b1--",
+      "",
+    ].join(eol),
+    "latin1",
+  );
+}
+
+/** The message in odd-sized pieces, as a socket might cut it. */
+function choppy(raw: Buffer): MessageSource {
+  return {
+    open: () =>
+      Readable.from(
+        (function* () {
+          for (let i = 0; i < raw.length; i += 7_777) yield raw.subarray(i, i + 7_777);
+        })(),
+        { objectMode: false },
+      ),
+    complete: Promise.resolve(raw.length),
+  };
+}
+
+describe("attachments in the MIME parse", () => {
+  it("keeps the first 40 KB exactly and counts the size of the rest without keeping it", async () => {
+    for (const [size, lineLength, eol] of [
+      [3_000_001, 76, "\r\n"],
+      [2_500_000, 64, "\n"],
+      [1_000_002, 1000, "\r\n"],
+    ] as const) {
+      const content = randomBytes(size);
+      const parsed = await parseMessage(choppy(withAttachment(content, { filename: "scan.pdf", lineLength, eol })));
+      expect(parsed.text.trim()).toBe("see attached");
+      expect(parsed.attachments).toHaveLength(1);
+      const [attachment] = parsed.attachments;
+      expect(attachment?.size).toBe(size);
+      expect(attachment?.head.equals(content.subarray(0, 40 * 1024))).toBe(true);
+      expect(attachment?.content).toBeUndefined();
+    }
+  });
+
+  it("keeps an archive and an HTML attachment whole, because detectors open them", async () => {
+    const archive = await zip({ "noise.bin": randomBytes(300_000), "a.txt": "hello" });
+    const parsedZip = await parseMessage(
+      withAttachment(archive, { filename: "docs.zip", lineLength: 76, eol: "\r\n" }),
+    );
+    expect(parsedZip.attachments[0]?.size).toBe(archive.length);
+    expect(parsedZip.attachments[0]?.content?.equals(archive)).toBe(true);
+
+    const html = Buffer.from(
+      `<html><body>${"<p>filler</p>".repeat(10_000)}<form action="https://x.example/"></form></body></html>`,
+    );
+    const parsedHtml = await parseMessage(
+      withAttachment(html, { filename: "invoice.html", lineLength: 76, eol: "\r\n" }),
+    );
+    expect(parsedHtml.attachments[0]?.content?.equals(html)).toBe(true);
+  });
+});
