@@ -31,6 +31,7 @@ import { createRuleMatcher } from "../gateway/rules/rules";
 import { envelopeFromHeaders } from "../gateway/scan-command";
 import { startRspamd } from "../test/helpers/engines";
 import { quarantineEverything } from "../test/helpers/mail-fixtures";
+import { bufferSource } from "../gateway/filters/source";
 
 const CORPUS = join(__dirname, "..", "node_modules", "@stdlib", "datasets-spam-assassin", "data");
 const CAUGHT = new Set(["spam", "phishing", "malware", "banned", "impersonation"]);
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
             rcptTo: envelope.rcptTo.length ? envelope.rcptTo : ["someone@northwind.example"],
             tls: false,
             direction: "inbound",
-            raw,
+            source: bufferSource(raw),
           });
           tally.total++;
           if (verdict.engineFailures.length > 0) tally.failures++;
