@@ -20,18 +20,23 @@
  * spool waits for both the decision and the message being durable in tmp/. The decision names
  * the state it goes to, or discards it (delete), or refuses it (reject, tempfail: nothing kept,
  * the error is thrown). A message that never arrives whole is refused whatever the verdict
- * would have been. Headers the
- * verdict adds on delivery (Authentication-Results) and the verdict summary go beside the file
- * as `<id>.meta`, written before the message is renamed into place; the message bytes are never
- * changed (a release delivers the original).
+ * would have been. A refused message is never synced at all.
  *
- * File format: `MOAT1 <json length>\n<envelope json>\n<message bytes>`.
+ * Headers the verdict adds on delivery (Authentication-Results) and the verdict summary go at
+ * the end of the same file, after the message, with their offset in the file's first line, so
+ * one fsync makes message and verdict durable together (a small message is synced once, after
+ * the decision; a large one's data is synced while the verdict finishes, then once more). The
+ * message bytes are never changed (a release delivers the original).
+ *
+ * File format: `MOAT2 <json length> <meta offset, 12 digits; 0: none>\n<envelope json>\n
+ * <message bytes><meta json>`. Files of the earlier format `MOAT1 <json length>\n...`, with
+ * the verdict in a `<id>.meta` file beside them, are still read and moved.
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { MessageSource } from "../filters/source";
 import { arrivingMessage } from "./arriving";
 import { batchedWriter } from "./batched-writer";
@@ -72,7 +77,8 @@ export interface QueuedMessage {
   readonly bytes: number;
 }
 
-const MAGIC = "MOAT1";
+const MAGIC = "MOAT2";
+const META_OFFSET_DIGITS = 12;
 /** The header line is read in one go; an envelope larger than this is treated as corrupt. */
 const HEADER_PREFIX_MAX_BYTES = 32;
 const ENVELOPE_MAX_BYTES = 4 * 1024 * 1024;
@@ -182,22 +188,30 @@ export function createSpool(root: string): Spool {
   const metaFile = (state: QueueState, id: string) => join(dir(state), `${id}.meta`);
   const syncIncoming = coalescedDirectorySync(dir("incoming"));
 
-  const readHeader = async (path: string): Promise<{ envelope: Envelope; offset: number; size: number }> => {
+  const readHeader = async (
+    path: string,
+  ): Promise<{ envelope: Envelope; offset: number; size: number; meta: MessageMeta | undefined }> => {
     const handle = await open(path, "r");
     try {
       const { size } = await handle.stat();
       const prefix = Buffer.alloc(HEADER_PREFIX_MAX_BYTES);
       const { bytesRead } = await handle.read(prefix, 0, prefix.length, 0);
       const firstLine = prefix.subarray(0, bytesRead).toString("latin1").split("\n")[0] ?? "";
-      const match = /^MOAT1 (\d+)$/.exec(firstLine);
-      const length = Number(match?.[1] ?? -1);
+      const match = /^MOAT(?:1 (\d+)|2 (\d+) (\d{12}))$/.exec(firstLine);
+      const length = Number(match?.[1] ?? match?.[2] ?? -1);
       if (!match || length <= 0 || length > ENVELOPE_MAX_BYTES) throw new Error("bad spool header");
       const json = Buffer.alloc(length);
       await handle.read(json, 0, length, firstLine.length + 1);
       const envelope = JSON.parse(json.toString("utf8")) as Envelope;
       if (typeof envelope.id !== "string" || !Array.isArray(envelope.rcptTo)) throw new Error("bad envelope");
       const offset = firstLine.length + 1 + length + 1;
-      return { envelope, offset, size };
+      const metaOffset = Number(match[3] ?? 0);
+      if (metaOffset === 0) return { envelope, offset, size, meta: undefined };
+      if (metaOffset < offset || metaOffset >= size || size - metaOffset > ENVELOPE_MAX_BYTES)
+        throw new Error("bad verdict offset");
+      const meta = Buffer.alloc(size - metaOffset);
+      await handle.read(meta, 0, meta.length, metaOffset);
+      return { envelope, offset, size: metaOffset, meta: JSON.parse(meta.toString("utf8")) as MessageMeta };
     } finally {
       await handle.close();
     }
@@ -222,7 +236,8 @@ export function createSpool(root: string): Spool {
       const json = Buffer.from(JSON.stringify(envelope), "utf8");
       const tmp = file("tmp", id);
       const handle = await open(tmp, "wx", 0o600);
-      const headerLength = Buffer.byteLength(`${MAGIC} ${json.length}\n`) + json.length + 1;
+      const firstLine = `${MAGIC} ${json.length} ${"0".repeat(META_OFFSET_DIGITS)}\n`;
+      const headerLength = Buffer.byteLength(firstLine) + json.length + 1;
       let bytes = 0;
       const head: Buffer[] = [];
       let headBytes = 0;
@@ -230,7 +245,7 @@ export function createSpool(root: string): Spool {
       const arriving = decide ? arrivingMessage(tmp, headerLength, HEAD_MAX_BYTES) : undefined;
       const deciding = arriving && decide ? decide(arriving.source, id) : undefined;
       deciding?.catch(() => undefined); // awaited below, or abandoned with a refused message
-      const header = Buffer.concat([Buffer.from(`${MAGIC} ${json.length}\n`, "latin1"), json, NEWLINE]);
+      const header = Buffer.concat([Buffer.from(firstLine, "latin1"), json, NEWLINE]);
       const writer = batchedWriter(handle, (chunk) => {
         if (chunk !== header) arriving?.appended(chunk);
       });
@@ -251,8 +266,8 @@ export function createSpool(root: string): Spool {
         const refusal = inspect?.(Buffer.concat(head).subarray(0, HEAD_MAX_BYTES));
         if (refusal) throw refusal;
         await writer.flush();
-        arriving?.finish(); // the verdict finishes reading while the file is synced
-        await handle.sync();
+        arriving?.finish();
+        if (!deciding) await handle.sync();
       } catch (error) {
         arriving?.fail(error as Error);
         await writer.flush().catch(() => undefined); // no write of ours outlives the file
@@ -260,36 +275,36 @@ export function createSpool(root: string): Spool {
         await unlink(tmp).catch(() => undefined);
         throw error;
       }
-      await handle.close();
       let target: "incoming" | "quarantine" | "hold" = "incoming";
       if (deciding) {
-        let decision: SpoolDecision;
         try {
-          decision = await deciding;
+          const total = headerLength + bytes + prelude.length;
+          // A large message's data goes to disk while the verdict finishes reading it.
+          const early = total > HEAD_MAX_BYTES ? handle.datasync() : undefined;
+          early?.catch(() => undefined);
+          const decision = await deciding;
+          await early;
+          if ("refuse" in decision || "discard" in decision) {
+            await handle.close();
+            await unlink(tmp).catch(() => undefined);
+            if ("refuse" in decision) throw decision.refuse;
+            return { id, bytes: bytes + prelude.length, state: "discarded" };
+          }
+          target = decision.to;
+          if (decision.meta) {
+            const meta = Buffer.from(JSON.stringify(decision.meta), "utf8");
+            await handle.write(meta, 0, meta.length, total);
+            const offset = Buffer.from(String(total).padStart(META_OFFSET_DIGITS, "0"), "latin1");
+            await handle.write(offset, 0, offset.length, `${MAGIC} ${json.length} `.length);
+          }
+          await handle.sync();
         } catch (error) {
+          await handle.close().catch(() => undefined);
           await unlink(tmp).catch(() => undefined);
           throw error;
         }
-        if ("refuse" in decision || "discard" in decision) {
-          await unlink(tmp).catch(() => undefined);
-          if ("refuse" in decision) throw decision.refuse;
-          return { id, bytes: bytes + prelude.length, state: "discarded" };
-        }
-        target = decision.to;
-        if (decision.meta) {
-          // Written and fsynced beside the message in tmp/, renamed before it: the one
-          // (coalesced) directory sync below covers both names, as for the message alone.
-          const metaTmp = join(dir("tmp"), `${id}.meta`);
-          const metaHandle = await open(metaTmp, "w", 0o600);
-          try {
-            await metaHandle.writeFile(JSON.stringify(decision.meta));
-            await metaHandle.sync();
-          } finally {
-            await metaHandle.close();
-          }
-          await rename(metaTmp, metaFile(target, id));
-        }
       }
+      await handle.close();
       await rename(tmp, file(target, id));
       if (target === "incoming") await syncIncoming();
       else await fsyncDirectory(dir(target));
@@ -303,7 +318,7 @@ export function createSpool(root: string): Spool {
 
     async read(state, id) {
       const path = file(state, id);
-      const { envelope, offset, size } = await readHeader(path);
+      const { envelope, offset, size, meta: written } = await readHeader(path);
       let rcptTo = envelope.rcptTo;
       try {
         const narrowed = JSON.parse(await readFileText(rcptFile(state, id))) as string[];
@@ -311,17 +326,19 @@ export function createSpool(root: string): Spool {
       } catch {
         // no narrowed recipient list: all of the envelope's recipients are pending
       }
-      let meta: MessageMeta | undefined;
-      try {
-        meta = JSON.parse(await readFileText(metaFile(state, id))) as MessageMeta;
-      } catch {
-        // no verdict beside it (queued before filtering, or a bounce)
-      }
+      let meta = written;
+      if (!meta)
+        try {
+          meta = JSON.parse(await readFileText(metaFile(state, id))) as MessageMeta; // a MOAT1 file's
+        } catch {
+          // no verdict (queued before filtering, or a bounce)
+        }
       return {
         envelope: { ...envelope, rcptTo },
         ...(meta ? { meta } : {}),
         bytes: size - offset,
-        openMessage: () => createReadStream(path, { start: offset }),
+        openMessage: () =>
+          size > offset ? createReadStream(path, { start: offset, end: size - 1 }) : Readable.from([]),
       };
     },
 

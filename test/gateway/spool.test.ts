@@ -64,6 +64,39 @@ describe("the durable spool", () => {
     expect(readdirSync(spool.dir("tmp"))).toEqual([]);
   });
 
+  it("keeps the verdict in the message's own file, and still reads an earlier file with its .meta beside it", async () => {
+    const spool = await freshSpool();
+    const meta = { headers: ["Authentication-Results: gw.test; spf=pass"], verdict: { category: "spam" } };
+    const body = Buffer.from("Subject: x\r\n\r\nhello\r\n");
+    const { id } = await spool.accept(
+      envelope,
+      Buffer.from("Received: test\r\n"),
+      Readable.from([body]),
+      () => false,
+      undefined,
+      async (source) => ((await buffer(source.open())).length > 0 ? { to: "quarantine", meta } : { discard: true }),
+    );
+    expect(readdirSync(spool.dir("quarantine"))).toEqual([id]); // one file, no companion
+    await spool.move(id, "quarantine", "incoming"); // a release
+    const released = await spool.read("incoming", id);
+    expect(released.meta).toEqual(meta);
+    expect(
+      (await buffer(released.openMessage())).equals(Buffer.concat([Buffer.from("Received: test\r\n"), body])),
+    ).toBe(true);
+    expect(released.bytes).toBe(Buffer.byteLength("Received: test\r\n") + body.length);
+
+    const json = JSON.stringify({ ...envelope, id: "0OLDFORMAT" });
+    writeFileSync(
+      join(spool.dir("incoming"), "0OLDFORMAT"),
+      `MOAT1 ${Buffer.byteLength(json)}\n${json}\nSubject: old\r\n`,
+    );
+    writeFileSync(join(spool.dir("incoming"), "0OLDFORMAT.meta"), JSON.stringify(meta));
+    await spool.move("0OLDFORMAT", "incoming", "hold");
+    const old = await spool.read("hold", "0OLDFORMAT");
+    expect(old.meta).toEqual(meta);
+    expect((await buffer(old.openMessage())).toString()).toBe("Subject: old\r\n");
+  });
+
   it("recovers after a crash: partial files dropped, active/ back to incoming/", async () => {
     const spool = await freshSpool();
     const { id } = await spool.accept(envelope, Buffer.alloc(0), Readable.from([Buffer.from("x\r\n")]), () => false);
