@@ -177,7 +177,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       const narrowed = pending.length < envelope.rcptTo.length ? pending.map((p) => p.rcpt) : undefined;
       await spool.defer(id, "active", now() + backoff, narrowed);
     } else if (failed.length === 0 || bounced) {
-      await spool.remove(id, "active");
+      await spool.remove(id, "active", { sync: false });
     } else {
       // A bounce that cannot be bounced (null sender), or no bouncer: keep it for the admin.
       log.error("message held: undeliverable", { id, failed: failed.map((f) => f.recipient).join(","), ageMs: age });

@@ -39,6 +39,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { MessageSource } from "../filters/source";
 import { arrivingMessage } from "./arriving";
+import { coalescedDirectorySync, fsyncDirectory, readFileText, writeAtomically } from "./files";
 import { batchedWriter } from "./batched-writer";
 
 export const QUEUE_STATES = ["tmp", "incoming", "active", "deferred", "hold", "quarantine", "corrupt"] as const;
@@ -92,59 +93,6 @@ export function newQueueId(now = Date.now()): string {
   return `${now.toString(36).toUpperCase().padStart(9, "0")}${randomBytes(5).toString("hex").toUpperCase()}`;
 }
 
-async function fsyncDirectory(path: string): Promise<void> {
-  const handle = await open(path, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function writeAtomically(dir: string, path: string, data: string | Buffer): Promise<void> {
-  const tmp = `${path}.${randomBytes(4).toString("hex")}.tmp`;
-  const handle = await open(tmp, "wx", 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
-  await fsyncDirectory(dir);
-}
-
-/**
- * Group commit for a directory: every caller gets a directory fsync that started after its
- * rename, but concurrent callers share one. While an fsync runs, later callers wait for the
- * next one, which starts as soon as the current one ends — one fsync per batch under load,
- * no added latency when idle.
- */
-export function coalescedDirectorySync(path: string): () => Promise<void> {
-  let running: Promise<void> | undefined;
-  let next: Promise<void> | undefined;
-  const run = (): Promise<void> => {
-    running = fsyncDirectory(path).finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  return () => {
-    if (!running) return run();
-    next ??= running.then(
-      () => {
-        next = undefined;
-        return run();
-      },
-      () => {
-        next = undefined;
-        return run();
-      },
-    );
-    return next;
-  };
-}
-
 export interface Spool {
   readonly root: string;
   dir(state: QueueState): string;
@@ -177,7 +125,12 @@ export interface Spool {
   dueAt(id: string): Promise<number>;
   /** When the file last changed state (its mtime; for deferred/ that is the due time). */
   modifiedAt(state: QueueState, id: string): Promise<number>;
-  remove(id: string, from: QueueState): Promise<void>;
+  /**
+   * Deletes a message. `sync: false` (delivery, once every recipient is done) skips the
+   * directory sync: after a crash the message can only come back and be delivered twice, as
+   * with an undone claim, never be lost.
+   */
+  remove(id: string, from: QueueState, options?: { readonly sync?: boolean }): Promise<void>;
 }
 
 export function createSpool(root: string): Spool {
@@ -187,6 +140,13 @@ export function createSpool(root: string): Spool {
   const rcptFile = (state: QueueState, id: string) => join(dir(state), `${id}.rcpt`);
   const metaFile = (state: QueueState, id: string) => join(dir(state), `${id}.meta`);
   const syncIncoming = coalescedDirectorySync(dir("incoming"));
+  /**
+   * Ids with a .rcpt or .meta file beside them (found by recover(), or written since), so the
+   * usual message — none — costs no failing rename, unlink or open per step. Until recover() has
+   * looked, every id may have them.
+   */
+  let withCompanions: Set<string> | undefined;
+  const mayHaveCompanions = (id: string) => withCompanions?.has(id) ?? true;
 
   const readHeader = async (
     path: string,
@@ -225,6 +185,11 @@ export function createSpool(root: string): Spool {
       for (const state of QUEUE_STATES) await mkdir(dir(state), { recursive: true, mode: 0o700 });
       const partial = await readdir(dir("tmp"));
       for (const name of partial) await rm(join(dir("tmp"), name), { force: true });
+      const found = new Set<string>();
+      for (const state of QUEUE_STATES)
+        for (const name of await readdir(dir(state)))
+          if (name.endsWith(".rcpt") || name.endsWith(".meta")) found.add(name.slice(0, -5));
+      withCompanions = found;
       const active = await spool.list("active");
       for (const id of active) await spool.move(id, "active", "incoming");
       return { requeued: active.length, discardedPartial: partial.length };
@@ -320,14 +285,16 @@ export function createSpool(root: string): Spool {
       const path = file(state, id);
       const { envelope, offset, size, meta: written } = await readHeader(path);
       let rcptTo = envelope.rcptTo;
-      try {
-        const narrowed = JSON.parse(await readFileText(rcptFile(state, id))) as string[];
-        if (Array.isArray(narrowed)) rcptTo = narrowed;
-      } catch {
-        // no narrowed recipient list: all of the envelope's recipients are pending
-      }
+      const companions = mayHaveCompanions(id);
+      if (companions)
+        try {
+          const narrowed = JSON.parse(await readFileText(rcptFile(state, id))) as string[];
+          if (Array.isArray(narrowed)) rcptTo = narrowed;
+        } catch {
+          // no narrowed recipient list: all of the envelope's recipients are pending
+        }
       let meta = written;
-      if (!meta)
+      if (!meta && companions)
         try {
           meta = JSON.parse(await readFileText(metaFile(state, id))) as MessageMeta; // a MOAT1 file's
         } catch {
@@ -350,7 +317,10 @@ export function createSpool(root: string): Spool {
     claim: (id, from) => renameWithCompanions(id, from, "active"),
 
     async defer(id, from, nextAttemptAt, remaining) {
-      if (remaining) await writeAtomically(dir(from), rcptFile(from, id), JSON.stringify(remaining));
+      if (remaining) {
+        withCompanions?.add(id);
+        await writeAtomically(dir(from), rcptFile(from, id), JSON.stringify(remaining));
+      }
       await spool.move(id, from, "deferred");
       const when = new Date(nextAttemptAt);
       await utimes(file("deferred", id), when, when);
@@ -364,27 +334,22 @@ export function createSpool(root: string): Spool {
       return Math.round((await stat(file(state, id))).mtimeMs);
     },
 
-    async remove(id, from) {
+    async remove(id, from, options) {
       await unlink(file(from, id));
-      await unlink(rcptFile(from, id)).catch(() => undefined);
-      await unlink(metaFile(from, id)).catch(() => undefined);
-      await fsyncDirectory(dir(from));
+      if (mayHaveCompanions(id)) {
+        await unlink(rcptFile(from, id)).catch(() => undefined);
+        await unlink(metaFile(from, id)).catch(() => undefined);
+        withCompanions?.delete(id);
+      }
+      if (options?.sync !== false) await fsyncDirectory(dir(from));
     },
   };
   /** The message and its .rcpt and .meta companions (where they exist) into another state. */
   async function renameWithCompanions(id: string, from: QueueState, to: QueueState): Promise<void> {
     await rename(file(from, id), file(to, id));
+    if (!mayHaveCompanions(id)) return;
     await rename(rcptFile(from, id), rcptFile(to, id)).catch(() => undefined);
     await rename(metaFile(from, id), metaFile(to, id)).catch(() => undefined);
   }
   return spool;
-}
-
-async function readFileText(path: string): Promise<string> {
-  const handle = await open(path, "r");
-  try {
-    return await handle.readFile("utf8");
-  } finally {
-    await handle.close();
-  }
 }

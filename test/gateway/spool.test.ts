@@ -6,7 +6,8 @@ import { buffer } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
 import { createDelivery } from "../../gateway/delivery/scheduler";
 import { silentLogger } from "../../gateway/log";
-import { SpoolSizeExceededError, coalescedDirectorySync, createSpool } from "../../gateway/queue/spool";
+import { coalescedDirectorySync } from "../../gateway/queue/files";
+import { SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
 
 const envelope = {
   mailFrom: "a@outside.example",
@@ -91,6 +92,7 @@ describe("the durable spool", () => {
       `MOAT1 ${Buffer.byteLength(json)}\n${json}\nSubject: old\r\n`,
     );
     writeFileSync(join(spool.dir("incoming"), "0OLDFORMAT.meta"), JSON.stringify(meta));
+    await spool.recover(); // as at start-up, when such files are found
     await spool.move("0OLDFORMAT", "incoming", "hold");
     const old = await spool.read("hold", "0OLDFORMAT");
     expect(old.meta).toEqual(meta);
