@@ -31,10 +31,38 @@ const DNS_TRIES = 2;
 
 export type DnsResolve = (name: string, rrtype: string) => Promise<unknown>;
 
-export function createDnsResolve(servers: readonly string[]): DnsResolve {
+/** How long an answer is reused: short next to the TTLs SPF and DMARC records have in practice. */
+const DNS_CACHE_TTL_MS = 60_000;
+const DNS_CACHE_MAX_ENTRIES = 10_000;
+/** "No such name" and "no such record" are answers too; timeouts and server failures are not kept. */
+const CACHED_DNS_ERRORS: ReadonlySet<string> = new Set(["ENOTFOUND", "ENODATA"]);
+
+/**
+ * The authentication's DNS lookups, with a small cache: mail comes from the same few domains
+ * over and over, and each message asks for their SPF and DMARC records again. Answers are kept
+ * DNS_CACHE_TTL_MS (at most DNS_CACHE_MAX_ENTRIES, oldest out first); concurrent lookups of one
+ * name share one query.
+ */
+export function createDnsResolve(servers: readonly string[], now: () => number = Date.now): DnsResolve {
   const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: DNS_TRIES });
   if (servers.length > 0) resolver.setServers([...servers]);
-  return (name, rrtype) => resolver.resolve(name, rrtype as "TXT");
+  const cache = new Map<string, { until: number; answer: Promise<unknown> }>();
+  return (name, rrtype) => {
+    const key = `${rrtype} ${name.toLowerCase()}`;
+    const cached = cache.get(key);
+    if (cached && cached.until > now()) return cached.answer;
+    cache.delete(key);
+    if (cache.size >= DNS_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value as string);
+    const entry = {
+      until: now() + DNS_CACHE_TTL_MS,
+      answer: resolver.resolve(name, rrtype as "TXT") as Promise<unknown>,
+    };
+    cache.set(key, entry);
+    entry.answer.catch((error: NodeJS.ErrnoException) => {
+      if (!CACHED_DNS_ERRORS.has(error.code ?? "") && cache.get(key) === entry) cache.delete(key);
+    });
+    return entry.answer;
+  };
 }
 
 interface Status {

@@ -122,6 +122,28 @@ describe("sender authentication", () => {
     expect((await buffer(authInput(streamOf(unsigned)))).equals(headerBlock)).toBe(true);
   });
 
+  it("asks DNS once a minute per name: answers and 'no such name' are reused, server failures are not", async () => {
+    const server = await startDnsServer({ "partner.example": { TXT: [`v=spf1 ip4:${PARTNER_IP} -all`] } }, [
+      "broken.example",
+    ]);
+    try {
+      let clock = 0;
+      const resolve = createDnsResolve([server.address], () => clock);
+      const asked = (query: string) => server.queries.filter((q) => q === query).length;
+      await Promise.all([resolve("partner.example", "TXT"), resolve("Partner.Example", "TXT")]);
+      await resolve("partner.example", "TXT");
+      for (let i = 0; i < 2; i++) await resolve("nothing.example", "TXT").catch(() => undefined);
+      for (let i = 0; i < 2; i++) await resolve("broken.example", "TXT").catch(() => undefined);
+      expect([asked("TXT partner.example"), asked("TXT nothing.example")]).toEqual([1, 1]);
+      expect(asked("TXT broken.example")).toBeGreaterThanOrEqual(2);
+      clock += 61_000;
+      expect(await resolve("partner.example", "TXT")).toEqual([[`v=spf1 ip4:${PARTNER_IP} -all`]]);
+      expect(asked("TXT partner.example")).toBe(2);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("honours the From domain's DMARC policy: reject -> phishing, quarantine -> spam, none -> a reason only", async () => {
     const forged = await scanner().scan(
       envelope(message({ from: "Carl <carl@partner.example>" }), "carl@partner.example", "192.0.2.99"),
