@@ -129,6 +129,8 @@ class HeadDecoder extends Transform {
   private pending = "";
   private decoded = 0;
   private whole: boolean | undefined;
+  /** The first decoded bytes, until there are enough to tell an archive (magic numbers). */
+  private first = Buffer.alloc(0);
   private skipped = 0;
   private tail = "";
   constructor(
@@ -144,6 +146,8 @@ class HeadDecoder extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     if (this.whole === false && this.decoded >= HEAD_BYTES) {
+      this.skipped += this.pending.length; // counted with the rest, not decoded
+      this.pending = "";
       let breaks = 0;
       for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) breaks++;
       for (let i = chunk.indexOf(CR); i >= 0; i = chunk.indexOf(CR, i + 1)) breaks++;
@@ -165,8 +169,10 @@ class HeadDecoder extends Transform {
   }
 
   private emit_(bytes: Buffer): void {
-    if (this.whole === undefined && this.decoded + bytes.length >= 4)
-      this.whole = keptWhole(bytes, this.contentType, this.filename);
+    if (this.whole === undefined) {
+      this.first = Buffer.concat([this.first, bytes]);
+      if (this.first.length >= 4) this.whole = keptWhole(this.first, this.contentType, this.filename);
+    }
     this.decoded += bytes.length;
     this.push(bytes);
   }

@@ -10,9 +10,15 @@ import { parseMessage } from "../../gateway/filters/message";
 import type { MessageSource } from "../../gateway/filters/source";
 import { zip } from "../helpers/mail-fixtures";
 
-function withAttachment(content: Buffer, options: { filename: string; lineLength: number; eol: string }): Buffer {
-  const { filename, lineLength, eol } = options;
-  const encoded = content.toString("base64").replace(new RegExp(`.{${lineLength}}`, "g"), `$&${eol}`);
+function withAttachment(
+  content: Buffer,
+  options: { filename: string; lineLength: number; eol: string; firstLine?: number; text?: string },
+): Buffer {
+  const { filename, lineLength, eol, firstLine = 0, text = "see attached" } = options;
+  const base64 = content.toString("base64");
+  const encoded =
+    (firstLine > 0 ? `${base64.slice(0, firstLine)}${eol}` : "") +
+    base64.slice(firstLine).replace(new RegExp(`.{${lineLength}}`, "g"), `$&${eol}`);
   return Buffer.from(
     [
       "From: Carl <carl@partner.example>",
@@ -24,7 +30,7 @@ function withAttachment(content: Buffer, options: { filename: string; lineLength
       "--b1",
       "Content-Type: text/plain",
       "",
-      "see attached",
+      text,
       "--b1",
       `Content-Type: application/octet-stream; name="${filename}"`,
       `Content-Disposition: attachment; filename="${filename}"`,
@@ -39,12 +45,12 @@ function withAttachment(content: Buffer, options: { filename: string; lineLength
 }
 
 /** The message in odd-sized pieces, as a socket might cut it. */
-function choppy(raw: Buffer): MessageSource {
+function choppy(raw: Buffer, piece = 7_777): MessageSource {
   return {
     open: () =>
       Readable.from(
         (function* () {
-          for (let i = 0; i < raw.length; i += 7_777) yield raw.subarray(i, i + 7_777);
+          for (let i = 0; i < raw.length; i += piece) yield raw.subarray(i, i + piece);
         })(),
         { objectMode: false },
       ),
@@ -77,6 +83,19 @@ describe("attachments in the MIME parse", () => {
     );
     expect(parsedZip.attachments[0]?.size).toBe(archive.length);
     expect(parsedZip.attachments[0]?.content?.equals(archive)).toBe(true);
+
+    // The parser reads in 64 KB blocks: placed so that a block ends after the attachment's
+    // first 4 characters (3 bytes), the archive's magic number comes in two pieces.
+    const small = await zip({ "noise.bin": randomBytes(60_000) });
+    const options = { filename: "data.bin", lineLength: 76, eol: "\r\n", firstLine: 4 };
+    const probe = withAttachment(small, { ...options, text: "" });
+    const firstLine = `${small.toString("base64").slice(0, 4)}\r\n`;
+    const filler = 64 * 1024 - (probe.indexOf(firstLine, probe.indexOf("base64")) + firstLine.length);
+    const text = Array.from({ length: Math.ceil(filler / 70) }, () => "a".repeat(68)).join("\r\n");
+    const placed = withAttachment(small, { ...options, text: text.slice(0, filler) });
+    expect(placed.subarray(64 * 1024 - firstLine.length, 64 * 1024).toString()).toBe(firstLine);
+    const parsedSmall = await parseMessage(choppy(placed, 4096));
+    expect(parsedSmall.attachments[0]?.content?.equals(small)).toBe(true);
 
     const html = Buffer.from(
       `<html><body>${"<p>filler</p>".repeat(10_000)}<form action="https://x.example/"></form></body></html>`,
