@@ -45,6 +45,7 @@ export function createScanStage(
   scanner: Scanner,
   input: ScanInput,
   directory: () => Directory | undefined,
+  timeoutMs = SCAN_TIMEOUT_MS,
 ): { decide: (message: MessageSource, id: string) => Promise<SpoolDecision>; verdict(): Verdict | undefined } {
   let verdict: Verdict | undefined;
   return {
@@ -59,7 +60,7 @@ export function createScanStage(
         verdict = await Promise.race([
           scanning,
           new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`scan took longer than ${SCAN_TIMEOUT_MS} ms`)), SCAN_TIMEOUT_MS);
+            timer = setTimeout(() => reject(new Error(`scan took longer than ${timeoutMs} ms`)), timeoutMs);
           }),
         ]);
       } catch (error) {

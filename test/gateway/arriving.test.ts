@@ -11,7 +11,9 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
+import type { Scanner, Verdict } from "../../gateway/filters/pipeline";
 import type { MessageSource } from "../../gateway/filters/source";
+import { createScanStage } from "../../gateway/inbound/scan-stage";
 import { arrivingMessage } from "../../gateway/queue/arriving";
 import { batchedWriter } from "../../gateway/queue/batched-writer";
 import { SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
@@ -149,5 +151,39 @@ describe("the spool's verdict during the transfer", () => {
     expect(readerError).toBeInstanceOf(SpoolSizeExceededError);
     expect(await spool.list("incoming")).toEqual([]);
     expect(readdirSync(spool.dir("tmp"))).toEqual([]);
+  });
+});
+
+describe("the scan stage's clock", () => {
+  const input = {
+    mailFrom: "a@outside.example",
+    rcptTo: ["jo@acme.com"],
+    clientIp: "192.0.2.1",
+    helo: "mx.outside.example",
+    tls: false,
+    direction: "inbound" as const,
+  };
+  const clean: Verdict = { category: "clean", action: "deliver", reasons: [], headers: [], engineFailures: [] };
+  /** A source whose message is all in after `arrivesAfterMs`, and a scanner that needs `scanMs` after that. */
+  const run = async (arrivesAfterMs: number, scanMs: number, timeoutMs: number) => {
+    const complete = new Promise<number>((resolve) => setTimeout(() => resolve(1), arrivesAfterMs));
+    const scanner: Scanner = {
+      scan: async ({ source }) => {
+        await source.complete;
+        await new Promise((resolve) => setTimeout(resolve, scanMs));
+        return clean;
+      },
+    };
+    const stage = createScanStage(scanner, input, () => undefined, timeoutMs);
+    return stage.decide({ open: () => Readable.from([]), complete }, "ID1");
+  };
+
+  it("counts from the message's end: a slow sender is not a slow scan", async () => {
+    expect(await run(300, 20, 150)).toMatchObject({ to: "incoming" });
+  });
+
+  it("a scan not done in time after the end is a tempfail", async () => {
+    const decision = await run(10, 400, 150);
+    expect("refuse" in decision ? decision.refuse : undefined).toMatchObject({ responseCode: 451 });
   });
 });
