@@ -45,7 +45,6 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
         ]
       : []),
   ];
-  process.stdout.write(`${lines.join("\n")}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -66,4 +65,7 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
   process.on("SIGHUP", () => gateway.reloadTls());
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
+  // Announced only once the signals are handled: a SIGHUP sent as soon as the ports are known
+  // (an orchestrator, a test) must reload the certificate, not end the process.
+  process.stdout.write(`${lines.join("\n")}\n`);
 }
