@@ -37,10 +37,3 @@ export function streamOf(raw: Buffer): Readable {
 export function bufferSource(raw: Buffer): MessageSource {
   return { open: () => streamOf(raw), complete: Promise.resolve(raw.length) };
 }
-
-/** Reads a source whole (small messages, tests). */
-export async function readSource(source: MessageSource): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of source.open()) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
