@@ -1,6 +1,7 @@
 /**
  * The benchmarks' Node load client (beside Postfix's smtp-source): persistent SMTP sessions,
- * optionally over STARTTLS, sending 10 KB messages either as fast as the system takes them
+ * optionally over STARTTLS, sending 10 KB messages of a fixed mix (message-mix.ts: text, HTML,
+ * an attachment, DKIM-signed) either as fast as the system takes them
  * (closed loop) or at a fixed rate (open loop, for latency at a given load), and a way to
  * hold many idle sessions open (memory per session).
  *
@@ -9,6 +10,7 @@
  * session got round to it) to the 250 after its data.
  */
 import { type RawSession, openRawSession } from "../test/helpers/raw-smtp";
+import { messageMix } from "./message-mix";
 
 export interface LoadOptions {
   readonly port: number;
@@ -32,12 +34,6 @@ export interface LoadResult {
   readonly firstError?: string;
 }
 
-function message(size: number, to: string, n: number): Buffer {
-  const header = `From: <bench@outside.example>\r\nTo: <${to}>\r\nSubject: load ${n}\r\nMessage-ID: <load-${n}-${Date.now()}@outside.example>\r\n\r\n`;
-  const line = `${"abcdefghijklmnopqrstuvwxyz0123456789".repeat(2).slice(0, 70)}\r\n`;
-  return Buffer.from(header + line.repeat(Math.max(1, Math.ceil((size - header.length) / line.length))) + ".\r\n");
-}
-
 async function open(options: LoadOptions): Promise<RawSession> {
   const session = await openRawSession(options.port, 30_000);
   const greeting = await session.reply();
@@ -55,7 +51,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let next = 0;
   let failed = 0;
   let firstError: string | undefined;
-  const bodies = Array.from({ length: 16 }, (_, i) => message(options.size, options.to, i));
+  const bodies = await messageMix(options.size, options.to);
   const sessions = await Promise.all(Array.from({ length: options.sessions }, () => open(options)));
   const started = performance.now();
   await Promise.all(
