@@ -20,7 +20,8 @@ import { createGraphReader } from "./directory/graph-client";
 import { type SyncSchedule, startSyncSchedule } from "./directory/schedule";
 import { type DirectorySync, createDirectorySync } from "./directory/sync";
 import { createDirectoryStateStore } from "./store/directory-state";
-import { createScannerFromConfig, openBayesStoreFor } from "./filters";
+import { openBayesStoreFor } from "./filters";
+import { createThreadScanner } from "./filters/thread-scanner";
 import { learnMessage } from "./filters/bayes";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
@@ -97,6 +98,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const spool = createSpool(join(config.dataDir, "queue"));
   const tracker = await openSqliteTracker(join(config.dataDir, "tracker.sqlite"));
   const bayes = config.filters.enabled ? openBayesStoreFor(config) : undefined;
+  const scanner = config.filters.enabled ? createThreadScanner(config, log) : undefined;
   const recovered = await spool.recover();
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
 
@@ -149,7 +151,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tracker,
     metrics,
     onQueued: (id) => delivery.enqueued(id),
-    ...(config.filters.enabled ? { scanner: createScannerFromConfig(config, bayes ? { bayes } : {}) } : {}),
+    ...(scanner ? { scanner } : {}),
     directory,
     onQuarantined: (id, people, summary) =>
       void releaseRequestsRef.current
@@ -231,11 +233,15 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       smtp.off("error", reject);
       resolve();
     });
+  }).catch(async (error: unknown) => {
+    await scanner?.close();
+    throw error;
   });
   try {
     await web.listen({ host: config.http.listen.host, port: config.http.listen.port });
   } catch (error) {
     await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    await scanner?.close();
     throw error;
   }
   await delivery.start();
@@ -265,6 +271,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       clearInterval(purgeInterval);
       reloader?.close();
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
+      await scanner?.close();
       await delivery.close();
       await pool.close();
       await web.close();

@@ -40,9 +40,10 @@ export function digestOf(tokens: ReadonlySet<string>): string {
 export function openBayesStore(path: string): BayesStore {
   mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
+  // The timeout first: the gateway and its scan thread open the database at the same moment.
+  db.pragma("busy_timeout = 5000");
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
-  db.pragma("busy_timeout = 5000");
   db.exec(`
     CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS learned (digest TEXT PRIMARY KEY, label TEXT NOT NULL CHECK (label IN ('spam','ham')), at INTEGER NOT NULL) WITHOUT ROWID;

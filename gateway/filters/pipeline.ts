@@ -20,10 +20,16 @@
  *    A verdict that already quarantines, deletes or rejects stands.
  */
 import type { PolicyAction, Policy, VerdictCategory } from "../config";
-import type { Directory } from "../directory/directory";
 import { type Rule, type RuleMatcher } from "../rules/rules";
 import { MessageParseError, type ParsedMessage, parseMessage } from "./message";
-import { type ArrivingContext, EngineUnavailableError, type Filter, type Finding, type MessageContext } from "./types";
+import {
+  type ArrivingContext,
+  EngineUnavailableError,
+  type Filter,
+  type Finding,
+  type MessageContext,
+  type PeopleDirectory,
+} from "./types";
 
 /** Most severe first. */
 export const SEVERITY: readonly VerdictCategory[] = [
@@ -55,7 +61,7 @@ export interface Verdict {
 
 export interface Scanner {
   scan(
-    input: Omit<MessageContext, "parsed" | "domains" | "directory"> & { readonly directory?: Directory },
+    input: Omit<MessageContext, "parsed" | "domains" | "directory"> & { readonly directory?: PeopleDirectory },
   ): Promise<Verdict>;
 }
 

@@ -14,6 +14,29 @@ export interface MessageSource {
   open(): Readable;
   /** Resolves with the message's size once all of it is in; rejects if it never will be. */
   readonly complete: Promise<number>;
+  /** Present while the message arrives into a file: how another thread can read it too. */
+  readonly feed?: SourceFeed;
+}
+
+/**
+ * An arriving message as another thread follows it (filters/thread-scanner.ts): the file it is
+ * written to, and each chunk as it lands there. Chunks within the first `memoryLimit` bytes
+ * come with their bytes; the thread reads the rest from the file, as this thread's readers do.
+ */
+export interface SourceFeed {
+  readonly path: string;
+  /** Where the message starts in the file. */
+  readonly offset: number;
+  readonly memoryLimit: number;
+  /** Tells `listener` everything that happened so far, then each change as it happens. */
+  follow(listener: FeedListener): void;
+}
+
+export interface FeedListener {
+  /** `length` more bytes are in the file; `chunk` is them while within the memory limit. */
+  appended(chunk: Buffer | undefined, length: number): void;
+  finish(): void;
+  fail(error: Error): void;
 }
 
 const STREAM_CHUNK_BYTES = 64 * 1024;

@@ -10,7 +10,7 @@
  * message as clean.
  */
 import type { VerdictCategory } from "../config";
-import type { Directory } from "../directory/directory";
+import type { DirectoryEntry } from "../directory/directory";
 import type { ParsedMessage } from "./message";
 import type { MessageSource } from "./source";
 
@@ -38,7 +38,12 @@ export interface ArrivingContext {
   /** The customer's domains, lower case. */
   readonly domains: ReadonlySet<string>;
   /** Who is internal (display names for impersonation); undefined when unknown. */
-  readonly directory?: Directory;
+  readonly directory?: PeopleDirectory;
+}
+
+/** What the detectors need of the directory: the people (a Directory is one). */
+export interface PeopleDirectory {
+  people(): readonly Pick<DirectoryEntry, "primary" | "displayName">[];
 }
 
 /** What every other detector is given: the message has arrived whole and has been parsed. */

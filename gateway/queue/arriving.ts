@@ -12,7 +12,7 @@
  */
 import { type FileHandle, open } from "node:fs/promises";
 import { Readable } from "node:stream";
-import type { MessageSource } from "../filters/source";
+import type { FeedListener, MessageSource } from "../filters/source";
 
 const READ_CHUNK_BYTES = 64 * 1024;
 
@@ -20,6 +20,8 @@ export interface ArrivingMessage {
   readonly source: MessageSource;
   /** `chunk` is written to the file, after the ones before it. */
   appended(chunk: Buffer): void;
+  /** `length` bytes are written to the file, past what readers get from memory (another thread's copy). */
+  appendedInFile(length: number): void;
   /** The whole message is in. */
   finish(): void;
   /** It never will be: readers fail with `error`. */
@@ -38,6 +40,7 @@ export function arrivingMessage(path: string, offset: number, memoryLimit: numbe
   let written = 0;
   let finished = false;
   let failure: Error | undefined;
+  const listeners: FeedListener[] = [];
   let waiters: (() => void)[] = [];
   const wake = () => {
     const current = waiters;
@@ -102,25 +105,42 @@ export function arrivingMessage(path: string, offset: number, memoryLimit: numbe
     });
   };
 
+  const follow = (listener: FeedListener) => {
+    for (const chunk of held) listener.appended(chunk, chunk.length);
+    if (written > heldBytes) listener.appended(undefined, written - heldBytes);
+    if (finished) listener.finish();
+    else if (failure) listener.fail(failure);
+    else listeners.push(listener);
+  };
+
   return {
-    source: { open: openReader, complete },
+    source: { open: openReader, complete, feed: { path, offset, memoryLimit, follow } },
     appended(chunk) {
-      if (holding && heldBytes + chunk.length <= memoryLimit) {
+      const hold = holding && heldBytes + chunk.length <= memoryLimit;
+      if (hold) {
         held.push(chunk);
         heldBytes += chunk.length;
       } else holding = false;
       written += chunk.length;
+      for (const listener of listeners) listener.appended(hold ? chunk : undefined, chunk.length);
+      wake();
+    },
+    appendedInFile(length) {
+      holding = false;
+      written += length;
       wake();
     },
     finish() {
       finished = true;
       resolveComplete(written);
+      for (const listener of listeners.splice(0)) listener.finish();
       wake();
     },
     fail(error) {
       if (finished) return;
       failure = error;
       rejectComplete(error);
+      for (const listener of listeners.splice(0)) listener.fail(error);
       wake();
     },
   };

@@ -1,0 +1,150 @@
+/**
+ * The verdict in a thread of its own (worker_threads), so the MIME parse, authentication and the
+ * detectors run beside the SMTP sessions, the spool and delivery instead of between them: the
+ * event loop that answers every session is not held up by a parse, and the verdict has a core
+ * of its own (bench/peers.ts: throughput and accept latency).
+ *
+ * The thread (scan-thread.ts) builds the same scanner `moat scan` uses from the same
+ * gatewayConfig. For each message it is told where the message arrives (the spool's tmp file)
+ * and each chunk as it lands there (source.ts SourceFeed): the first 256 KB come with their
+ * bytes, the rest it reads from the file itself, so a large message is not copied between
+ * threads. A source without a feed (a message in memory) is sent whole.
+ *
+ * Impersonation needs the internal display names: they are sent to the thread when the
+ * directory changes (a sync), not per message.
+ *
+ * If the thread dies (it should not; a bug, out of memory), the messages it was judging fail —
+ * the scan stage answers 451, the sender retries — and the next message starts a new thread.
+ * Closing the gateway stops the thread; until then it keeps the process running.
+ */
+import { Worker } from "node:worker_threads";
+import { join } from "node:path";
+import type { GatewayConfig } from "../config";
+import type { Logger } from "../log";
+import type { Scanner, Verdict } from "./pipeline";
+import type { FeedListener, MessageSource } from "./source";
+import type { PeopleDirectory } from "./types";
+
+type Person = ReturnType<PeopleDirectory["people"]>[number];
+
+/** From this thread to the scan thread. */
+export type ToScanThread =
+  | {
+      readonly t: "scan";
+      readonly id: number;
+      readonly input: Omit<Parameters<Scanner["scan"]>[0], "source" | "directory">;
+      /** The file the message arrives in; undefined: every chunk comes with its bytes. */
+      readonly file?: { readonly path: string; readonly offset: number; readonly memoryLimit: number };
+      readonly withDirectory: boolean;
+    }
+  | { readonly t: "chunk"; readonly id: number; readonly bytes?: Uint8Array; readonly length: number }
+  | { readonly t: "end"; readonly id: number }
+  | { readonly t: "fail"; readonly id: number; readonly message: string }
+  | { readonly t: "people"; readonly people: readonly Person[] };
+
+/** From the scan thread back. */
+export type FromScanThread =
+  | { readonly t: "verdict"; readonly id: number; readonly verdict: Verdict }
+  | { readonly t: "error"; readonly id: number; readonly message: string };
+
+export interface ThreadScanner extends Scanner {
+  /** Stops the thread; scans under way fail. */
+  close(): Promise<void>;
+}
+
+const BOOT = join(__dirname, "scan-thread.cjs");
+
+/** @param entry the thread's entry file (tests give one that can be made to fail) */
+export function createThreadScanner(config: GatewayConfig, log: Logger, entry = BOOT): ThreadScanner {
+  let worker: Worker | undefined;
+  let closed = false;
+  let nextId = 1;
+  let peopleSent: PeopleDirectory | undefined;
+  const pending = new Map<number, { resolve(verdict: Verdict): void; reject(error: Error): void }>();
+
+  const failAll = (error: Error) => {
+    for (const waiter of pending.values()) waiter.reject(error);
+    pending.clear();
+  };
+
+  const start = (): Worker => {
+    // execArgv [] so the thread does not inherit the parent's loader flags (tsx, vitest's):
+    // scan-thread.cjs registers tsx itself.
+    const thread = new Worker(entry, { workerData: { config }, execArgv: [] });
+    thread.on("message", (message: FromScanThread) => {
+      const waiter = pending.get(message.id);
+      if (!waiter) return; // the scan stage gave up on it (timeout)
+      pending.delete(message.id);
+      if (message.t === "verdict") waiter.resolve(message.verdict);
+      else waiter.reject(new Error(message.message));
+    });
+    const gone = (error: Error) => {
+      if (worker !== thread) return;
+      worker = undefined;
+      peopleSent = undefined;
+      if (!closed) log.error("scan thread stopped", { error: error.message });
+      failAll(error);
+    };
+    thread.on("error", (error) => gone(new Error(`scan thread failed: ${error.message}`)));
+    thread.on("exit", (code) => gone(new Error(`scan thread exited (code ${code})`)));
+    return thread;
+  };
+
+  const post = (thread: Worker, message: ToScanThread, transfer?: ArrayBuffer[]) =>
+    thread.postMessage(message, transfer);
+
+  /** Forwards the message to the thread as it arrives; stops once `settled()`. */
+  const feed = (thread: Worker, id: number, source: MessageSource, settled: () => boolean) => {
+    const listener: FeedListener = {
+      appended(chunk, length) {
+        if (settled()) return;
+        if (!chunk) return post(thread, { t: "chunk", id, length });
+        // A copy of exactly these bytes (a Buffer may be a view of a larger pool), handed over.
+        const bytes = new Uint8Array(chunk);
+        post(thread, { t: "chunk", id, bytes, length }, [bytes.buffer]);
+      },
+      finish: () => settled() || post(thread, { t: "end", id }),
+      fail: (error) => settled() || post(thread, { t: "fail", id, message: error.message }),
+    };
+    if (source.feed) return source.feed.follow(listener);
+    const reader = source.open();
+    reader.on("data", (chunk: Buffer) => listener.appended(chunk, chunk.length));
+    reader.on("end", () => listener.finish());
+    reader.on("error", (error) => listener.fail(error));
+  };
+
+  // Started now, not with the first message: its start-up (about a second) is the gateway's,
+  // and its memory is counted from the start.
+  worker = start();
+
+  return {
+    scan(input) {
+      if (closed) return Promise.reject(new Error("the scanner is closed"));
+      const thread = (worker ??= start());
+      const { source, directory, ...rest } = input;
+      if (directory && directory !== peopleSent) {
+        const people = directory.people().map((p) => ({ primary: p.primary, displayName: p.displayName }));
+        post(thread, { t: "people", people });
+        peopleSent = directory;
+      }
+      const id = nextId++;
+      let settled = false;
+      const verdict = new Promise<Verdict>((resolve, reject) => pending.set(id, { resolve, reject })).finally(
+        () => (settled = true),
+      );
+      const file = source.feed
+        ? { path: source.feed.path, offset: source.feed.offset, memoryLimit: source.feed.memoryLimit }
+        : undefined;
+      post(thread, { t: "scan", id, input: rest, ...(file ? { file } : {}), withDirectory: Boolean(directory) });
+      feed(thread, id, source, () => settled);
+      return verdict;
+    },
+    async close() {
+      closed = true;
+      const thread = worker;
+      worker = undefined;
+      failAll(new Error("the scanner is closed"));
+      await thread?.terminate();
+    },
+  };
+}
