@@ -197,9 +197,16 @@ export async function startHaraka(
   };
 }
 
+const MOAT_NAMES = {
+  full: "moat (spool + verdict + delivery)",
+  thread: "moat (the same, verdict in its own thread)",
+  off: "moat (filters off)",
+} as const;
+
+/** `filters`: the full pipeline, the same with filters.scanThread, or filters off. */
 export async function startMoat(
   sinkPort: number,
-  filters: boolean,
+  filters: keyof typeof MOAT_NAMES,
   dnsAddress: string,
   certificate: Certificate,
 ): Promise<System> {
@@ -209,7 +216,7 @@ export async function startMoat(
     // One load generator on one IP: lift the per-client limits that would (rightly) stop it.
     edit: (d) => ({
       ...d,
-      filters: { ...d.filters, enabled: filters },
+      filters: { ...d.filters, enabled: filters !== "off", scanThread: filters === "thread" },
       smtp: {
         ...d.smtp,
         limits: { ...LOAD_TEST_LIMITS },
@@ -221,7 +228,7 @@ export async function startMoat(
     MOAT_DNS_SERVERS: dnsAddress,
   });
   return {
-    name: filters ? "moat (spool + verdict + delivery)" : "moat (filters off)",
+    name: MOAT_NAMES[filters],
     port: gateway.smtpPort,
     pid: gateway.child.pid ?? 0,
     stop: async () => {

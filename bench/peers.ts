@@ -9,6 +9,7 @@
  *   haraka        Haraka from npm with smtp_forward (no local queue), one process; and with its
  *                 own disk queue and outbound delivery (the ratios are to smtp_forward)
  *   moat-full     `moat serve`: spool (fsync) + the verdict without external engines + delivery
+ *   moat-thread   moat-full with filters.scanThread=true (the verdict in a thread of its own)
  *   moat-nofilter the same with filters.enabled=false
  *
  * Then, with the Node load client (bench/load-client.ts; persistent sessions): throughput in
@@ -20,7 +21,7 @@
  * and ratios to Postfix and Haraka. Needs root (Postfix), Debian's postfix package and the
  * npm registry (Haraka is installed into a temporary directory).
  *
- *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-nofilter: a subset)
+ *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset)
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -128,8 +129,9 @@ async function main(): Promise<void> {
       ["postfix", () => startPostfix(sink.port, dir, certificate)],
       ["haraka", () => startHaraka(sink.port, dir, certificate, "smtp_forward")],
       ["haraka-queue", () => startHaraka(sink.port, dir, certificate, "queue")],
-      ["moat", () => startMoat(sink.port, true, dns.address, certificate)],
-      ["moat-nofilter", () => startMoat(sink.port, false, dns.address, certificate)],
+      ["moat", () => startMoat(sink.port, "full", dns.address, certificate)],
+      ["moat-thread", () => startMoat(sink.port, "thread", dns.address, certificate)],
+      ["moat-nofilter", () => startMoat(sink.port, "off", dns.address, certificate)],
     ];
     const only = process.env.BENCH_SYSTEMS?.split(",");
     const starters = all.filter(([key]) => !only || only.includes(key)).map(([, start]) => start);

@@ -20,9 +20,8 @@ import { createGraphReader } from "./directory/graph-client";
 import { type SyncSchedule, startSyncSchedule } from "./directory/schedule";
 import { type DirectorySync, createDirectorySync } from "./directory/sync";
 import { createDirectoryStateStore } from "./store/directory-state";
-import { openBayesStoreFor } from "./filters";
-import { createThreadScanner } from "./filters/thread-scanner";
-import { learnMessage } from "./filters/bayes";
+import { openBayesStoreFor } from "./filters/bayes-store";
+import { createGatewayScanner } from "./filters/thread-scanner";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
@@ -98,7 +97,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const spool = createSpool(join(config.dataDir, "queue"));
   const tracker = await openSqliteTracker(join(config.dataDir, "tracker.sqlite"));
   const bayes = config.filters.enabled ? openBayesStoreFor(config) : undefined;
-  const scanner = config.filters.enabled ? createThreadScanner(config, log) : undefined;
+  const scanner = config.filters.enabled ? await createGatewayScanner(config, bayes, log) : undefined;
   const recovered = await spool.recover();
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
 
@@ -168,8 +167,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tracker,
     dataDir: config.dataDir,
     onReleased: (id) => delivery.enqueued(id),
-    ...(bayes && config.filters.bayes.learnOnRelease
-      ? { learnHam: (raw: Buffer) => learnMessage(bayes, raw, "ham").then(() => undefined) }
+    ...(scanner && bayes && config.filters.bayes.learnOnRelease
+      ? { learnHam: (raw: Buffer) => scanner.learn(raw, "ham").then(() => undefined) }
       : {}),
     log,
   });

@@ -12,7 +12,8 @@
 import Database from "better-sqlite3";
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
+import type { GatewayConfig } from "../config";
 import type { TokenCounts } from "./bayes-classifier";
 
 export type BayesLabel = "spam" | "ham";
@@ -95,4 +96,9 @@ export function openBayesStore(path: string): BayesStore {
     learn: (tokens, label) => learn(tokens, label),
     close: () => db.close(),
   };
+}
+
+/** The config's Bayes database (`<dataDir>/bayes.sqlite`), or undefined when Bayes is off. */
+export function openBayesStoreFor(config: GatewayConfig): BayesStore | undefined {
+  return config.filters.bayes.enabled ? openBayesStore(join(config.dataDir, "bayes.sqlite")) : undefined;
 }

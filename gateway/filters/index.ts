@@ -4,13 +4,13 @@
  * (`filters.rspamdUrl`, `filters.clamd`, or MOAT_RSPAMD_URL / MOAT_CLAMD); Bayes when
  * the caller opened its store (`openBayesStoreFor`, which opens none when `filters.bayes.enabled` is false).
  */
-import { join } from "node:path";
 import type { GatewayConfig } from "../config";
 import { createRuleMatcher } from "../rules/rules";
 import { type DnsResolve, createAuthFilter, createDnsResolve } from "./auth";
 import { createAttachmentFilter } from "./attachments";
 import { createBayesFilter } from "./bayes";
-import { type BayesStore, openBayesStore } from "./bayes-store";
+import type { BayesStore } from "./bayes-store";
+export { openBayesStoreFor } from "./bayes-store";
 import { createClamavFilter } from "./clamav";
 import { createImpersonationFilter } from "./impersonation";
 import { createInfomailFilter } from "./infomail";
@@ -32,11 +32,6 @@ export function createContentFilters(bannedExtensions: readonly string[]): Filte
 export interface FilterResources {
   readonly resolve?: DnsResolve;
   readonly bayes?: BayesStore;
-}
-
-/** The config's Bayes database (`<dataDir>/bayes.sqlite`), or undefined when Bayes is off. */
-export function openBayesStoreFor(config: GatewayConfig): BayesStore | undefined {
-  return config.filters.bayes.enabled ? openBayesStore(join(config.dataDir, "bayes.sqlite")) : undefined;
 }
 
 export function createFilters(config: GatewayConfig, resources: FilterResources = {}): Filter[] {

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { GatewayConfig } from "../config";
 import { type ArrivingMessage, arrivingMessage } from "../queue/arriving";
+import { learnMessage } from "./bayes";
 import { createScannerFromConfig, openBayesStoreFor } from "./index";
 import type { FromScanThread, ToScanThread } from "./thread-scanner";
 import type { PeopleDirectory } from "./types";
@@ -45,6 +46,14 @@ port.on("message", (m: ToScanThread) => {
           // A reader still waiting for more (the scan failed early) ends now, closing its file.
           message.fail(new Error("the verdict is done"));
         });
+      return;
+    }
+    case "learn": {
+      const raw = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
+      (bayes ? learnMessage(bayes, raw, m.label) : Promise.reject(new Error("Bayes is off"))).then(
+        (outcome) => reply({ t: "learned", id: m.id, outcome }),
+        (error: Error) => reply({ t: "error", id: m.id, message: error.message }),
+      );
       return;
     }
     case "chunk": {

@@ -21,6 +21,7 @@ import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import type { GatewayConfig } from "../config";
 import type { Logger } from "../log";
+import type { BayesLabel, BayesStore } from "./bayes-store";
 import type { Scanner, Verdict } from "./pipeline";
 import type { FeedListener, MessageSource } from "./source";
 import type { PeopleDirectory } from "./types";
@@ -40,16 +41,48 @@ export type ToScanThread =
   | { readonly t: "chunk"; readonly id: number; readonly bytes?: Uint8Array; readonly length: number }
   | { readonly t: "end"; readonly id: number }
   | { readonly t: "fail"; readonly id: number; readonly message: string }
-  | { readonly t: "people"; readonly people: readonly Person[] };
+  | { readonly t: "people"; readonly people: readonly Person[] }
+  | { readonly t: "learn"; readonly id: number; readonly bytes: Uint8Array; readonly label: BayesLabel };
 
 /** From the scan thread back. */
 export type FromScanThread =
   | { readonly t: "verdict"; readonly id: number; readonly verdict: Verdict }
+  | { readonly t: "learned"; readonly id: number; readonly outcome: LearnOutcome }
   | { readonly t: "error"; readonly id: number; readonly message: string };
 
-export interface ThreadScanner extends Scanner {
-  /** Stops the thread; scans under way fail. */
+export type LearnOutcome = "learned" | "unchanged" | "moved";
+
+/** The verdict as the gateway runs it, in its own thread or in the gateway's. */
+export interface GatewayScanner extends Scanner {
+  /** Bayes learns the message (bayes.ts learnMessage) where the scanner's parser is. */
+  learn(raw: Buffer, label: BayesLabel): Promise<LearnOutcome>;
+  /** Stops the thread, if there is one; scans under way fail. */
   close(): Promise<void>;
+}
+
+export type ThreadScanner = GatewayScanner;
+
+/**
+ * `filters.scanThread`: in a thread of its own, or in this one. The detectors' modules are
+ * loaded here only in the second case, so with the thread the gateway's thread does not hold
+ * them twice.
+ */
+export async function createGatewayScanner(
+  config: GatewayConfig,
+  bayes: BayesStore | undefined,
+  log: Logger,
+): Promise<GatewayScanner> {
+  if (config.filters.scanThread) return createThreadScanner(config, log);
+  const [{ createScannerFromConfig }, { learnMessage }] = await Promise.all([
+    import("./index.js"),
+    import("./bayes.js"),
+  ]);
+  const scanner = createScannerFromConfig(config, bayes ? { bayes } : {});
+  return {
+    scan: (input) => scanner.scan(input),
+    learn: (raw, label) => (bayes ? learnMessage(bayes, raw, label) : Promise.reject(new Error("Bayes is off"))),
+    close: async () => undefined,
+  };
 }
 
 const BOOT = join(__dirname, "scan-thread.cjs");
@@ -60,7 +93,7 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
   let closed = false;
   let nextId = 1;
   let peopleSent: PeopleDirectory | undefined;
-  const pending = new Map<number, { resolve(verdict: Verdict): void; reject(error: Error): void }>();
+  const pending = new Map<number, { resolve(answer: Verdict | LearnOutcome): void; reject(error: Error): void }>();
 
   const failAll = (error: Error) => {
     for (const waiter of pending.values()) waiter.reject(error);
@@ -70,13 +103,17 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
   const start = (): Worker => {
     // execArgv [] so the thread does not inherit the parent's loader flags (tsx, vitest's):
     // scan-thread.cjs registers tsx itself.
-    const thread = new Worker(entry, { workerData: { config }, execArgv: [] });
+    const thread = new Worker(entry, {
+      workerData: { config },
+      execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
     thread.on("message", (message: FromScanThread) => {
       const waiter = pending.get(message.id);
       if (!waiter) return; // the scan stage gave up on it (timeout)
       pending.delete(message.id);
-      if (message.t === "verdict") waiter.resolve(message.verdict);
-      else waiter.reject(new Error(message.message));
+      if (message.t === "error") waiter.reject(new Error(message.message));
+      else waiter.resolve(message.t === "verdict" ? message.verdict : message.outcome);
     });
     const gone = (error: Error) => {
       if (worker !== thread) return;
@@ -117,7 +154,20 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
   // and its memory is counted from the start.
   worker = start();
 
+  /** What the thread answers to request `id`. */
+  const answer = <T extends Verdict | LearnOutcome>(id: number) =>
+    new Promise<T>((resolve, reject) => pending.set(id, { resolve: (value) => resolve(value as T), reject }));
+
   return {
+    learn(raw, label) {
+      if (closed) return Promise.reject(new Error("the scanner is closed"));
+      const thread = (worker ??= start());
+      const id = nextId++;
+      const learned = answer<LearnOutcome>(id);
+      const bytes = new Uint8Array(raw);
+      post(thread, { t: "learn", id, bytes, label }, [bytes.buffer]);
+      return learned;
+    },
     scan(input) {
       if (closed) return Promise.reject(new Error("the scanner is closed"));
       const thread = (worker ??= start());
@@ -129,9 +179,7 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
       }
       const id = nextId++;
       let settled = false;
-      const verdict = new Promise<Verdict>((resolve, reject) => pending.set(id, { resolve, reject })).finally(
-        () => (settled = true),
-      );
+      const verdict = answer<Verdict>(id).finally(() => (settled = true));
       const file = source.feed
         ? { path: source.feed.path, offset: source.feed.offset, memoryLimit: source.feed.memoryLimit }
         : undefined;

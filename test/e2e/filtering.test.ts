@@ -26,23 +26,38 @@ let config: TestConfig;
 let gateway: RunningGateway;
 
 beforeAll(async () => {
-  [rspamd, clamd, sink] = await Promise.all([startRspamd(), startClamd(), startSink()]);
+  [rspamd, sink] = await Promise.all([startRspamd(), startSink()]);
+}, 180_000);
+
+afterAll(async () => {
+  await Promise.all([rspamd?.stop(), sink?.close()]);
+});
+
+/** A gateway with both engines, the verdict in the SMTP thread or in its own (`filters.scanThread`). */
+async function startFilteringGateway(scanThread: boolean) {
+  clamd = await startClamd();
+  sink.messages.length = 0;
   config = writeTestConfig({
     smartHostPort: sink.port,
     edit: (document): GatewayConfigInput => ({
       ...document,
       policy: { ...document.policy, malware: "reject", infomail: "delete" },
-      filters: { rspamdUrl: rspamd.url, clamd: { host: clamd.host, port: clamd.port }, onEngineFailure: "tempfail" },
+      filters: {
+        rspamdUrl: rspamd.url,
+        clamd: { host: clamd.host, port: clamd.port },
+        onEngineFailure: "tempfail",
+        scanThread,
+      },
     }),
   });
   gateway = await startGateway(parseGatewayConfig(JSON.parse(readFileSync(config.file, "utf8"))), silentLogger);
-}, 180_000);
+}
 
-afterAll(async () => {
+async function stopFilteringGateway() {
   await gateway?.close();
-  await Promise.all([rspamd?.stop(), clamd?.stop(), sink?.close()]);
+  await clamd?.stop();
   if (config) rmSync(config.dir, { recursive: true, force: true });
-});
+}
 
 const send = (raw: Buffer, from = "carl@partner.example") =>
   sendMail(gateway.smtp.port, { from, to: ["anna.berg@northwind.example"] }, raw.toString("utf8"));
@@ -57,7 +72,13 @@ async function story(id: string) {
   }
 }
 
-describe("verdicts in the mail path", () => {
+describe.each([
+  ["in the SMTP thread", false],
+  ["in a thread of its own (filters.scanThread)", true],
+])("verdicts in the mail path, the verdict %s", (_, scanThread) => {
+  beforeAll(() => startFilteringGateway(scanThread), 180_000);
+  afterAll(stopFilteringGateway);
+
   it("delivers clean mail with Authentication-Results and rspamd's score on record", async () => {
     const result = await send(
       message({ subject: "Meeting notes", text: "Hi Anna,\r\n\r\nthe notes from Tuesday are below.\r\n\r\nCarl" }),
@@ -137,6 +158,11 @@ describe("verdicts in the mail path", () => {
 });
 
 describe("moat scan", () => {
+  beforeAll(() => {
+    config = writeTestConfig({ smartHostPort: sink.port });
+  });
+  afterAll(() => rmSync(config.dir, { recursive: true, force: true }));
+
   it("prints one JSON verdict per message without delivering", async () => {
     const spam = join(config.dir, "spam.eml");
     const ham = join(config.dir, "ham.eml");

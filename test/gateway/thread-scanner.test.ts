@@ -149,6 +149,17 @@ describe("the verdict in its own thread", () => {
     expect(await categoryWith(withAnna)).toBe("impersonation");
   }, 60_000);
 
+  it("learns a released message into the Bayes database the gateway's thread reads", async () => {
+    const thread = threadScanner();
+    const store = openBayesStoreFor(config)!;
+    const before = store.totals().ham;
+    const raw = message({ subject: "Minutes", text: "The minutes from Tuesday, with the budget figures." });
+    expect(await thread.learn(raw, "ham")).toBe("learned");
+    expect(await thread.learn(raw, "ham")).toBe("unchanged");
+    expect(store.totals().ham).toBe(before + 1);
+    store.close();
+  }, 60_000);
+
   it("fails the messages of a thread that dies, and starts a new one for the next", async () => {
     const entry = join(__dirname, "../helpers/crashing-scan-thread.cjs");
     const thread = threadScanner(entry);
