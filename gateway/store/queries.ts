@@ -7,10 +7,12 @@
  * while new mail arrives, and index-friendly at a million rows. Sender and recipient match
  * exactly (addresses are stored lower-cased) or with `*` wildcards (`*@partner.example`, which
  * uses the sender-domain index);
- * subject matches a substring, case-insensitively.
+ * subject matches a substring, case-insensitively — on SQLite through the trigram index
+ * (subject-index.ts) when the term has three characters or more, otherwise by a scan.
  */
 import { type Kysely, sql } from "kysely";
 import type { TrackerDatabase, TrackerStatus } from "./schema";
+import { SUBJECT_INDEX, indexable, subjectPhrase } from "./subject-index";
 
 export const SEARCH_PAGE_MAX = 200;
 
@@ -52,7 +54,16 @@ function pattern(value: string): { op: "=" | "like"; value: string } {
   return { op: "like", value: v.replace(/\*/g, "%") };
 }
 
-export async function searchMessages(db: Kysely<TrackerDatabase>, filter: SearchFilter): Promise<SearchPage> {
+export interface SearchOptions {
+  /** The database has the SQLite trigram index of subjects (subject-index.ts). */
+  readonly subjectIndex?: boolean;
+}
+
+export async function searchMessages(
+  db: Kysely<TrackerDatabase>,
+  filter: SearchFilter,
+  options: SearchOptions = {},
+): Promise<SearchPage> {
   const limit = Math.min(Math.max(1, filter.limit ?? 50), SEARCH_PAGE_MAX);
   let query = db
     .selectFrom("messages")
@@ -75,12 +86,16 @@ export async function searchMessages(db: Kysely<TrackerDatabase>, filter: Search
       return p.op === "=" ? base.where("address", "=", p.value) : base.where(sql`lower(address)`, "like", p.value);
     });
   }
-  if (filter.subject)
+  if (filter.subject && options.subjectIndex && indexable(filter.subject)) {
+    const phrase = subjectPhrase(filter.subject);
     query = query.where(
-      sql`lower(subject)`,
-      "like",
-      `%${filter.subject.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`,
+      sql<boolean>`messages.rowid IN (SELECT rowid FROM ${sql.table(SUBJECT_INDEX)} WHERE ${sql.table(SUBJECT_INDEX)} MATCH ${phrase})`,
     );
+  } else if (filter.subject) {
+    // `%` and `_` in the term are themselves, not wildcards.
+    const like = `%${filter.subject.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    query = query.where(sql<boolean>`lower(subject) LIKE ${like} ESCAPE '\\'`);
+  }
   if (filter.status) query = query.where("status", "=", filter.status);
   if (filter.category) query = query.where("category", "=", filter.category);
   if (filter.from !== undefined) query = query.where("received_at", ">=", filter.from);

@@ -17,6 +17,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import { type SearchFilter, type SearchPage, auditLog, searchMessages } from "./queries";
+import { ensureSubjectIndex } from "./subject-index";
 import { type AttemptsTable, type TrackerDatabase, type TrackerStatus, migrate, senderDomainOf } from "./schema";
 
 export interface ArrivalRecord {
@@ -104,6 +105,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
   sqlite.pragma("synchronous = NORMAL");
   const db = new Kysely<TrackerDatabase>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db);
+  ensureSubjectIndex(sqlite);
 
   const statements = {
     message: sqlite.prepare(
@@ -239,7 +241,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
       return rows.map((r) => ({ recipient: r.recipient, reply: r.reply, clientIp: r.client_ip }));
     },
 
-    search: (filter) => searchMessages(db, filter),
+    search: (filter) => searchMessages(db, filter, { subjectIndex: true }),
     async setStatus(id, status, at) {
       setStatus(id, status, at);
     },

@@ -125,3 +125,50 @@ describe("sender-domain search", () => {
     await tracker.close();
   });
 });
+
+describe("subject search", () => {
+  it("finds a substring in any case through the trigram index, short terms and `%`/`_` literally, and forgets purged mail; also in a tracker made before the index", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite");
+    const first = await openSqliteTracker(path);
+    await first.recordArrival({ ...arrival, id: "OLD1", subject: "Invoice 4711 overdue", receivedAt: 500 });
+    await first.close();
+    // A tracker from before the index: the same database without it.
+    const old = new Database(path);
+    old.exec("DROP TRIGGER messages_subject_insert; DROP TRIGGER messages_subject_delete;");
+    old.exec("DROP TRIGGER messages_subject_update; DROP TABLE messages_subject;");
+    old.close();
+
+    const tracker = await openSqliteTracker(path);
+    const subjects: [string, string][] = [
+      ["S1", "Your INVOICE for March"],
+      ["S2", "Re: invoices and receipts"],
+      ["S3", "Lunch on Friday?"],
+      ["S4", "Save 100% now — Größe XL"],
+      ["S5", "a_b test"],
+      ["S6", "ab test"],
+      ["S9", "ÄNDERUNG Ihrer Bestellung"],
+    ];
+    for (const [id, subject] of subjects)
+      await tracker.recordArrival({ ...arrival, id, subject, receivedAt: 1_000 + Number(id.slice(1)) });
+    const ids = async (subject: string, from?: number) =>
+      (await tracker.search({ subject, ...(from !== undefined ? { from } : {}) })).messages.map((m) => m.id).sort();
+    expect(await ids("invoice")).toEqual(["OLD1", "S1", "S2"]);
+    expect(await ids("Invoice", 1_000)).toEqual(["S1", "S2"]);
+    expect(await ids("invoices and")).toEqual(["S2"]);
+    expect(await ids("friday?")).toEqual(["S3"]);
+    expect(await ids('"100%')).toEqual([]);
+    expect(await ids("100%")).toEqual(["S4"]);
+    expect(await ids("GRÖ")).toEqual(["S4"]);
+    // Case folding beyond ASCII, which SQLite's lower() (the scan) does not do.
+    expect(await ids("änderung")).toEqual(["S9"]);
+    expect(await ids("a_")).toEqual(["S5"]); // two characters: a scan, `_` literal
+    expect(await ids("ab")).toEqual(["S6"]);
+    // Purged mail leaves the index: SQLite gives the next message the purged one's rowid.
+    await tracker.recordArrival({ ...arrival, id: "S7", subject: "Invoice final", receivedAt: 100 });
+    expect(await tracker.purge(200)).toEqual(["S7"]);
+    await tracker.recordArrival({ ...arrival, id: "S8", subject: "Lunch again", receivedAt: 1_008 });
+    expect(await ids("invoice final")).toEqual([]);
+    expect(await ids("lunch")).toEqual(["S3", "S8"]);
+    await tracker.close();
+  });
+});
