@@ -7,12 +7,12 @@
  * while new mail arrives, and index-friendly at a million rows. Sender and recipient match
  * exactly (addresses are stored lower-cased) or with `*` wildcards (`*@partner.example`, which
  * uses the sender-domain index);
- * subject matches a substring, case-insensitively — on SQLite through the trigram index
- * (subject-index.ts) when the term has three characters or more, otherwise by a scan.
+ * subject matches a substring, case-insensitively for ASCII letters (as SQLite's lower()) —
+ * on SQLite a rare term through the trigram index (subject-index.ts), otherwise by a scan.
  */
 import { type Kysely, sql } from "kysely";
 import type { TrackerDatabase, TrackerStatus } from "./schema";
-import { SUBJECT_INDEX, indexable, subjectPhrase } from "./subject-index";
+import { RARE_MATCHES, SUBJECT_INDEX, asciiLower, indexable, subjectPhrase } from "./subject-index";
 
 export const SEARCH_PAGE_MAX = 200;
 
@@ -59,6 +59,16 @@ export interface SearchOptions {
   readonly subjectIndex?: boolean;
 }
 
+const INDEX = sql.table(SUBJECT_INDEX);
+
+/** At most RARE_MATCHES messages have the phrase (subject-index.ts: which way a search goes). */
+async function isRare(db: Kysely<TrackerDatabase>, phrase: string): Promise<boolean> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*) AS n FROM (SELECT 1 FROM ${INDEX} WHERE ${INDEX} MATCH ${phrase} LIMIT ${RARE_MATCHES + 1})
+  `.execute(db);
+  return (rows[0]?.n ?? 0) <= RARE_MATCHES;
+}
+
 export async function searchMessages(
   db: Kysely<TrackerDatabase>,
   filter: SearchFilter,
@@ -86,15 +96,15 @@ export async function searchMessages(
       return p.op === "=" ? base.where("address", "=", p.value) : base.where(sql`lower(address)`, "like", p.value);
     });
   }
-  if (filter.subject && options.subjectIndex && indexable(filter.subject)) {
+  if (filter.subject) {
     const phrase = subjectPhrase(filter.subject);
-    query = query.where(
-      sql<boolean>`messages.rowid IN (SELECT rowid FROM ${sql.table(SUBJECT_INDEX)} WHERE ${sql.table(SUBJECT_INDEX)} MATCH ${phrase})`,
-    );
-  } else if (filter.subject) {
-    // `%` and `_` in the term are themselves, not wildcards.
-    const like = `%${filter.subject.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    query = query.where(sql<boolean>`lower(subject) LIKE ${like} ESCAPE '\\'`);
+    if (options.subjectIndex && indexable(filter.subject) && (await isRare(db, phrase)))
+      query = query.where(sql<boolean>`messages.rowid IN (SELECT rowid FROM ${INDEX} WHERE ${INDEX} MATCH ${phrase})`);
+    else {
+      // `%` and `_` in the term are themselves, not wildcards.
+      const like = `%${asciiLower(filter.subject).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      query = query.where(sql<boolean>`lower(subject) LIKE ${like} ESCAPE '\\'`);
+    }
   }
   if (filter.status) query = query.where("status", "=", filter.status);
   if (filter.category) query = query.where("category", "=", filter.category);
