@@ -214,7 +214,6 @@ export const zAdminAccount = z.strictObject({
   }),
 });
 
-const BAYES_DEFAULTS = { enabled: true, minSpam: 200, minHam: 200, learnOnRelease: true };
 const zBayes = z.strictObject({
   enabled: z.boolean().default(true),
   /** It stays out of the verdict until it has learned this many spam and ham messages. */
@@ -332,20 +331,11 @@ export const zGatewayConfig = z.strictObject({
       /** The spam score (rspamd's score + Bayes's part) at which a message is spam. */
       spamThreshold: z.number().positive().default(6),
       /** The per-customer Bayes filter (<dataDir>/bayes.sqlite, trained by `moat learn` and releases). */
-      bayes: zBayes.default(BAYES_DEFAULTS),
-      /**
-       * true: the verdict runs in a thread of its own (filters/thread-scanner.ts): more messages
-       * per second where a core is free, about 30 MB more memory. false: in the SMTP thread.
-       */
+      bayes: zBayes.prefault({}),
+      /** true: the verdict in a thread of its own (filters/thread-scanner.ts; README "Where the verdict runs"). */
       scanThread: z.boolean().default(false),
     })
-    .default({
-      onEngineFailure: "tempfail",
-      enabled: true,
-      spamThreshold: 6,
-      bayes: BAYES_DEFAULTS,
-      scanThread: false,
-    }),
+    .prefault({}), // absent: parsed as {}, so the defaults above apply (stated once)
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */
   rules: z.array(zRule).default([]),
   /** How long the tracker keeps records and the quarantine keeps bodies (purged daily). */
