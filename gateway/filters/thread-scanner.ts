@@ -60,8 +60,6 @@ export interface GatewayScanner extends Scanner {
   close(): Promise<void>;
 }
 
-export type ThreadScanner = GatewayScanner;
-
 /**
  * `filters.scanThread`: in a thread of its own, or in this one. The detectors' modules are
  * loaded here only in the second case, so with the thread the gateway's thread does not hold
@@ -88,7 +86,7 @@ export async function createGatewayScanner(
 const BOOT = join(__dirname, "scan-thread.cjs");
 
 /** @param entry the thread's entry file (tests give one that can be made to fail) */
-export function createThreadScanner(config: GatewayConfig, log: Logger, entry = BOOT): ThreadScanner {
+export function createThreadScanner(config: GatewayConfig, log: Logger, entry = BOOT): GatewayScanner {
   let worker: Worker | undefined;
   let closed = false;
   let nextId = 1;
@@ -103,11 +101,7 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
   const start = (): Worker => {
     // execArgv [] so the thread does not inherit the parent's loader flags (tsx, vitest's):
     // scan-thread.cjs registers tsx itself.
-    const thread = new Worker(entry, {
-      workerData: { config },
-      execArgv: [],
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
-    });
+    const thread = new Worker(entry, { workerData: { config }, execArgv: [] });
     thread.on("message", (message: FromScanThread) => {
       const waiter = pending.get(message.id);
       if (!waiter) return; // the scan stage gave up on it (timeout)

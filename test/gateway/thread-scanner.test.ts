@@ -16,7 +16,7 @@ import { createDirectory } from "../../gateway/directory/directory";
 import { createScannerFromConfig, openBayesStoreFor } from "../../gateway/filters";
 import type { Verdict } from "../../gateway/filters/pipeline";
 import { bufferSource } from "../../gateway/filters/source";
-import { type ThreadScanner, createThreadScanner } from "../../gateway/filters/thread-scanner";
+import { type GatewayScanner, createThreadScanner } from "../../gateway/filters/thread-scanner";
 import { createLogger } from "../../gateway/log";
 import { createSpool } from "../../gateway/queue/spool";
 import { type DnsServer, startDnsServer } from "../helpers/dns-server";
@@ -33,7 +33,7 @@ const input = {
 
 let dns: DnsServer;
 let config: GatewayConfig;
-const scanners: ThreadScanner[] = [];
+const scanners: GatewayScanner[] = [];
 const log = createLogger({ level: "error", write: () => undefined });
 
 beforeAll(async () => {
