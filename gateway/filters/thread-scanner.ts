@@ -15,7 +15,7 @@
  *
  * If the thread dies (it should not; a bug, out of memory), the messages it was judging fail —
  * the scan stage answers 451, the sender retries — and the next message starts a new thread.
- * Closing the gateway stops the thread; until then it keeps the process running.
+ * Closing the gateway stops the thread; the thread alone does not keep the process running.
  */
 import { Worker } from "node:worker_threads";
 import { join } from "node:path";
@@ -102,6 +102,9 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
     // execArgv [] so the thread does not inherit the parent's loader flags (tsx, vitest's):
     // scan-thread.cjs registers tsx itself.
     const thread = new Worker(entry, { workerData: { config }, execArgv: [] });
+    // The listeners keep the gateway running, not the thread: a start that fails after this
+    // (a bad certificate, a port in use) still ends the process.
+    thread.unref();
     thread.on("message", (message: FromScanThread) => {
       const waiter = pending.get(message.id);
       if (!waiter) return; // the scan stage gave up on it (timeout)
