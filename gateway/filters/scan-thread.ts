@@ -56,12 +56,12 @@ port.on("message", (m: ToScanThread) => {
       );
       return;
     }
-    case "chunk": {
-      const message = arriving.get(m.id);
-      if (m.bytes) message?.appended(Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength));
-      else message?.appendedInFile(m.length);
+    case "chunk":
+      arriving.get(m.id)?.appended(Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength));
       return;
-    }
+    case "inFile":
+      arriving.get(m.id)?.appendedInFile(m.length);
+      return;
     case "end":
       arriving.get(m.id)?.finish();
       return;

@@ -32,9 +32,12 @@ export interface SourceFeed {
   follow(listener: FeedListener): void;
 }
 
+/** The same calls as the arriving message's own (queue/arriving.ts), so a copy can mirror it. */
 export interface FeedListener {
-  /** `length` more bytes are in the file; `chunk` is them while within the memory limit. */
-  appended(chunk: Buffer | undefined, length: number): void;
+  /** `chunk` is in the file, within the memory limit. */
+  appended(chunk: Buffer): void;
+  /** `length` more bytes are in the file, past the memory limit. */
+  appendedInFile(length: number): void;
   finish(): void;
   fail(error: Error): void;
 }

@@ -38,7 +38,8 @@ export type ToScanThread =
       readonly file?: { readonly path: string; readonly offset: number; readonly memoryLimit: number };
       readonly withDirectory: boolean;
     }
-  | { readonly t: "chunk"; readonly id: number; readonly bytes?: Uint8Array; readonly length: number }
+  | { readonly t: "chunk"; readonly id: number; readonly bytes: Uint8Array }
+  | { readonly t: "inFile"; readonly id: number; readonly length: number }
   | { readonly t: "end"; readonly id: number }
   | { readonly t: "fail"; readonly id: number; readonly message: string }
   | { readonly t: "people"; readonly people: readonly Person[] }
@@ -130,19 +131,19 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
   /** Forwards the message to the thread as it arrives; stops once `settled()`. */
   const feed = (thread: Worker, id: number, source: MessageSource, settled: () => boolean) => {
     const listener: FeedListener = {
-      appended(chunk, length) {
+      appended(chunk) {
         if (settled()) return;
-        if (!chunk) return post(thread, { t: "chunk", id, length });
         // A copy of exactly these bytes (a Buffer may be a view of a larger pool), handed over.
         const bytes = new Uint8Array(chunk);
-        post(thread, { t: "chunk", id, bytes, length }, [bytes.buffer]);
+        post(thread, { t: "chunk", id, bytes }, [bytes.buffer]);
       },
+      appendedInFile: (length) => settled() || post(thread, { t: "inFile", id, length }),
       finish: () => settled() || post(thread, { t: "end", id }),
       fail: (error) => settled() || post(thread, { t: "fail", id, message: error.message }),
     };
     if (source.feed) return source.feed.follow(listener);
     const reader = source.open();
-    reader.on("data", (chunk: Buffer) => listener.appended(chunk, chunk.length));
+    reader.on("data", (chunk: Buffer) => listener.appended(chunk));
     reader.on("end", () => listener.finish());
     reader.on("error", (error) => listener.fail(error));
   };

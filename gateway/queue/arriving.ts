@@ -16,11 +16,11 @@ import type { FeedListener, MessageSource } from "../filters/source";
 
 const READ_CHUNK_BYTES = 64 * 1024;
 
-export interface ArrivingMessage {
+export interface ArrivingMessage extends FeedListener {
   readonly source: MessageSource;
   /** `chunk` is written to the file, after the ones before it. */
   appended(chunk: Buffer): void;
-  /** `length` bytes are written to the file, past what readers get from memory (another thread's copy). */
+  /** `length` bytes are written to the file, and readers get them from there (another thread's copy). */
   appendedInFile(length: number): void;
   /** The whole message is in. */
   finish(): void;
@@ -106,8 +106,8 @@ export function arrivingMessage(path: string, offset: number, memoryLimit: numbe
   };
 
   const follow = (listener: FeedListener) => {
-    for (const chunk of held) listener.appended(chunk, chunk.length);
-    if (written > heldBytes) listener.appended(undefined, written - heldBytes);
+    for (const chunk of held) listener.appended(chunk);
+    if (written > heldBytes) listener.appendedInFile(written - heldBytes);
     if (finished) listener.finish();
     else if (failure) listener.fail(failure);
     else listeners.push(listener);
@@ -122,7 +122,10 @@ export function arrivingMessage(path: string, offset: number, memoryLimit: numbe
         heldBytes += chunk.length;
       } else holding = false;
       written += chunk.length;
-      for (const listener of listeners) listener.appended(hold ? chunk : undefined, chunk.length);
+      for (const listener of listeners) {
+        if (hold) listener.appended(chunk);
+        else listener.appendedInFile(chunk.length);
+      }
       wake();
     },
     appendedInFile(length) {

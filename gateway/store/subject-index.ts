@@ -20,10 +20,10 @@ import type Database from "better-sqlite3";
 export const SUBJECT_INDEX = "messages_subject";
 export const RARE_MATCHES = 2_000;
 
-/** Creates the index (and fills it from existing rows) if the tracker has none; true when it did. */
-export function ensureSubjectIndex(sqlite: Database.Database): boolean {
+/** Creates the index (and fills it from existing rows) if the tracker has none. */
+export function ensureSubjectIndex(sqlite: Database.Database): void {
   const exists = sqlite.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(SUBJECT_INDEX);
-  if (exists) return false;
+  if (exists) return;
   sqlite.transaction(() => {
     sqlite.exec(`
       CREATE VIRTUAL TABLE ${SUBJECT_INDEX} USING fts5(subject, content = 'messages', content_rowid = 'rowid', tokenize = 'trigram case_sensitive 1');
@@ -40,7 +40,6 @@ export function ensureSubjectIndex(sqlite: Database.Database): boolean {
       INSERT INTO ${SUBJECT_INDEX} (rowid, subject) SELECT rowid, lower(subject) FROM messages;
     `);
   })();
-  return true;
 }
 
 /** As SQLite's lower(): ASCII letters only. */
