@@ -17,6 +17,7 @@ import { createScanStage } from "../../gateway/inbound/scan-stage";
 import { arrivingMessage } from "../../gateway/queue/arriving";
 import { batchedWriter } from "../../gateway/queue/batched-writer";
 import { SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
+import { waitUntil } from "../helpers/gateway-process";
 
 const envelope = {
   mailFrom: "a@outside.example",
@@ -120,7 +121,10 @@ describe("the spool's verdict during the transfer", () => {
         : ({ refuse: new Error("the verdict saw other bytes") } as const);
     };
     const accepted = spool.accept(envelope, Buffer.from("Received: x\r\n"), body, () => false, undefined, decide);
-    for (const part of parts) {
+    for (const [index, part] of parts.entries()) {
+      // The last part waits until the verdict has read something: it must not need the whole
+      // message to start (bounded; a slow machine only makes the wait longer, never the result).
+      if (index === parts.length - 1) await waitUntil(() => sentWhenFirstRead >= 0, "the verdict to start reading");
       body.write(part);
       sent++;
       await tick();
