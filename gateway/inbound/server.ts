@@ -223,9 +223,13 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
                 ...(verdict ? { verdict: trackerVerdict(verdict) } : {}),
               }),
             );
-            callback(null, queued(queuedId));
-            // Delivery starts once the arrival is on record, so its attempts find it.
-            if (state === "incoming") void arrival.then(() => onQueued(queuedId));
+            // The 250 and delivery wait for the arrival to be on record (the tracker commits its
+            // writes at the end of this event-loop turn), so a crash of the gateway never leaves acknowledged
+            // mail without its record and the delivery's attempts find it.
+            void arrival.then(() => {
+              callback(null, queued(queuedId));
+              if (state === "incoming") onQueued(queuedId);
+            });
             if (state === "quarantine" && direction === "inbound" && verdict && options.onQuarantined) {
               const directory = options.directory?.();
               const people = rcptTo.filter((r) => directory?.lookup(r)?.kind === "user");

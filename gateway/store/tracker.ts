@@ -18,6 +18,7 @@ import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import { type SearchFilter, type SearchPage, auditLog, searchMessages } from "./queries";
 import { ensureSubjectIndex } from "./subject-index";
+import { createWriteBatch } from "./write-batch";
 import { type AttemptsTable, type TrackerDatabase, type TrackerStatus, migrate, senderDomainOf } from "./schema";
 
 export interface ArrivalRecord {
@@ -138,7 +139,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     purgeRejections: sqlite.prepare("DELETE FROM rejections WHERE at < ?"),
   };
 
-  const recordArrival = sqlite.transaction((arrival: ArrivalRecord) => {
+  const recordArrival = (arrival: ArrivalRecord) => {
     const status = arrival.verdict?.status ?? "Pending";
     statements.message.run(
       arrival.id,
@@ -159,8 +160,8 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     );
     for (const address of arrival.recipients)
       statements.recipient.run(arrival.id, address.toLowerCase(), status, arrival.receivedAt);
-  });
-  const recordAttempt = sqlite.transaction((attempt: AttemptRecord) => {
+  };
+  const recordAttempt = (attempt: AttemptRecord) => {
     statements.attempt.run(attempt.messageId, attempt.at, attempt.recipient, attempt.outcome, attempt.response);
     statements.recipientStatus.run(
       RECIPIENT_STATUS[attempt.outcome],
@@ -171,11 +172,11 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     );
     const statuses = statements.recipientStatuses.all(attempt.messageId).map((r) => r.status);
     statements.messageStatus.run(overall(statuses), attempt.at, attempt.messageId);
-  });
-  const setStatus = sqlite.transaction((id: string, status: TrackerStatus, at: number) => {
+  };
+  const setStatus = (id: string, status: TrackerStatus, at: number) => {
     statements.messageStatus.run(status, at, id);
     statements.allRecipientsStatus.run(status, at, id);
-  });
+  };
   const purgeIds = sqlite.transaction((ids: readonly string[]) => {
     for (const id of ids) {
       statements.purgeRecipients.run(id);
@@ -184,26 +185,27 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     }
   });
 
+  // Every write goes through the batch, so they stay in order; every read flushes it first.
+  const batch = createWriteBatch(sqlite);
+
   return {
-    async recordArrival(arrival) {
-      recordArrival(arrival);
-    },
+    recordArrival: (arrival) => batch.write(() => recordArrival(arrival)),
 
-    async recordRejection(rejection) {
-      statements.rejection.run(
-        rejection.at,
-        rejection.clientIp,
-        rejection.mailFrom,
-        rejection.recipient,
-        rejection.reply,
-      );
-    },
+    recordRejection: (rejection) =>
+      batch.write(() =>
+        statements.rejection.run(
+          rejection.at,
+          rejection.clientIp,
+          rejection.mailFrom,
+          rejection.recipient,
+          rejection.reply,
+        ),
+      ),
 
-    async recordAttempt(attempt) {
-      recordAttempt(attempt);
-    },
+    recordAttempt: (attempt) => batch.write(() => recordAttempt(attempt)),
 
     async story(id) {
+      batch.flush();
       const message = await db.selectFrom("messages").selectAll().where("id", "=", id).executeTakeFirst();
       if (!message) return undefined;
       const recipients = await db
@@ -233,6 +235,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     },
 
     async rejections() {
+      batch.flush();
       const rows = await db
         .selectFrom("rejections")
         .select(["recipient", "reply", "client_ip"])
@@ -241,16 +244,22 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
       return rows.map((r) => ({ recipient: r.recipient, reply: r.reply, clientIp: r.client_ip }));
     },
 
-    search: (filter) => searchMessages(db, filter, { subjectIndex: true }),
-    async setStatus(id, status, at) {
-      setStatus(id, status, at);
+    search(filter) {
+      batch.flush();
+      return searchMessages(db, filter, { subjectIndex: true });
     },
-    async audit(entry) {
-      statements.audit.run(entry.at, entry.actor, entry.action, entry.messageId ?? null, entry.detail);
+    setStatus: (id, status, at) => batch.write(() => setStatus(id, status, at)),
+    audit: (entry) =>
+      batch.write(() =>
+        statements.audit.run(entry.at, entry.actor, entry.action, entry.messageId ?? null, entry.detail),
+      ),
+    auditLog(limit) {
+      batch.flush();
+      return auditLog(db, limit);
     },
-    auditLog: (limit) => auditLog(db, limit),
     /** Retention, in transactions of 500 records so delivery's writes are not held up long. */
     async purge(before) {
+      batch.flush();
       const ids = statements.oldMessages.all(before).map((r) => r.id);
       for (let i = 0; i < ids.length; i += 500) {
         purgeIds(ids.slice(i, i + 500));
@@ -261,6 +270,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     },
 
     async close() {
+      batch.flush();
       await db.destroy();
     },
   };
