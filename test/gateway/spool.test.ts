@@ -99,6 +99,30 @@ describe("the durable spool", () => {
     expect((await buffer(old.openMessage())).toString()).toBe("Subject: old\r\n");
   });
 
+  it.each([
+    ["read whole in one read", 2_000],
+    ["streamed from disk", 300_000],
+  ])("gives delivery the message and its verdict byte for byte when the file is %s", async (_, size) => {
+    const spool = await freshSpool();
+    const meta = { headers: ["Authentication-Results: gw.test; spf=pass"], verdict: { category: "clean" } };
+    const body = Buffer.concat([Buffer.from("Subject: x\r\n\r\n"), Buffer.alloc(size, "a\r\n")]);
+    const { id } = await spool.accept(
+      envelope,
+      Buffer.from("Received: test\r\n"),
+      Readable.from([body.subarray(0, 1000), body.subarray(1000)]),
+      () => false,
+      undefined,
+      async (source) => ((await buffer(source.open())).length > 0 ? { to: "incoming", meta } : { discard: true }),
+    );
+    const message = await spool.read("incoming", id);
+    expect(message.meta).toEqual(meta);
+    expect(message.envelope).toMatchObject({ ...envelope, id });
+    const stored = await buffer(message.openMessage());
+    expect(stored.equals(Buffer.concat([Buffer.from("Received: test\r\n"), body]))).toBe(true);
+    expect(message.bytes).toBe(stored.length);
+    expect((await buffer(message.openMessage())).equals(stored)).toBe(true); // opened again: the same bytes
+  });
+
   it("recovers after a crash: partial files dropped, active/ back to incoming/", async () => {
     const spool = await freshSpool();
     const { id } = await spool.accept(envelope, Buffer.alloc(0), Readable.from([Buffer.from("x\r\n")]), () => false);
