@@ -31,6 +31,16 @@ export interface SessionLimits {
   readonly trackedClients: number;
 }
 
+/**
+ * Drops the times at or before `since`. They were added in order, so they are at the front:
+ * a busy client's minute (the bench: 18,000 messages) is not copied for every message.
+ */
+function prune(times: number[], since: number): void {
+  let expired = 0;
+  while (expired < times.length && (times[expired] ?? 0) <= since) expired++;
+  if (expired > 0) times.splice(0, expired);
+}
+
 export function createSessionLimits(settings: LimitSettings, now: () => number = Date.now): SessionLimits {
   const clients = new Map<string, ClientCounters>();
   const sessionIp = new Map<string, string>();
@@ -42,8 +52,8 @@ export function createSessionLimits(settings: LimitSettings, now: () => number =
       clients.set(ip, entry);
     }
     const since = now() - WINDOW_MS;
-    entry.connects = entry.connects.filter((t) => t > since);
-    entry.messages = entry.messages.filter((t) => t > since);
+    prune(entry.connects, since);
+    prune(entry.messages, since);
     return entry;
   };
   const forgetIfIdle = (ip: string) => {

@@ -36,6 +36,24 @@ describe("per-client limits", () => {
     expect(limits.trackedClients).toBe(1); // only the client seen in this minute
   });
 
+  it("slides the message window: a message counts for one minute after it was admitted, then no longer", () => {
+    const clock = { now: 0 };
+    const limits = createSessionLimits(
+      { maxConnectionsPerIp: 10, connectionsPerMinutePerIp: 10, messagesPerMinutePerIp: 2 },
+      () => clock.now,
+    );
+    expect(limits.admitMessage("192.0.2.1")).toBeUndefined(); // t = 0
+    clock.now = 30_000;
+    expect(limits.admitMessage("192.0.2.1")).toBeUndefined(); // t = 30 s
+    clock.now = 59_999;
+    expect(limits.admitMessage("192.0.2.1")?.responseCode).toBe(451); // the first still counts
+    clock.now = 60_000;
+    expect(limits.admitMessage("192.0.2.1")).toBeUndefined(); // the first has expired, not the second
+    expect(limits.admitMessage("192.0.2.1")?.responseCode).toBe(451);
+    clock.now = 90_000;
+    expect(limits.admitMessage("192.0.2.1")).toBeUndefined();
+  });
+
   it("the listener answers 421 to one connection too many and 451 to one message too many", async () => {
     const { file } = writeTestConfig({
       smartHostPort: 9,
