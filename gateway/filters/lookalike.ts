@@ -83,8 +83,25 @@ function slipsAllowed(length: number): number {
   return length >= 10 ? 2 : length >= 5 ? 1 : 0;
 }
 
+/**
+ * Answers already given, per set of customer domains (a scanner keeps one set), by candidate:
+ * mail comes from the same domains again and again, and an answer costs tens of µs.
+ */
+const answers = new WeakMap<ReadonlySet<string>, Map<string, string | undefined>>();
+const ANSWERS_MAX = 10_000;
+
 /** The customer domain `candidate` imitates, or undefined (also when it is one of them). */
 export function lookalikeOf(candidate: string, domains: ReadonlySet<string>): string | undefined {
+  let known = answers.get(domains);
+  if (!known) answers.set(domains, (known = new Map()));
+  if (known.has(candidate)) return known.get(candidate);
+  const answer = imitated(candidate, domains);
+  if (known.size >= ANSWERS_MAX) known.clear();
+  known.set(candidate, answer);
+  return answer;
+}
+
+function imitated(candidate: string, domains: ReadonlySet<string>): string | undefined {
   const domain = candidate.toLowerCase().replace(/\.$/, "");
   if (domain === "" || domains.has(domain)) return undefined;
   for (const ours of domains) if (domain.endsWith(`.${ours}`)) return undefined; // our own subdomain

@@ -212,4 +212,11 @@ describe("lookalike domains", () => {
     for (const candidate of ["northwind.example", "mail.northwind.example", "contoso.example", "partner.example"])
       expect(lookalikeOf(candidate, DOMAINS), candidate).toBeUndefined();
   });
+  it("remembers answers per set of customer domains, never across sets", () => {
+    expect(lookalikeOf("nortwind.example", DOMAINS)).toBe("northwind.example");
+    expect(lookalikeOf("nortwind.example", DOMAINS)).toBe("northwind.example"); // asked again
+    expect(lookalikeOf("nortwind.example", new Set(["contoso.example"]))).toBeUndefined();
+    expect(lookalikeOf("nortwind.example", new Set(["northwind.example"]))).toBe("northwind.example");
+    expect(lookalikeOf("contso.example", new Set(["contoso.example"]))).toBe("contoso.example");
+  });
 });
