@@ -224,8 +224,8 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
               }),
             );
             // The 250 and delivery wait for the arrival to be on record (the tracker commits its
-            // writes at the end of this event-loop turn), so a crash of the gateway never leaves acknowledged
-            // mail without its record and the delivery's attempts find it.
+            // writes at the end of this event-loop turn), so a crash of the gateway never leaves
+            // acknowledged mail without its record, and the delivery's attempts find it.
             void arrival.then(() => {
               callback(null, queued(queuedId));
               if (state === "incoming") onQueued(queuedId);
