@@ -21,6 +21,23 @@ const arrival = {
 };
 
 describe("the tracker store", () => {
+  it("lets a read see every write made before it, awaited or not (writes wait to be committed in groups)", async () => {
+    const tracker = await openSqliteTracker(join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite"));
+    void tracker.recordArrival({ ...arrival, recipients: ["anna@northwind.example"] });
+    void tracker.recordAttempt({
+      messageId: "Q1",
+      at: 2_000,
+      recipient: "anna@northwind.example",
+      outcome: "delivered",
+      response: "250 ok",
+    });
+    expect((await tracker.story("Q1"))?.status).toBe("Deliver");
+    void tracker.recordArrival({ ...arrival, id: "Q2", recipients: ["anna@northwind.example"] });
+    const page = await tracker.search({ subject: "quarterly report" });
+    expect(page.messages.map((m) => m.id).sort()).toEqual(["Q1", "Q2"]);
+    await tracker.close();
+  });
+
   it("records the arrival, every attempt with the downstream reply, and derives the status", async () => {
     const tracker = await openSqliteTracker(join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite"));
     await tracker.recordArrival(arrival);

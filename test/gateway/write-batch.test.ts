@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { openSqliteTracker } from "../../gateway/store/tracker";
 import { createWriteBatch } from "../../gateway/store/write-batch";
 
 function database() {
@@ -47,34 +46,5 @@ describe("the tracker's write batch", () => {
       { id: "a", n: 1 },
       { id: "c", n: 4 },
     ]);
-  });
-
-  it("lets the tracker's reads see every write made before them, awaited or not", async () => {
-    const tracker = await openSqliteTracker(join(mkdtempSync(join(tmpdir(), "moat-batch-")), "tracker.sqlite"));
-    const arrival = {
-      id: "Q1",
-      receivedAt: 1_000,
-      clientIp: "192.0.2.1",
-      helo: "mx.outside.example",
-      tls: true,
-      mailFrom: "a@outside.example",
-      recipients: ["anna@northwind.example"],
-      subject: "Invoice 4471",
-      size: 100,
-      direction: "inbound" as const,
-    };
-    void tracker.recordArrival(arrival);
-    void tracker.recordAttempt({
-      messageId: "Q1",
-      at: 2_000,
-      recipient: "anna@northwind.example",
-      outcome: "delivered",
-      response: "250 ok",
-    });
-    expect((await tracker.story("Q1"))?.status).toBe("Deliver");
-    void tracker.recordArrival({ ...arrival, id: "Q2" });
-    const page = await tracker.search({ subject: "invoice 4471" });
-    expect(page.messages.map((m) => m.id).sort()).toEqual(["Q1", "Q2"]);
-    await tracker.close();
   });
 });
