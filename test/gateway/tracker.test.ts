@@ -212,4 +212,22 @@ describe("subject search", () => {
     expect((await tracker.search({ subject: "unsubscribe conf" })).messages.map((m) => m.id)).toEqual(["R1"]);
     await tracker.close();
   });
+
+  it("looks recipients up by the (address, message) index, and drops the redundant address index of earlier versions", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite");
+    await (await openSqliteTracker(path)).close();
+    const old = new Database(path);
+    old.exec("CREATE INDEX recipients_address ON recipients (address)"); // as an earlier version made it
+    old.close();
+    const tracker = await openSqliteTracker(path);
+    await tracker.recordArrival(arrival);
+    expect((await tracker.search({ recipient: "Ben@northwind.example" })).messages.map((m) => m.id)).toEqual(["Q1"]);
+    await tracker.close();
+    const db = new Database(path, { readonly: true });
+    const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'recipients'").all();
+    expect(indexes.map((i) => (i as { name: string }).name)).not.toContain("recipients_address");
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT message_id FROM recipients WHERE address = ?").all("x");
+    expect(JSON.stringify(plan)).toMatch(/USING COVERING INDEX recipients_address_message/);
+    db.close();
+  });
 });
