@@ -4,7 +4,8 @@
  * smtp-source (persistent sessions; `--mix`: the Node client's message mix instead), stops the
  * gateway and prints the functions and packages with the most CPU of their own. The profile is
  * kept for Chrome DevTools (Performance, "Load profile"). Start-up is in the profile too, and
- * line numbers are those of the code as tsx transpiled it.
+ * line numbers are those of the code as tsx transpiled it. Only the gateway's main thread is
+ * sampled: with `--thread` the verdict's own thread is not in the profile.
  *
  *   tsx bench/profile-gateway.ts [MESSAGES] [--mix] [--thread]
  */
@@ -69,7 +70,11 @@ async function main(): Promise<void> {
     process.argv.includes("--thread") ? "thread" : "full",
     dns.address,
     certificate,
-  );
+  ).catch(async (error: Error) => {
+    sink.stop(); // a gateway that did not start leaves no sink or DNS stub behind
+    await dns.close();
+    throw error;
+  });
   delete process.env.NODE_OPTIONS;
   try {
     if (MIX) await runLoad({ port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO });
