@@ -13,17 +13,17 @@
  *
  * Bounded: the parse of a hostile message (nesting, huge headers) is cut off PARSE_TIMEOUT_MS
  * after the message has arrived whole and reported as MessageParseError, a verdict reason of its
- * own, never a hang.
+ * own, never a hang. The parser itself (mailparser, with a read loop that takes fewer event-loop
+ * turns) is in mime-parser.ts.
  */
-import { type AddressObject, MailParser } from "mailparser";
-import { type Readable, Transform, type TransformCallback } from "node:stream";
+import type { AddressObject } from "mailparser";
+import type { Readable } from "node:stream";
+import { HEAD_BYTES, type HeadDecoder, HeadOnlyParser, isHtmlLike, keptWhole } from "./mime-parser";
 import { type MessageSource, bufferSource } from "./source";
 
 const PARSE_TIMEOUT_MS = 20_000;
 /** Links beyond this many are not looked at (a message with thousands is itself a signal). */
 const MAX_LINKS = 2_000;
-/** Enough for every magic number detectors look for (ISO 9660's is at 32,769). */
-const HEAD_BYTES = 40 * 1024;
 export const ARCHIVE_KEEP_MAX_BYTES = 25 * 1024 * 1024;
 const HTML_KEEP_MAX_BYTES = 1024 * 1024;
 const BODY_MAX_CHARS = 2_000_000;
@@ -96,127 +96,6 @@ export function extractLinks(html: string, text: string): Link[] {
     links.push({ href: match[0], text: "" });
   }
   return links;
-}
-
-const ARCHIVE_HEAD = [
-  Buffer.from("PK\x03\x04", "latin1"),
-  Buffer.from("PK\x05\x06", "latin1"),
-  Buffer.from("Rar!", "latin1"),
-  Buffer.from([0x37, 0x7a, 0xbc, 0xaf]),
-];
-
-const isHtmlLike = (contentType: string, filename: string | undefined) =>
-  /html|svg/i.test(contentType) || /\.(s?html?|xhtml|svg)$/i.test(filename ?? "");
-
-/** Whether detectors need an attachment whole (they open archives, look into HTML), from its first bytes. */
-function keptWhole(first: Buffer, contentType: string, filename: string | undefined): boolean {
-  return (
-    ARCHIVE_HEAD.some((magic) => first.subarray(0, magic.length).equals(magic)) || isHtmlLike(contentType, filename)
-  );
-}
-
-const LF = 0x0a;
-const CR = 0x0d;
-const BASE64_TEXT = /[^A-Za-z0-9+/]/g;
-
-/**
- * A base64 decoder for an attachment that decodes its first HEAD_BYTES and, unless the
- * attachment is kept whole, only counts the rest: `size` is then worked out from the number of
- * base64 characters (line breaks and the final padding not counted). Chunks that do not end on a
- * 4-character boundary carry the remainder over, as libbase64 does.
- */
-class HeadDecoder extends Transform {
-  private pending = "";
-  private decoded = 0;
-  private whole: boolean | undefined;
-  /** The first decoded bytes, until there are enough to tell an archive (magic numbers). */
-  private first = Buffer.alloc(0);
-  private skipped = 0;
-  private tail = "";
-  constructor(
-    private readonly contentType: string,
-    private readonly filename: string | undefined,
-  ) {
-    super();
-  }
-
-  get size(): number {
-    return this.decoded + Math.floor((this.skipped * 3) / 4);
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    if (this.whole === false && this.decoded >= HEAD_BYTES) {
-      this.skipped += this.pending.length; // counted with the rest, not decoded
-      this.pending = "";
-      let breaks = 0;
-      for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) breaks++;
-      for (let i = chunk.indexOf(CR); i >= 0; i = chunk.indexOf(CR, i + 1)) breaks++;
-      this.skipped += chunk.length - breaks;
-      this.tail = (this.tail + chunk.subarray(-4).toString("latin1")).slice(-4);
-      return done();
-    }
-    const text = this.pending + chunk.toString("latin1").replace(BASE64_TEXT, "");
-    const usable = text.length - (text.length % 4);
-    this.pending = text.slice(usable);
-    if (usable > 0) this.emit_(Buffer.from(text.slice(0, usable), "base64"));
-    done();
-  }
-
-  override _flush(done: TransformCallback): void {
-    if (this.pending.length > 0) this.emit_(Buffer.from(this.pending, "base64"));
-    this.skipped -= /=+\s*$/.exec(this.tail)?.[0].trim().length ?? 0;
-    done();
-  }
-
-  private emit_(bytes: Buffer): void {
-    if (this.whole === undefined) {
-      this.first = Buffer.concat([this.first, bytes]);
-      if (this.first.length >= 4) this.whole = keptWhole(this.first, this.contentType, this.filename);
-    }
-    this.decoded += bytes.length;
-    this.push(bytes);
-  }
-}
-
-/** mailparser, with HeadDecoder for base64 attachments (see the file comment). */
-class HeadOnlyParser extends MailParser {
-  /** An attachment's headers (the object mailparser hands out with it) -> its decoder. */
-  readonly decoders = new WeakMap<object, HeadDecoder>();
-
-  constructor() {
-    super({
-      skipImageLinks: true,
-      skipTextToHtml: true,
-      skipTextLinks: true,
-      maxHtmlLengthToParse: 2_000_000,
-      checksumAlgo: false,
-    });
-  }
-
-  // mailparser's own node factory (createNode, internal): the decoder is swapped before any body arrives.
-  createNode(data: { filename?: string }): ParserNode {
-    const node = (MailParser.prototype as unknown as { createNode(d: unknown): ParserNode }).createNode.call(
-      this,
-      data,
-    );
-    if (node.isAttachment && node.encoding === "base64" && node.decoder) {
-      const decoder = new HeadDecoder(node.contentType ?? "", data.filename);
-      decoder.on("end", () => {
-        (this as unknown as { decoderEnded: boolean }).decoderEnded = true;
-      });
-      node.decoder = decoder;
-      this.decoders.set(node.headers, decoder);
-    }
-    return node;
-  }
-}
-
-interface ParserNode {
-  isAttachment?: boolean;
-  encoding?: string;
-  contentType?: string;
-  decoder?: Transform;
-  headers: object;
 }
 
 /** Reads an attachment stream keeping what detectors need (see the file comment). */

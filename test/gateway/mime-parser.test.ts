@@ -1,0 +1,93 @@
+/**
+ * The MIME parse and the event loop. The 250 waits for the verdict, and the verdict for the
+ * parse: every event-loop turn the parse waits for is a turn behind every other session's I/O.
+ * So a message is parsed in a few turns (mailparser's own loop took 6 for a plain message and
+ * 19 for one with parts), and a large one still gives way to other work between its pieces.
+ */
+import { describe, expect, it } from "vitest";
+import { parseMessage } from "../../gateway/filters/message";
+
+/** Runs `work` while counting the event-loop turns that pass until it settles. */
+async function countingTurns<T>(work: () => Promise<T>): Promise<{ result: T; turns: number }> {
+  let turns = 0;
+  let done = false;
+  const tick = () => {
+    if (done) return;
+    turns++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  try {
+    const result = await work();
+    return { result, turns };
+  } finally {
+    done = true;
+  }
+}
+
+const multipart = Buffer.from(
+  [
+    'From: "Carl Jensen" <carl@partner.example>',
+    "To: anna.berg@northwind.example",
+    "Subject: =?UTF-8?Q?R=C3=A9sum=C3=A9?= and figures",
+    "MIME-Version: 1.0",
+    'Content-Type: multipart/mixed; boundary="outer"',
+    "",
+    "--outer",
+    'Content-Type: multipart/alternative; boundary="inner"',
+    "",
+    "--inner",
+    "Content-Type: text/plain; charset=iso-8859-1",
+    "Content-Transfer-Encoding: quoted-printable",
+    "",
+    ...Array.from(
+      { length: 40 },
+      (_, i) => `Line ${i}: the figures for K=F6ln are attached, see https://partner.example/q${i}`,
+    ),
+    "--inner",
+    "Content-Type: text/html; charset=utf-8",
+    "",
+    `<p>See <a href="https://partner.example/report">the report</a></p>`,
+    "--inner--",
+    "--outer",
+    'Content-Type: application/pdf; name="figures.pdf"',
+    'Content-Disposition: attachment; filename="figures.pdf"',
+    "Content-Transfer-Encoding: base64",
+    "",
+    Buffer.from(`%PDF-1.4\n${"0".repeat(3000)}`)
+      .toString("base64")
+      .replace(/.{76}/g, "$&\r\n"),
+    "--outer--",
+    "",
+  ].join("\r\n"),
+);
+
+describe("the MIME parse and the event loop", () => {
+  it("parses a message with parts in a few event-loop turns, whole and right", async () => {
+    const { result, turns } = await countingTurns(() => parseMessage(multipart));
+    expect(result.subject).toBe("Résumé and figures");
+    expect(result.fromName).toBe("Carl Jensen");
+    expect(result.text).toContain("Line 39: the figures for Köln are attached");
+    expect(result.html).toContain('<a href="https://partner.example/report">');
+    expect(result.links.map((l) => l.href)).toContain("https://partner.example/q0");
+    expect(result.attachments).toHaveLength(1);
+    expect(result.attachments[0]?.head.subarray(0, 8).toString()).toBe("%PDF-1.4");
+    expect(result.attachments[0]?.size).toBe(3009);
+    // One turn per part's headers and a few at the end; mailparser's own loop took 31 here.
+    expect(turns).toBeLessThanOrEqual(10);
+
+    const plain = Buffer.from("From: a@partner.example\r\nSubject: hi\r\n\r\n" + "some text\r\n".repeat(900));
+    const simple = await countingTurns(() => parseMessage(plain));
+    expect(simple.result.text.split("\n").filter((l) => l === "some text")).toHaveLength(900);
+    expect(simple.turns).toBeLessThanOrEqual(4);
+  });
+
+  it("gives way to other work between the pieces of a large message", async () => {
+    const lines = Array.from({ length: 80_000 }, (_, i) => `line ${i} of a long report with some words in it`);
+    const large = Buffer.from(`From: a@partner.example\r\nSubject: report\r\n\r\n${lines.join("\r\n")}\r\n`);
+    const { result, turns } = await countingTurns(() => parseMessage(large));
+    expect(result.text.startsWith("line 0 of a long report")).toBe(true);
+    // 4 MB read in pieces: other sessions get a turn after each piece, not after the message.
+    expect(turns).toBeGreaterThan(50);
+  });
+});
