@@ -4,15 +4,17 @@
  *
  * - Base64 attachments get HeadDecoder, which decodes only what detectors look at (see
  *   message.ts).
- * - A read loop that takes fewer event-loop turns. mailparser hands every piece of the split
- *   message (a part's headers, each run of body lines, the text between parts) to the next turn
- *   with setImmediate, twice: a plain 10 KB message took 6 turns and one with parts 19. Under
- *   load each turn waits behind every other session's I/O, and the 250 waits for the verdict,
- *   so those turns were most of the accept latency's tail. Here body lines and the text between
- *   parts are handled in the turn they are read in, as mailparser's processChunk handles them
- *   (into the part's decoder; the decoder ended), at most SYNC_PIECES a turn so that a large
- *   message still lets the other sessions run. A part's headers still go through mailparser's
- *   own processChunk, which continues a turn later.
+ * - Fewer event-loop turns. mailparser hands every piece of the split message (a part's
+ *   headers, each run of body lines, the text between parts) to the next turn with setImmediate,
+ *   twice, and waits another turn before it ends its splitter: a plain 10 KB message took 6 turns
+ *   and one with parts 19. The 250 waits for the verdict, and under load each turn waits behind
+ *   every other session's I/O. Here the read loop handles each piece in the turn it is read in,
+ *   as mailparser's processChunk does (body into the part's decoder; the decoder ended at the
+ *   text between parts; a part's headers by processChunk itself, whose continuation is then only
+ *   an error report), at most SYNC_PIECES a turn so that a large message still lets the other
+ *   sessions run; and the splitter is ended at once. Left: a turn for each attachment (read by
+ *   message.ts before the parse goes on) and the one mailparser waits before it collects the text
+ *   (so that the text parts' streams have ended). A plain message now takes 1 turn, one with parts 2-3.
  */
 import { MailParser } from "mailparser";
 import { Transform, type TransformCallback } from "node:stream";
@@ -39,6 +41,9 @@ interface SplitPiece {
 /** mailparser's state and methods the read loop drives (internal to mailparser 3.14.2). */
 interface MailParserInternals {
   splitter: { read(): SplitPiece | null };
+  chunkedPassthrough: { end(): void };
+  finished: boolean;
+  cleanup(done: TransformCallback): void;
   reading: boolean;
   hasFailed: boolean;
   endReceived: boolean;
@@ -175,11 +180,31 @@ export class HeadOnlyParser extends MailParser {
           return;
         }
       } else {
-        self.processChunk(piece, next);
-        return;
+        // A part's headers. mailparser's processChunk does all of its work before it returns and
+        // only then schedules its continuation (a turn later): the loop goes on now instead, and
+        // the continuation is left to report an error, should there be one.
+        let failed = false;
+        self.processChunk(piece, (error) => {
+          if (!error) return;
+          failed = true;
+          next(error);
+        });
+        if (failed) return;
       }
     }
     setImmediate(next);
+  }
+
+  // mailparser's _flush, without the turn it waits before ending the splitter's input.
+  override _flush(done: TransformCallback): void {
+    const self = this as unknown as MailParserInternals;
+    self.chunkedPassthrough.end();
+    if (self.finished) return self.cleanup(done);
+    self.waitingEnd = (error) => {
+      self.waitingEnd = false;
+      if (error) done(error);
+      else self.cleanup(done);
+    };
   }
 
   // mailparser's own node factory (createNode, internal): the decoder is swapped before any body arrives.
