@@ -1,8 +1,10 @@
 /**
  * A message while the spool receives it, readable by the verdict at the same time. Every
  * reader gets the whole message from its first byte: the first bytes (up to the memory limit)
- * from the chunks as they came, the rest from the file in tmp/, where each chunk is written
- * before readers are told about it. A reader that catches up with the sender waits for the
+ * from the chunks as they came, as soon as they come, the rest from the file in tmp/, where
+ * each chunk is written before readers are told about it. A message that fits in memory (most
+ * mail) ends for its readers when the sender is done, without waiting for the disk: the verdict
+ * runs beside the write and its fsync, not after them. A reader that catches up with the sender waits for the
  * next chunk; the stream ends when the message does, and fails when it never arrives whole
  * (too large, refused, connection lost).
  *
@@ -18,6 +20,14 @@ const READ_CHUNK_BYTES = 64 * 1024;
 
 export interface ArrivingMessage extends FeedListener {
   readonly source: MessageSource;
+  /**
+   * `chunk` has come from the sender, and is about to be written. While the message still fits
+   * in the memory limit, readers get it at once, from memory, without waiting for the disk; the
+   * answer says whether they did (then it is not `appended` again once written).
+   */
+  received(chunk: Buffer): boolean;
+  /** The sender is done: when readers have had all of it from memory, they get its end now. */
+  receivedAll(): void;
   /** `chunk` is written to the file, after the ones before it. */
   appended(chunk: Buffer): void;
   /** `length` bytes are written to the file, and readers get them from there (another thread's copy). */
@@ -113,8 +123,19 @@ export function arrivingMessage(path: string, offset: number, memoryLimit: numbe
     else listeners.push(listener);
   };
 
-  return {
+  const message: ArrivingMessage = {
     source: { open: openReader, complete, feed: { path, offset, memoryLimit, follow } },
+    received(chunk) {
+      if (!holding || heldBytes + chunk.length > memoryLimit) {
+        holding = false;
+        return false;
+      }
+      message.appended(chunk);
+      return true;
+    },
+    receivedAll() {
+      if (holding) message.finish();
+    },
     appended(chunk) {
       const hold = holding && heldBytes + chunk.length <= memoryLimit;
       if (hold) {
@@ -134,6 +155,7 @@ export function arrivingMessage(path: string, offset: number, memoryLimit: numbe
       wake();
     },
     finish() {
+      if (finished || failure) return;
       finished = true;
       resolveComplete(written);
       for (const listener of listeners.splice(0)) listener.finish();
@@ -147,4 +169,5 @@ export function arrivingMessage(path: string, offset: number, memoryLimit: numbe
       wake();
     },
   };
+  return message;
 }

@@ -242,13 +242,20 @@ export function createSpool(root: string): Spool {
       const deciding = arriving && decide ? decide(arriving.source, id) : undefined;
       deciding?.catch(() => undefined); // awaited below, or abandoned with a refused message
       const header = Buffer.concat([Buffer.from(firstLine, "latin1"), json, NEWLINE]);
+      let early = 0; // the first chunks, which the verdict had from memory before they were written
       const writer = batchedWriter(handle, (chunk) => {
-        if (chunk !== header) arriving?.appended(chunk);
+        if (chunk === header) return;
+        if (early > 0) early--;
+        else arriving?.appended(chunk);
       });
+      const write = (chunk: Buffer) => {
+        if (arriving?.received(chunk)) early++;
+        return writer.write(chunk);
+      };
       try {
         // The queue file's header and envelope, then our Received header and the message.
         await writer.write(header);
-        await writer.write(prelude);
+        await write(prelude);
         for await (const chunk of body) {
           if (isOversized()) continue; // read to the end, keep nothing more
           bytes += (chunk as Buffer).length;
@@ -256,11 +263,12 @@ export function createSpool(root: string): Spool {
             head.push(chunk as Buffer);
             headBytes += (chunk as Buffer).length;
           }
-          await writer.write(chunk as Buffer);
+          await write(chunk as Buffer);
         }
         if (isOversized()) throw new SpoolSizeExceededError("message exceeds the size limit");
         const refusal = inspect?.(Buffer.concat(head).subarray(0, HEAD_MAX_BYTES));
         if (refusal) throw refusal;
+        arriving?.receivedAll();
         await writer.flush();
         arriving?.finish();
         if (!deciding) await handle.sync();
@@ -289,9 +297,11 @@ export function createSpool(root: string): Spool {
           target = decision.to;
           if (decision.meta) {
             const meta = Buffer.from(JSON.stringify(decision.meta), "utf8");
-            await handle.write(meta, 0, meta.length, total);
             const offset = Buffer.from(String(total).padStart(META_OFFSET_DIGITS, "0"), "latin1");
-            await handle.write(offset, 0, offset.length, `${MAGIC} ${json.length} `.length);
+            await Promise.all([
+              handle.write(meta, 0, meta.length, total),
+              handle.write(offset, 0, offset.length, `${MAGIC} ${json.length} `.length),
+            ]);
           }
           await handle.sync();
         } catch (error) {
@@ -300,8 +310,8 @@ export function createSpool(root: string): Spool {
           throw error;
         }
       }
-      await handle.close();
-      await rename(tmp, file(target, id));
+      // Synced: the rename need not wait for the close (each costs a turn under load).
+      await Promise.all([handle.close(), rename(tmp, file(target, id))]);
       if (target === "incoming") await syncIncoming();
       else await fsyncDirectory(dir(target));
       return { id, bytes: bytes + prelude.length, state: target };

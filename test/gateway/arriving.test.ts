@@ -67,6 +67,38 @@ describe("a message while it arrives", () => {
     expect(readFileSync(path).subarray(header.length).equals(whole)).toBe(true);
   });
 
+  it("gives readers a message that fits in memory as it comes, ending when the sender is done, not the disk", async () => {
+    // Nothing is ever written to this file: what fits in memory is read without it.
+    const arriving = arrivingMessage(join(tmpdir(), "moat-never-written"), 0, 10_000);
+    const chunks = [Buffer.from("Subject: hi\r\n\r\n"), Buffer.from("body\r\n")];
+    for (const chunk of chunks) expect(arriving.received(chunk)).toBe(true);
+    arriving.receivedAll();
+    expect(await arriving.source.complete).toBe(Buffer.concat(chunks).length);
+    expect((await buffer(arriving.source.open())).equals(Buffer.concat(chunks))).toBe(true);
+
+    // Beyond the memory limit the rest comes from the file once written, and the end after it.
+    const dir = mkdtempSync(join(tmpdir(), "moat-arriving-"));
+    const path = join(dir, "message");
+    const handle = await open(path, "w");
+    const large = arrivingMessage(path, 0, 10_000);
+    const head = randomBytes(6_000);
+    const rest = randomBytes(6_000);
+    const reading = buffer(large.source.open());
+    let ended = false;
+    void large.source.complete.then(() => (ended = true));
+    expect(large.received(head)).toBe(true);
+    expect(large.received(rest)).toBe(false); // does not fit: told about once written
+    large.receivedAll();
+    for (let i = 0; i < 5; i++) await tick();
+    expect(ended).toBe(false);
+    await handle.write(Buffer.concat([head, rest]));
+    large.appended(rest);
+    large.finish();
+    await handle.close();
+    expect((await reading).equals(Buffer.concat([head, rest]))).toBe(true);
+    expect(ended).toBe(true);
+  });
+
   it("fails its readers when the message never arrives whole", async () => {
     const dir = mkdtempSync(join(tmpdir(), "moat-arriving-"));
     const path = join(dir, "message");
