@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -217,6 +217,26 @@ describe("group commit", () => {
     expect(during[0]).not.toBe(first);
     await Promise.all([first, ...during]);
     await expect(sync()).resolves.toBeUndefined(); // idle again: a fresh fsync
+  });
+
+  it("keeps the directory open only while fsyncs follow one another: nothing is left open when idle", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-sync-"));
+    const openOnDir = () =>
+      readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === dir;
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    const sync = coalescedDirectorySync(dir);
+    for (let round = 0; round < 3; round++) {
+      const first = sync();
+      const during = Array.from({ length: 5 }, () => sync());
+      await Promise.all([first, ...during]);
+      for (let i = 0; i < 50 && openOnDir() > 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(openOnDir()).toBe(0);
+    }
   });
 });
 
