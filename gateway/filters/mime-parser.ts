@@ -11,8 +11,9 @@
  *   every other session's I/O. Here the read loop handles each piece in the turn it is read in,
  *   as mailparser's processChunk does (body into the part's decoder; the decoder ended at the
  *   text between parts; a part's headers by processChunk itself, whose continuation is then only
- *   an error report), at most SYNC_PIECES a turn so that a large message still lets the other
- *   sessions run; and the splitter is ended at once. Left: a turn for each attachment (read by
+ *   an error report), at most SYNC_PIECES pieces or SYNC_BYTES of body a turn (a 10 KB message
+ *   is about 8 pieces; a large one's are its 64 KB reads) so that a large message still lets the
+ *   other sessions run; and the splitter is ended at once. Left: a turn for each attachment (read by
  *   message.ts before the parse goes on) and the one mailparser waits before it collects the text
  *   (so that the text parts' streams have ended). A plain message now takes 1 turn, one with parts 2-3.
  */
@@ -21,8 +22,9 @@ import { Transform, type TransformCallback } from "node:stream";
 
 /** Enough for every magic number detectors look for (ISO 9660's is at 32,769). */
 export const HEAD_BYTES = 40 * 1024;
-/** Pieces of body handled in one event-loop turn before the parse lets others run. */
+/** Pieces, and bytes of body, handled in one event-loop turn before the parse lets others run. */
 const SYNC_PIECES = 256;
+const SYNC_BYTES = 64 * 1024;
 
 interface ParserNode {
   isAttachment?: boolean;
@@ -160,7 +162,7 @@ export class HeadOnlyParser extends MailParser {
       else if (typeof self.waitingEnd === "function") self.waitingEnd(error);
       else this.emit("error", error);
     };
-    for (let n = 0; n < SYNC_PIECES; n++) {
+    for (let n = 0, bytes = 0; n < SYNC_PIECES && bytes < SYNC_BYTES; n++) {
       const piece = self.splitter.read();
       if (piece === null) {
         self.reading = false; // the splitter's next 'readable' starts the loop again
@@ -169,6 +171,7 @@ export class HeadOnlyParser extends MailParser {
       }
       const decoder = self.curnode ? self.curnode.decoder : undefined;
       if (piece.type === "body") {
+        bytes += piece.value?.length ?? 0;
         if (decoder?.writable && decoder.write(piece.value) === false) {
           decoder.once("drain", () => next());
           return;
