@@ -127,9 +127,11 @@ async function readAttachment(
 }
 
 /** Parses a message, in memory or arriving (the parse then runs during the transfer). */
-export async function parseMessage(message: Buffer | MessageSource): Promise<ParsedMessage> {
+export async function parseMessage(
+  message: Buffer | MessageSource,
+  parser = new HeadOnlyParser(), // tests compare the read loop with mailparser's own
+): Promise<ParsedMessage> {
   const input = Buffer.isBuffer(message) ? bufferSource(message) : message;
-  const parser = new HeadOnlyParser();
   const attachments: AttachmentInfo[] = [];
   const reads: Promise<void>[] = [];
   let text = "";

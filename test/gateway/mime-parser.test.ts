@@ -5,8 +5,65 @@
  * 19-31 for one with parts; now 1 and 3), and a large one still gives way to other work between
  * its pieces.
  */
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { MailParser } from "mailparser";
 import { describe, expect, it } from "vitest";
-import { parseMessage } from "../../gateway/filters/message";
+import { type ParsedMessage, parseMessage } from "../../gateway/filters/message";
+import { HeadOnlyParser } from "../../gateway/filters/mime-parser";
+import type { MessageSource } from "../../gateway/filters/source";
+
+/** The same parser with mailparser's own read loop and end, to compare results with. */
+class MailparserLoop extends HeadOnlyParser {
+  override readData(): void {
+    (MailParser.prototype as unknown as { readData(): void }).readData.call(this);
+  }
+  override _flush(done: (error?: Error | null) => void): void {
+    (MailParser.prototype as unknown as { _flush(d: typeof done): void })._flush.call(this, done);
+  }
+}
+
+const CORPUS = join(__dirname, "..", "..", "node_modules", "@stdlib", "datasets-spam-assassin", "data");
+
+/** Every `step`th message of a SpamAssassin corpus set (mbox "From " line removed). */
+function corpus(set: string, step: number): Buffer[] {
+  return readdirSync(join(CORPUS, set))
+    .filter((name) => name.endsWith(".txt"))
+    .filter((_, i) => i % step === 0)
+    .map((name) => {
+      const raw = readFileSync(join(CORPUS, set, name));
+      return raw.subarray(0, 5).toString("latin1") === "From " ? raw.subarray(raw.indexOf(0x0a) + 1) : raw;
+    });
+}
+
+/** The message arriving in pieces of `size` bytes, a turn apart, as from the spool. */
+function inPieces(raw: Buffer, size: number): MessageSource {
+  return {
+    open: () =>
+      Readable.from(
+        (async function* () {
+          for (let i = 0; i < raw.length; i += size) {
+            await new Promise((resolve) => setImmediate(resolve));
+            yield raw.subarray(i, i + size);
+          }
+        })(),
+        { objectMode: false },
+      ),
+    complete: Promise.resolve(raw.length),
+  };
+}
+
+/** A parse result as plain data, to compare whole. */
+const plain = (parsed: ParsedMessage) => ({
+  ...parsed,
+  headers: [...parsed.headers],
+  attachments: parsed.attachments.map((a) => ({
+    ...a,
+    head: a.head.toString("base64"),
+    content: a.content?.toString("base64"),
+  })),
+});
 
 /** Runs `work` while counting the event-loop turns that pass until it settles. */
 async function countingTurns<T>(work: () => Promise<T>): Promise<{ result: T; turns: number }> {
@@ -81,6 +138,19 @@ describe("the MIME parse and the event loop", () => {
     const simple = await countingTurns(() => parseMessage(plain));
     expect(simple.result.text.split("\n").filter((l) => l === "some text")).toHaveLength(900);
     expect(simple.turns).toBeLessThanOrEqual(2);
+  });
+
+  it("gives the same result as mailparser's own loop, on real mail, whole and arriving in pieces", async () => {
+    const messages = ["spam-2", "easy-ham-2", "hard-ham-1"].flatMap((set) => corpus(set, 12));
+    expect(messages.length).toBeGreaterThan(200);
+    let withAttachments = 0;
+    for (const [i, raw] of messages.entries()) {
+      const expected = plain(await parseMessage(raw, new MailparserLoop()));
+      expect(plain(await parseMessage(raw))).toEqual(expected);
+      expect(plain(await parseMessage(inPieces(raw, 1 + ((i * 977) % 9000))))).toEqual(expected);
+      if (expected.attachments.length > 0) withAttachments++;
+    }
+    expect(withAttachments).toBeGreaterThan(5); // not text alone
   });
 
   it("gives way to other work between the pieces of a large message", async () => {
