@@ -3,7 +3,7 @@
  * parse: every event-loop turn the parse waits for is a turn behind every other session's I/O.
  * So a message is parsed in a few turns (mailparser's own loop took 6 for a plain message and
  * 19-31 for one with parts; now 1 and 3), and a large one still gives way to other work between
- * its pieces.
+ * its pieces. The result stays mailparser's own, on real mail.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
