@@ -11,6 +11,7 @@ import type { Logger } from "../log";
 import { type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
 import type { RecipientVerifier } from "../verify/recipients";
 import { createSessionLimits } from "./limits";
+import { createPregreetMemory, greetPassedClientsAtOnce } from "./pregreet";
 import { receivedHeader } from "./received";
 import type { Metrics } from "../metrics";
 import type { TrackerStore } from "../store/tracker";
@@ -290,6 +291,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
   }
 
   const server = new SMTPServer(serverOptions);
+  greetPassedClientsAtOnce(server, createPregreetMemory()); // a client that waited once is not kept waiting again
   server.on("error", (error) => log.warn("smtp session error", { error: error.message }));
   return server;
 }

@@ -1,6 +1,7 @@
 /**
  * No open relay: the classic relay tests, spoken raw so that no client library tidies the
- * addresses first; and a listener that survives garbage and keeps serving.
+ * addresses first; a client that talks before the greeting is cut off; and a listener that
+ * survives garbage and keeps serving.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GatewayProcess, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
@@ -27,6 +28,15 @@ const RELAY_ATTEMPTS = [
   "postmaster@[127.0.0.1]",
   "victim",
 ];
+
+describe("the pregreet test", () => {
+  // First in this file: a client that has not yet waited for a greeting here (pregreet.ts).
+  it("cuts off a client that talks before the greeting", async () => {
+    const session = await openRawSession(gateway.smtpPort);
+    expect(await session.send("EHLO early.example")).toMatch(/^421 .*talk too soon/);
+    session.close();
+  });
+});
 
 describe("open relay battery", () => {
   it("refuses every classic relay address, from an outside client with a foreign sender", async () => {
