@@ -14,8 +14,8 @@
  *
  * Then, with the Node load client (bench/load-client.ts; persistent sessions): throughput in
  * plain SMTP and over STARTTLS (every system gets the same self-signed certificate), accept
- * latency p50/p99 at half of the system's own maximum with the mix (open loop: latency counts from when a
- * message was due), and memory with 500 concurrent sessions held mid-transaction.
+ * latency p50/p99 at half of the system's own maximum with the mix (open loop: latency counts
+ * from when a message was due), and memory with 500 concurrent sessions held mid-transaction.
  *
  * Reported: messages/s, CPU ms per message of the system's processes (from /proc), peak RSS,
  * and ratios to Postfix and Haraka. Needs root (Postfix), Debian's postfix package and the

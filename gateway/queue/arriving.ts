@@ -4,9 +4,9 @@
  * from the chunks as they came, as soon as they come, the rest from the file in tmp/, where
  * each chunk is written before readers are told about it. A message that fits in memory (most
  * mail) ends for its readers when the sender is done, without waiting for the disk: the verdict
- * runs beside the write and its fsync, not after them. A reader that catches up with the sender waits for the
- * next chunk; the stream ends when the message does, and fails when it never arrives whole
- * (too large, refused, connection lost).
+ * runs beside the write and its fsync, not after them. A reader that catches up with the
+ * sender waits for the next chunk; the stream ends when the message does, and fails when it
+ * never arrives whole (too large, refused, connection lost).
  *
  * So the verdict parses and authenticates during the transfer instead of after it, and a large
  * message is never held in memory whole (bench/large-message.ts). Readers pull at their own
