@@ -14,15 +14,24 @@ RUN npm ci --omit=dev --no-audit --no-fund \
  # The Pulumi SDKs are for `pulumi up`, not for the gateway (gateway/ never loads them at run time).
  && rm -rf node_modules/@pulumi
 
+# --- compile: the gateway to JavaScript (npm run build -> dist/), run without a TypeScript loader
+FROM node:20-bookworm-slim AS compile
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY gateway ./gateway
+COPY components ./components
+RUN npm run build
+
 # --- runtime: no compilers, no package manager caches, not root -----------------------------
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     MOAT_DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
-COPY gateway ./gateway
-COPY components ./components
+COPY package.json ./
+COPY --from=compile /app/dist ./dist
 COPY stacks ./stacks
 RUN mkdir -p /data && chown node:node /data
 # uid 1000, matching the Azure Files mount options (uid=1000,gid=1000).
@@ -32,4 +41,5 @@ EXPOSE 2525 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # MOAT_CONFIG (the gatewayConfig document) comes from the environment: a Key Vault secret.
-CMD ["node", "--import", "tsx", "gateway/cli.ts", "serve"]
+# Compiled: no TypeScript loader thread and no compiling at start (about 30 MB less memory).
+CMD ["node", "dist/gateway/cli.js", "serve"]

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { startGatewayProcess, writeTestConfig } from "../test/helpers/gateway-process";
+import { compiledGateway, startGatewayProcess, writeTestConfig } from "../test/helpers/gateway-process";
 import { startSink } from "../test/helpers/sink";
 import { openRawSession } from "../test/helpers/raw-smtp";
 import { largeMessage } from "../test/helpers/smtp-client";
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     smartHostPort: sink.port,
     edit: (d) => ({ ...d, filters: { ...d.filters, enabled: filters, scanThread } }),
   });
-  const gateway = await startGatewayProcess(["--config", file], {});
+  const gateway = await startGatewayProcess(["--config", file], {}, compiledGateway()); // what the image runs
   const pid = gateway.child.pid ?? 0;
   try {
     // Warm up (JIT, first connection), then measure from a settled baseline.

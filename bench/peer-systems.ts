@@ -6,7 +6,13 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LOAD_TEST_LIMITS, freePort, startGatewayProcess, writeTestConfig } from "../test/helpers/gateway-process";
+import {
+  LOAD_TEST_LIMITS,
+  compiledGateway,
+  freePort,
+  startGatewayProcess,
+  writeTestConfig,
+} from "../test/helpers/gateway-process";
 
 const CLK_TCK_MS = 10;
 /** Sessions the memory measurement holds open at once (Postfix needs a process for each). */
@@ -203,6 +209,8 @@ const MOAT_NAMES = {
   off: "moat (filters off)",
 } as const;
 
+let compiled: string[] | undefined;
+
 /** `filters`: the full pipeline, the same with filters.scanThread, or filters off. */
 export async function startMoat(
   sinkPort: number,
@@ -223,10 +231,13 @@ export async function startMoat(
       },
     }),
   });
-  const gateway = await startGatewayProcess(["--config", file], {
-    MOAT_LOG_LEVEL: "error",
-    MOAT_DNS_SERVERS: dnsAddress,
-  });
+  // What the image runs: the compiled gateway with plain node (built once per bench run).
+  compiled ??= compiledGateway();
+  const gateway = await startGatewayProcess(
+    ["--config", file],
+    { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress },
+    compiled,
+  );
   return {
     name: MOAT_NAMES[filters],
     port: gateway.smtpPort,

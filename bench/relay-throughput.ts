@@ -11,7 +11,12 @@
 import { readFileSync } from "node:fs";
 import { startDnsStub } from "./dns-stub";
 import { cpus } from "node:os";
-import { startGatewayProcess, writeTestConfig, LOAD_TEST_LIMITS } from "../test/helpers/gateway-process";
+import {
+  compiledGateway,
+  startGatewayProcess,
+  writeTestConfig,
+  LOAD_TEST_LIMITS,
+} from "../test/helpers/gateway-process";
 import { startSink } from "../test/helpers/sink";
 import { sendMail } from "../test/helpers/smtp-client";
 
@@ -45,10 +50,11 @@ async function main(): Promise<void> {
   // Authentication asks DNS for every message: a local stub that answers at once (NXDOMAIN),
   // as a caching resolver beside a production gateway would for most of them.
   const dns = await startDnsStub();
-  const gateway = await startGatewayProcess(["--config", file], {
-    MOAT_LOG_LEVEL: "warn",
-    MOAT_DNS_SERVERS: dns.address,
-  });
+  const gateway = await startGatewayProcess(
+    ["--config", file],
+    { MOAT_LOG_LEVEL: "warn", MOAT_DNS_SERVERS: dns.address },
+    compiledGateway(), // what the image runs
+  );
   const pid = gateway.child.pid ?? 0;
   try {
     const latencies: number[] = [];

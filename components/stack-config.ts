@@ -8,7 +8,7 @@
  * No Pulumi import: the gateway runtime uses this too.
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { StaticUser } from "../gateway/config";
 import { formatCsvProblem } from "../gateway/csv";
@@ -29,8 +29,12 @@ export const STACKS_DIR = "stacks";
 /** MSP-wide rules, applied to every stack; optional. */
 export const GLOBAL_RULES_FILE = `${STACKS_DIR}/global-rules.csv`;
 
-/** The project directory: where Pulumi.yaml lives (this file is in components/). */
-export const PROJECT_DIR = join(__dirname, "..");
+/**
+ * The project directory, where Pulumi.yaml and package.json live: the parent of components/,
+ * or of dist/components/ in the compiled gateway (`npm run build`).
+ */
+export const PROJECT_DIR =
+  basename(join(__dirname, "..")) === "dist" ? join(__dirname, "..", "..") : join(__dirname, "..");
 
 export function stackFilePath(projectDir: string, stackName: string): string {
   return join(projectDir, STACKS_DIR, `Pulumi.${stackName}.yaml`);

@@ -84,7 +84,8 @@ export async function createGatewayScanner(
   };
 }
 
-const BOOT = join(__dirname, "scan-thread.cjs");
+// Compiled (`npm run build`), the thread loads its JavaScript; run by tsx, a boot file registers tsx first.
+const BOOT = __filename.endsWith(".js") ? join(__dirname, "scan-thread.js") : join(__dirname, "scan-thread.cjs");
 
 /** @param entry the thread's entry file (tests give one that can be made to fail) */
 export function createThreadScanner(config: GatewayConfig, log: Logger, entry = BOOT): GatewayScanner {

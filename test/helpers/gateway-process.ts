@@ -3,7 +3,7 @@
  * overrides, and waits for its start-up lines. stop() sends SIGTERM and waits; a process
  * that does not exit in time is killed, so tests always end.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -13,7 +13,7 @@ import { buildGatewayConfig } from "../../components/gateway-document";
 import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
 import type { GatewayConfigInput } from "../../gateway/config";
 
-const ROOT = join(__dirname, "..", "..");
+export const ROOT = join(__dirname, "..", "..");
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 
@@ -30,8 +30,29 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   return runTsx(join(ROOT, "gateway", "cli.ts"), args, env, START_TIMEOUT_MS);
 }
 
-export async function startGatewayProcess(args: string[], env: Record<string, string>): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway", "cli.ts"), "serve", ...args], {
+/**
+ * Compiles the gateway as the image does (`npm run build`, into dist/) and answers the
+ * arguments that start it with plain node: for `startGatewayProcess`, to run what production runs.
+ */
+export function compiledGateway(): string[] {
+  execFileSync(
+    process.execPath,
+    [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
+    {
+      cwd: ROOT,
+      stdio: "pipe",
+    },
+  );
+  return [join(ROOT, "dist", "gateway", "cli.js")];
+}
+
+/** `cli`: how the gateway is started; by default the TypeScript through tsx, as `npm start` does. */
+export async function startGatewayProcess(
+  args: string[],
+  env: Record<string, string>,
+  cli: string[] = ["--import", "tsx", join(ROOT, "gateway", "cli.ts")],
+): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [...cli, "serve", ...args], {
     cwd: ROOT,
     env: { ...process.env, MOAT_CONFIG: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
