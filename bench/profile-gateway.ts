@@ -1,13 +1,14 @@
 /**
  * Not a benchmark of record: where `moat serve` spends its CPU under load. Starts the full
  * pipeline (as bench/peers.ts does) with a CPU profiler in it, sends MESSAGES messages with
- * smtp-source (persistent sessions; `--mix`: the Node client's message mix instead), stops the
+ * smtp-source (persistent sessions; `--conn`: a connection per message; `--mix`: the Node
+ * client's message mix instead), stops the
  * gateway and prints the functions and packages with the most CPU of their own. The profile is
  * kept for Chrome DevTools (Performance, "Load profile"). Start-up is in the profile too, and
  * line numbers are those of the code as tsx transpiled it. Only the gateway's main thread is
  * sampled: with `--thread` the verdict's own thread is not in the profile.
  *
- *   tsx bench/profile-gateway.ts [MESSAGES] [--mix] [--thread]
+ *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn] [--thread]
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
@@ -79,7 +80,8 @@ async function main(): Promise<void> {
   try {
     if (MIX) await runLoad({ port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO });
     else {
-      const args = ["-s", "20", "-l", "10240", "-m", String(MESSAGES), "-f", FROM, "-t", TO, "-d"];
+      const args = ["-s", "20", "-l", "10240", "-m", String(MESSAGES), "-f", FROM, "-t", TO];
+      if (!process.argv.includes("--conn")) args.push("-d");
       const source = spawn("smtp-source", [...args, `127.0.0.1:${moat.port}`], { stdio: "ignore" });
       await new Promise((resolve) => source.on("exit", resolve));
     }
@@ -93,7 +95,7 @@ async function main(): Promise<void> {
   const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
   if (!file) throw new Error("the gateway wrote no profile");
   console.log(
-    `${sink.count()} messages delivered (${MIX ? "the Node client's mix" : "smtp-source, persistent sessions"})`,
+    `${sink.count()} messages delivered (${MIX ? "the Node client's mix" : process.argv.includes("--conn") ? "smtp-source, a connection per message" : "smtp-source, persistent sessions"})`,
   );
   summarize(join(dir, file));
   console.log(`profile: ${join(dir, file)}`);
