@@ -29,11 +29,11 @@ import { createScanner } from "../gateway/filters/pipeline";
 import { createRspamdFilter } from "../gateway/filters/rspamd";
 import { createRuleMatcher } from "../gateway/rules/rules";
 import { envelopeFromHeaders } from "../gateway/scan-command";
+import { corpusFiles, readCorpusMessage } from "../test/helpers/corpus";
 import { startRspamd } from "../test/helpers/engines";
 import { quarantineEverything } from "../test/helpers/mail-fixtures";
 import { bufferSource } from "../gateway/filters/source";
 
-const CORPUS = join(__dirname, "..", "node_modules", "@stdlib", "datasets-spam-assassin", "data");
 const CAUGHT = new Set(["spam", "phishing", "malware", "banned", "impersonation"]);
 const CONCURRENCY = 4;
 const DEVELOPMENT_SETS = ["spam-1", "easy-ham-1"];
@@ -63,11 +63,6 @@ function argument(name: string): string | undefined {
   return index < 0 ? undefined : process.argv[index + 1];
 }
 
-function readCorpusMessage(set: string, file: string): Buffer {
-  const raw = readFileSync(join(CORPUS, set, file));
-  return raw.subarray(0, 5).toString("latin1") === "From " ? raw.subarray(raw.indexOf(0x0a) + 1) : raw;
-}
-
 interface Item {
   readonly set: string;
   readonly file: string;
@@ -85,10 +80,7 @@ async function main(): Promise<void> {
     throw new Error("--sets: give the development sets or held-out sets, not both");
   const items: Item[] = [];
   for (const set of sets) {
-    const files = readdirSync(join(CORPUS, set))
-      .filter((f) => f.endsWith(".txt"))
-      .sort()
-      .slice(0, limit);
+    const files = corpusFiles(set).slice(0, limit);
     files.forEach((file, index) => items.push({ set, file, fold: heldOut.length > 0 ? -1 : index % folds }));
   }
 
@@ -108,11 +100,7 @@ async function main(): Promise<void> {
         stores.push(bayes);
         const training: Item[] =
           fold === -1
-            ? DEVELOPMENT_SETS.flatMap((set) =>
-                readdirSync(join(CORPUS, set))
-                  .filter((f) => f.endsWith(".txt"))
-                  .map((file) => ({ set, file, fold: -1 })),
-              )
+            ? DEVELOPMENT_SETS.flatMap((set) => corpusFiles(set).map((file) => ({ set, file, fold: -1 })))
             : items.filter((item) => item.fold !== fold);
         for (const item of training)
           await learnMessage(

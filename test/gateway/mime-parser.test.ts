@@ -5,14 +5,12 @@
  * 19-31 for one with parts; now 1 and 3), and a large one still gives way to other work between
  * its pieces. The result stays mailparser's own, on real mail.
  */
-import { readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { Readable } from "node:stream";
 import { MailParser } from "mailparser";
 import { describe, expect, it } from "vitest";
 import { type ParsedMessage, parseMessage } from "../../gateway/filters/message";
 import { HeadOnlyParser } from "../../gateway/filters/mime-parser";
-import type { MessageSource } from "../../gateway/filters/source";
+import { corpusFiles, readCorpusMessage } from "../helpers/corpus";
+import { inPieces } from "../helpers/mail-fixtures";
 
 /** The same parser with mailparser's own read loop and end, to compare results with. */
 class MailparserLoop extends HeadOnlyParser {
@@ -22,36 +20,6 @@ class MailparserLoop extends HeadOnlyParser {
   override _flush(done: (error?: Error | null) => void): void {
     (MailParser.prototype as unknown as { _flush(d: typeof done): void })._flush.call(this, done);
   }
-}
-
-const CORPUS = join(__dirname, "..", "..", "node_modules", "@stdlib", "datasets-spam-assassin", "data");
-
-/** Every `step`th message of a SpamAssassin corpus set (mbox "From " line removed). */
-function corpus(set: string, step: number): Buffer[] {
-  return readdirSync(join(CORPUS, set))
-    .filter((name) => name.endsWith(".txt"))
-    .filter((_, i) => i % step === 0)
-    .map((name) => {
-      const raw = readFileSync(join(CORPUS, set, name));
-      return raw.subarray(0, 5).toString("latin1") === "From " ? raw.subarray(raw.indexOf(0x0a) + 1) : raw;
-    });
-}
-
-/** The message arriving in pieces of `size` bytes, a turn apart, as from the spool. */
-function inPieces(raw: Buffer, size: number): MessageSource {
-  return {
-    open: () =>
-      Readable.from(
-        (async function* () {
-          for (let i = 0; i < raw.length; i += size) {
-            await new Promise((resolve) => setImmediate(resolve));
-            yield raw.subarray(i, i + size);
-          }
-        })(),
-        { objectMode: false },
-      ),
-    complete: Promise.resolve(raw.length),
-  };
 }
 
 /** A parse result as plain data, to compare whole. */
@@ -134,14 +102,18 @@ describe("the MIME parse and the event loop", () => {
     // One for the attachment, one before the text is collected; mailparser's own loop took 31.
     expect(turns).toBeLessThanOrEqual(4);
 
-    const plain = Buffer.from("From: a@partner.example\r\nSubject: hi\r\n\r\n" + "some text\r\n".repeat(900));
-    const simple = await countingTurns(() => parseMessage(plain));
+    const textOnly = Buffer.from("From: a@partner.example\r\nSubject: hi\r\n\r\n" + "some text\r\n".repeat(900));
+    const simple = await countingTurns(() => parseMessage(textOnly));
     expect(simple.result.text.split("\n").filter((l) => l === "some text")).toHaveLength(900);
     expect(simple.turns).toBeLessThanOrEqual(2);
   });
 
   it("gives the same result as mailparser's own loop, on real mail, whole and arriving in pieces", async () => {
-    const messages = ["spam-2", "easy-ham-2", "hard-ham-1"].flatMap((set) => corpus(set, 12));
+    const messages = ["spam-2", "easy-ham-2", "hard-ham-1"].flatMap((set) =>
+      corpusFiles(set)
+        .filter((_, i) => i % 12 === 0)
+        .map((file) => readCorpusMessage(set, file)),
+    );
     expect(messages.length).toBeGreaterThan(200);
     let withAttachments = 0;
     for (const [i, raw] of messages.entries()) {

@@ -4,11 +4,9 @@
  * line ending, padding or chunking of the base64.
  */
 import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { parseMessage } from "../../gateway/filters/message";
-import type { MessageSource } from "../../gateway/filters/source";
-import { zip } from "../helpers/mail-fixtures";
+import { inPieces, zip } from "../helpers/mail-fixtures";
 
 function withAttachment(
   content: Buffer,
@@ -44,20 +42,6 @@ function withAttachment(
   );
 }
 
-/** The message in odd-sized pieces, as a socket might cut it. */
-function choppy(raw: Buffer, piece = 7_777): MessageSource {
-  return {
-    open: () =>
-      Readable.from(
-        (function* () {
-          for (let i = 0; i < raw.length; i += piece) yield raw.subarray(i, i + piece);
-        })(),
-        { objectMode: false },
-      ),
-    complete: Promise.resolve(raw.length),
-  };
-}
-
 describe("attachments in the MIME parse", () => {
   it("keeps the first 40 KB exactly and counts the size of the rest without keeping it", async () => {
     for (const [size, lineLength, eol] of [
@@ -66,7 +50,9 @@ describe("attachments in the MIME parse", () => {
       [1_000_002, 1000, "\r\n"],
     ] as const) {
       const content = randomBytes(size);
-      const parsed = await parseMessage(choppy(withAttachment(content, { filename: "scan.pdf", lineLength, eol })));
+      const parsed = await parseMessage(
+        inPieces(withAttachment(content, { filename: "scan.pdf", lineLength, eol }), 7_777),
+      );
       expect(parsed.text.trim()).toBe("see attached");
       expect(parsed.attachments).toHaveLength(1);
       const [attachment] = parsed.attachments;
@@ -94,7 +80,7 @@ describe("attachments in the MIME parse", () => {
     const text = Array.from({ length: Math.ceil(filler / 70) }, () => "a".repeat(68)).join("\r\n");
     const placed = withAttachment(small, { ...options, text: text.slice(0, filler) });
     expect(placed.subarray(64 * 1024 - firstLine.length, 64 * 1024).toString()).toBe(firstLine);
-    const parsedSmall = await parseMessage(choppy(placed, 4096));
+    const parsedSmall = await parseMessage(inPieces(placed, 4096));
     expect(parsedSmall.attachments[0]?.content?.equals(small)).toBe(true);
 
     const html = Buffer.from(

@@ -3,7 +3,9 @@
  * attachments, zips made with yazl (nested, encrypted, bombs), HTML with links.
  */
 import yazl from "yazl";
+import { Readable } from "node:stream";
 import type { Policy } from "../../gateway/config";
+import type { MessageSource } from "../../gateway/filters/source";
 
 /** A policy that keeps every category away from the mailbox: verdicts are easy to see. */
 export function quarantineEverything(bannedExtensions: readonly string[]): Policy {
@@ -88,4 +90,21 @@ export function message(spec: MessageSpec): Buffer {
     .map((p) => `--${boundary}\r\n${p}\r\n`)
     .join("")}--${boundary}--\r\n`;
   return Buffer.from(body, "utf8");
+}
+
+/** A message arriving in pieces of `size` bytes, an event-loop turn apart, as from a socket or the spool. */
+export function inPieces(raw: Buffer, size: number): MessageSource {
+  return {
+    open: () =>
+      Readable.from(
+        (async function* () {
+          for (let i = 0; i < raw.length; i += size) {
+            await new Promise((resolve) => setImmediate(resolve));
+            yield raw.subarray(i, i + size);
+          }
+        })(),
+        { objectMode: false },
+      ),
+    complete: Promise.resolve(raw.length),
+  };
 }
