@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   process.env.MOAT_CPU_PROFILE_DIR = dir;
   const moat = await startMoat(
     sink.port,
-    process.argv.includes("--thread") ? "thread" : "full",
+    process.argv.includes("--thread") ? "thread" : process.argv.includes("--off") ? "off" : "full",
     dns.address,
     certificate,
   ).catch(async (error: Error) => {
