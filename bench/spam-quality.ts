@@ -114,7 +114,7 @@ async function main(): Promise<void> {
         createScanner({
           filters: [
             createAuthFilter({ resolve: createDnsResolve([rspamd.dns.address]), hostname }),
-            createRspamdFilter({ url: rspamd.url, hostname }),
+            createRspamdFilter({ url: rspamd.url }),
             ...(bayes ? [createBayesFilter({ store: bayes, minSpam: 200, minHam: 200 })] : []),
             ...createContentFilters(POLICY.bannedExtensions),
           ],

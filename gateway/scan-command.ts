@@ -4,8 +4,10 @@
  * rules change on real mail before deploying it.
  *
  * The envelope of a saved message is not in the file: the sender comes from Return-Path (else
- * From), the client IP and HELO from the topmost Received header that names them (else
- * 127.0.0.1), the recipients from To/Cc. `--ip`, `--helo` and `--from` set them explicitly.
+ * From), the client IP, HELO and name from the topmost Received header that names the IP
+ * (else 127.0.0.1; the name as the receiving server recorded it, `from helo (name [ip])`, none
+ * when it wrote "unknown"), the recipients from To/Cc. `--ip`, `--helo` and `--from` set them
+ * explicitly (with `--ip` the client has no name).
  * The directory is the config's spreadsheet users plus the last synced state in its data
  * directory, when there is one (impersonation compares display names against it).
  */
@@ -35,6 +37,7 @@ function headerBlock(raw: Buffer): string {
 export function envelopeFromHeaders(raw: Buffer): {
   mailFrom: string;
   clientIp: string;
+  clientName?: string;
   helo: string;
   rcptTo: string[];
 } {
@@ -46,11 +49,14 @@ export function envelopeFromHeaders(raw: Buffer): {
   const mailFrom = addressIn(value("return-path")[0] ?? "") || addressIn(value("from")[0] ?? "");
   let clientIp = "127.0.0.1";
   let helo = "";
+  let clientName: string | undefined;
   for (const received of value("received")) {
-    const match = /from\s+(\S+)\s+\([^)]*?\[(?:IPv6:)?([0-9a-f:.]+)\]/i.exec(received);
-    if (match?.[2]) {
+    const match = /from\s+(\S+)\s+\(([^)]*?)\[(?:IPv6:)?([0-9a-f:.]+)\]/i.exec(received);
+    if (match?.[3]) {
       helo = match[1] ?? "";
-      clientIp = match[2];
+      clientIp = match[3];
+      const name = (match[2] ?? "").trim().split(/\s+/)[0] ?? "";
+      if (/^[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}\.?$/i.test(name)) clientName = name.replace(/\.$/, "");
       break;
     }
   }
@@ -58,7 +64,7 @@ export function envelopeFromHeaders(raw: Buffer): {
     .flatMap((v) => v.split(","))
     .map(addressIn)
     .filter(Boolean);
-  return { mailFrom, clientIp, helo, rcptTo };
+  return { mailFrom, clientIp, ...(clientName ? { clientName } : {}), helo, rcptTo };
 }
 
 export async function scanFiles(options: ScanOptions, env: Env, print: (line: string) => void): Promise<number> {
@@ -89,6 +95,7 @@ export async function scanFiles(options: ScanOptions, env: Env, print: (line: st
       mailFrom: options.from ?? envelope.mailFrom,
       rcptTo: envelope.rcptTo,
       clientIp: options.ip ?? envelope.clientIp,
+      ...(options.ip === undefined && envelope.clientName ? { clientName: envelope.clientName } : {}),
       helo: options.helo ?? envelope.helo,
       tls: false,
       direction: "inbound",

@@ -38,9 +38,7 @@ export function createFilters(config: GatewayConfig, resources: FilterResources 
   const { resolve, bayes } = resources;
   return [
     createAuthFilter({ resolve: resolve ?? createDnsResolve(config.dns.servers), hostname: config.smtp.hostname }),
-    ...(config.filters.rspamdUrl
-      ? [createRspamdFilter({ url: config.filters.rspamdUrl, hostname: config.smtp.hostname })]
-      : []),
+    ...(config.filters.rspamdUrl ? [createRspamdFilter({ url: config.filters.rspamdUrl })] : []),
     ...(config.filters.clamd ? [createClamavFilter(config.filters.clamd)] : []),
     ...(bayes
       ? [

@@ -1,7 +1,7 @@
 /**
  * Spam scoring by rspamd over its HTTP API (`POST /checkv2`, MOAT_RSPAMD_URL). The real
- * envelope goes with the message (IP, Helo, From, Rcpt, Hostname headers), so rspamd does not
- * guess the client from Received headers (shared/notes/rspamd-and-spamassassin-offline.md).
+ * envelope goes with the message (IP, Helo, From, Rcpt headers, and Hostname: the client's
+ * forward-confirmed name when it has one), so rspamd does not guess the client from Received headers (shared/notes/rspamd-and-spamassassin-offline.md).
  *
  * rspamd's score is its part of the spam score (pipeline.ts adds Bayes's and compares the sum
  * with `filters.spamThreshold`, by default 6 like rspamd's own "add header"); the symbols that
@@ -28,7 +28,7 @@ interface RspamdReply {
   symbols?: Record<string, { name?: string; score?: number; description?: string }>;
 }
 
-export function createRspamdFilter(options: { readonly url: string; readonly hostname: string }): Filter {
+export function createRspamdFilter(options: { readonly url: string }): Filter {
   const endpoint = `${options.url.replace(/\/+$/, "")}/checkv2`;
   return {
     name: "rspamd",
@@ -37,9 +37,11 @@ export function createRspamdFilter(options: { readonly url: string; readonly hos
         IP: message.clientIp,
         Helo: message.helo || message.clientIp,
         From: message.mailFrom,
-        Hostname: options.hostname,
         "Content-Type": "message/rfc822",
       };
+      // The client's confirmed name; none for an unknown client, which rspamd then looks up
+      // itself (RDNS_NONE, HFILTER_HOSTNAME_UNKNOWN). Never our own name: that would vouch for it.
+      if (message.clientName) headers.Hostname = message.clientName;
       // fetch joins repeated headers; rspamd takes a comma-separated Rcpt as one value, so
       // one request header per recipient is not possible here: send the first, rspamd needs
       // one for its per-recipient settings only.

@@ -29,6 +29,8 @@ export interface ArrivingContext {
   readonly mailFrom: string;
   readonly rcptTo: readonly string[];
   readonly clientIp: string;
+  /** The client's forward-confirmed name (inbound/client-name.ts); undefined: unknown. */
+  readonly clientName?: string;
   readonly helo: string;
   readonly tls: boolean;
   /** inbound (internet -> tenant) or outbound (tenant -> internet). */

@@ -11,6 +11,8 @@ export const LOOP_GUARD_HEADER = "X-Moat-Relayed";
 
 export interface ReceivedInfo {
   readonly helo: string;
+  /** The client's forward-confirmed name (client-name.ts); without it, "unknown" as in Postfix. */
+  readonly clientName?: string;
   readonly clientIp: string;
   readonly hostname: string;
   readonly protocol: "SMTP" | "ESMTP" | "ESMTPS";
@@ -32,7 +34,7 @@ export function rfc5322Date(date: Date): string {
 export function receivedHeader(info: ReceivedInfo): string {
   const forClause = info.recipients.length === 1 ? `\r\n\tfor <${info.recipients[0]}>` : "";
   return (
-    `Received: from ${safe(info.helo)} (unknown [${safe(info.clientIp)}])\r\n` +
+    `Received: from ${safe(info.helo)} (${info.clientName ? safe(info.clientName) : "unknown"} [${safe(info.clientIp)}])\r\n` +
     `\tby ${info.hostname} (Moat) with ${info.protocol} id ${info.id}${forClause};\r\n` +
     `\t${rfc5322Date(info.date)}\r\n`
   );

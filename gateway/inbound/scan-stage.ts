@@ -16,7 +16,10 @@ import { MESSAGE_REJECTED, SCAN_UNAVAILABLE } from "./replies";
 /** Clients wait 10 minutes for the reply to DATA (RFC 5321 §4.5.3.2.6); we answer well before. */
 export const SCAN_TIMEOUT_MS = 90_000;
 
-export type ScanInput = Pick<MessageContext, "mailFrom" | "rcptTo" | "clientIp" | "helo" | "tls" | "direction">;
+export type ScanInput = Pick<
+  MessageContext,
+  "mailFrom" | "rcptTo" | "clientIp" | "clientName" | "helo" | "tls" | "direction"
+>;
 
 export function describeRule(verdict: Verdict): string | null {
   const rule = verdict.rule;

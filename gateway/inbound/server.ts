@@ -10,6 +10,7 @@ import type { GatewayConfig } from "../config";
 import type { Logger } from "../log";
 import { type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
 import type { RecipientVerifier } from "../verify/recipients";
+import { type ClientNames, createClientNames, knownClientName } from "./client-name";
 import { createSessionLimits } from "./limits";
 import { createPregreetMemory, greetPassedClientsAtOnce } from "./pregreet";
 import { receivedHeader } from "./received";
@@ -51,6 +52,8 @@ export interface InboundOptions {
     people: readonly string[],
     summary: { from: string; subject: string; category: string },
   ) => void;
+  /** How clients' names are found (client-name.ts); by default through config.dns.servers. */
+  readonly clientNames?: ClientNames;
 }
 
 export function createInboundServer(options: InboundOptions): SMTPServer {
@@ -67,8 +70,12 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
   /** Per session: the recipients of the current transaction that go to the internet. */
   const outboundRcpts = new Map<string, Set<string>>();
 
-  const serverOptions: SMTPServerOptions = {
+  const clientNames = options.clientNames ?? createClientNames(config.dns.servers);
+  const serverOptions: SMTPServerOptions & { resolver: Pick<ClientNames, "reverse"> } = {
     name: config.smtp.hostname,
+    // The client's name: forward-confirmed, through the gateway's DNS servers, cached
+    // (smtp-server's own lookup is dns.reverse on the system's resolver, unconfirmed, each time).
+    resolver: clientNames,
     banner: "Moat",
     size: maxBytes,
     authOptional: true,
@@ -146,9 +153,11 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
       const id = newQueueId();
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
       const outbound = rcptTo.filter((r) => outboundRcpts.get(session.id)?.has(r));
+      const clientName = knownClientName(session.clientHostname);
       const prelude = Buffer.from(
         receivedHeader({
           helo: session.hostNameAppearsAs ?? "",
+          ...(clientName ? { clientName } : {}),
           clientIp: session.remoteAddress,
           hostname: config.smtp.hostname,
           protocol: protocolOf(session),
@@ -168,6 +177,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
               mailFrom,
               rcptTo,
               clientIp: session.remoteAddress,
+              ...(clientName ? { clientName } : {}),
               helo: session.hostNameAppearsAs ?? "",
               tls: Boolean(session.secure),
               direction,

@@ -12,6 +12,9 @@ import { type GatewayConfigInput, parseGatewayConfig } from "../../gateway/confi
 import { silentLogger } from "../../gateway/log";
 import { type RunningGateway, startGateway } from "../../gateway/main";
 import { openSqliteTracker } from "../../gateway/store/tracker";
+import { parseMessage } from "../../gateway/filters/message";
+import { createRspamdFilter } from "../../gateway/filters/rspamd";
+import { bufferSource } from "../../gateway/filters/source";
 import { EICAR, type Engine, startClamd, startRspamd } from "../helpers/engines";
 import { type TestConfig, queueFiles, runCli, writeTestConfig } from "../helpers/gateway-process";
 import { EXE_BYTES, message } from "../helpers/mail-fixtures";
@@ -154,6 +157,30 @@ describe.each([
     expect(result.response).toMatch(/^451 4\.7\.1 Message could not be scanned/);
     expect(queueFiles(config.dataDir, "incoming")).toEqual([]);
     expect(sink.messages.length).toBe(before);
+  });
+});
+
+describe("rspamd and the client's name", () => {
+  it("gets the client's confirmed name, and none for an unknown client (never the gateway's own)", async () => {
+    const raw = message({ subject: "quarterly numbers", text: "See you on Friday." });
+    const filter = createRspamdFilter({ url: rspamd.url });
+    const detail = async (clientName?: string) => {
+      const result = await filter.run({
+        mailFrom: "carl@partner.example",
+        rcptTo: ["anna.berg@northwind.example"],
+        clientIp: "203.0.113.9", // not local: rspamd's reverse-DNS rules skip loopback clients
+        ...(clientName ? { clientName } : {}),
+        helo: "mail.partner.example",
+        tls: false,
+        direction: "inbound",
+        source: bufferSource(raw),
+        domains: new Set(["northwind.example"]),
+        parsed: await parseMessage(bufferSource(raw)),
+      });
+      return result.findings.map((f) => f.detail).join(" ");
+    };
+    expect(await detail()).toMatch(/HFILTER_HOSTNAME_UNKNOWN/);
+    expect(await detail("mail.partner.example")).not.toMatch(/HFILTER_HOSTNAME_UNKNOWN|RDNS_/);
   });
 });
 

@@ -16,6 +16,7 @@ import {
   waitUntil,
   writeTestConfig,
 } from "../helpers/gateway-process";
+import { type DnsServer, startDnsServer } from "../helpers/dns-server";
 import { type Sink, startSink } from "../helpers/sink";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
@@ -33,14 +34,21 @@ describe("serve --config with a stack output file", () => {
   let sink: Sink;
   let gateway: GatewayProcess;
   let dataDir: string;
+  let dns: DnsServer;
 
   beforeAll(async () => {
     sink = await startSink();
+    // The client's name in the Received header: its PTR, confirmed by the name's A record.
+    dns = await startDnsServer({
+      "1.0.0.127.in-addr.arpa": { PTR: ["client-host.test"] },
+      "client-host.test": { A: ["127.0.0.1"] },
+    });
     const written = writeStackOutput(sink.port, "allow-plain");
     dataDir = written.dataDir;
-    gateway = await startGatewayProcess(["--config", written.file], {});
+    gateway = await startGatewayProcess(["--config", written.file], { MOAT_DNS_SERVERS: dns.address });
   });
   afterAll(async () => {
+    await dns?.close();
     expect(await gateway?.stop()).toBe(0);
     await sink?.close();
   });
@@ -57,7 +65,7 @@ describe("serve --config with a stack output file", () => {
     expect(delivered?.mailFrom).toBe("sender@outside.example");
     expect(delivered?.rcptTo).toEqual(["anna.berg@northwind.example"]);
     expect(delivered?.raw).toMatch(
-      /^X-Moat-Relayed: [0-9a-f-]+\r\nAuthentication-Results: mx\.northwind\.example;\r\n dkim=none[^]*?\r\nReceived: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n\tby mx\.northwind\.example \(Moat\) with ESMTP id [0-9A-Z]+\r\n\tfor <anna\.berg@northwind\.example>;/,
+      /^X-Moat-Relayed: [0-9a-f-]+\r\nAuthentication-Results: mx\.northwind\.example;\r\n dkim=none[^]*?\r\nReceived: from client\.test \(client-host\.test \[127\.0\.0\.1\]\)\r\n\tby mx\.northwind\.example \(Moat\) with ESMTP id [0-9A-Z]+\r\n\tfor <anna\.berg@northwind\.example>;/,
     );
     expect(delivered?.raw).toContain("Subject: round trip");
     // The loop guard the Exchange outbound rule exempts, with this tenant's id.

@@ -1,8 +1,9 @@
 /**
- * A small authoritative DNS server on loopback (UDP) for tests: answers A, MX and TXT from a
- * zone map, NXDOMAIN for names it does not have, NODATA for types a name lacks, SERVFAIL for
- * names listed as broken ("*": every name, the fast failure rspamd needs offline). Real DNS packets (dns-packet), so the gateway's real resolver talks
- * to it through MOAT_DNS_SERVERS.
+ * A small authoritative DNS server on loopback (UDP) for tests: answers A, AAAA, MX, TXT and
+ * PTR (under `1.0.0.127.in-addr.arpa` style names) from a zone map, NXDOMAIN for names it does
+ * not have, NODATA for types a name lacks, SERVFAIL for names listed as broken ("*": every
+ * name, the fast failure rspamd needs offline). Real DNS packets (dns-packet), so the
+ * gateway's real resolver talks to it through MOAT_DNS_SERVERS.
  */
 import { type RemoteInfo, createSocket } from "node:dgram";
 import * as packet from "dns-packet";
@@ -11,6 +12,8 @@ export interface Zone {
   /** A TXT record longer than 255 bytes is given as its strings (a DKIM key). */
   readonly [name: string]: {
     A?: string[];
+    AAAA?: string[];
+    PTR?: string[];
     MX?: { exchange: string; preference: number }[];
     TXT?: (string | string[])[];
   };
@@ -37,6 +40,10 @@ export async function startDnsServer(zone: Zone, broken: readonly string[] = [])
     if (broken.includes(name) || broken.includes("*")) rcode = "SERVFAIL";
     else if (!entry) rcode = "NXDOMAIN";
     else if (question.type === "A") for (const a of entry.A ?? []) answers.push({ type: "A", name, ttl: 60, data: a });
+    else if (question.type === "AAAA")
+      for (const a of entry.AAAA ?? []) answers.push({ type: "AAAA", name, ttl: 60, data: a });
+    else if (question.type === "PTR")
+      for (const ptr of entry.PTR ?? []) answers.push({ type: "PTR", name, ttl: 60, data: ptr });
     else if (question.type === "MX")
       for (const mx of entry.MX ?? []) answers.push({ type: "MX", name, ttl: 60, data: mx });
     else if (question.type === "TXT")
