@@ -1,7 +1,8 @@
 /**
  * Spam scoring by rspamd over its HTTP API (`POST /checkv2`, MOAT_RSPAMD_URL). The real
  * envelope goes with the message (IP, Helo, From, Rcpt headers, and Hostname: the client's
- * forward-confirmed name when it has one), so rspamd does not guess the client from Received headers (shared/notes/rspamd-and-spamassassin-offline.md).
+ * forward-confirmed name when it has one), so rspamd does not guess the client from Received
+ * headers (shared/notes/rspamd-and-spamassassin-offline.md).
  *
  * rspamd's score is its part of the spam score (pipeline.ts adds Bayes's and compares the sum
  * with `filters.spamThreshold`, by default 6 like rspamd's own "add header"); the symbols that

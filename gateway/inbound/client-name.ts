@@ -22,13 +22,6 @@ const MAX_PTR_NAMES = 3;
 const NAME_CACHE_TTL_MS = 60_000;
 const NAME_CACHE_MAX_ENTRIES = 10_000;
 
-/** The lookups the name needs: a `node:dns/promises` Resolver (DNS only, no hosts file). */
-export interface NameLookups {
-  resolvePtr(name: string): Promise<string[]>;
-  resolve4(name: string): Promise<string[]>;
-  resolve6(name: string): Promise<string[]>;
-}
-
 export interface ClientNames {
   /** The forward-confirmed name of `ip`, or undefined (unknown). Never rejects. */
   nameOf(ip: string): Promise<string | undefined>;
@@ -57,7 +50,7 @@ function sameAddress(a: string, b: string): boolean {
 
 // The PTR is asked of the DNS as a PTR query (not dns.reverse, which reads the hosts file
 // first), so the name is what the DNS says, as for the forward lookup.
-async function confirmedName(lookups: NameLookups, address: string): Promise<string | undefined> {
+async function confirmedName(lookups: Resolver, address: string): Promise<string | undefined> {
   const ip = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ""); // an IPv4 client on an IPv6 socket
   const family = isIP(ip);
   if (family === 0 || ip.includes("%")) return undefined; // no zone-scoped (link-local) addresses
@@ -71,18 +64,9 @@ async function confirmedName(lookups: NameLookups, address: string): Promise<str
   return undefined;
 }
 
-export function createClientNames(
-  servers: readonly string[],
-  options: { readonly lookups?: NameLookups; readonly now?: () => number } = {},
-): ClientNames {
-  const now = options.now ?? Date.now;
-  const lookups =
-    options.lookups ??
-    (() => {
-      const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: DNS_TRIES });
-      if (servers.length > 0) resolver.setServers([...servers]);
-      return resolver;
-    })();
+export function createClientNames(servers: readonly string[], now: () => number = Date.now): ClientNames {
+  const lookups = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: DNS_TRIES });
+  if (servers.length > 0) lookups.setServers([...servers]);
   const cache = new Map<string, { until: number; name: Promise<string | undefined> }>();
   const nameOf = (ip: string): Promise<string | undefined> => {
     const cached = cache.get(ip);

@@ -52,8 +52,6 @@ export interface InboundOptions {
     people: readonly string[],
     summary: { from: string; subject: string; category: string },
   ) => void;
-  /** How clients' names are found (client-name.ts); by default through config.dns.servers. */
-  readonly clientNames?: ClientNames;
 }
 
 export function createInboundServer(options: InboundOptions): SMTPServer {
@@ -70,7 +68,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
   /** Per session: the recipients of the current transaction that go to the internet. */
   const outboundRcpts = new Map<string, Set<string>>();
 
-  const clientNames = options.clientNames ?? createClientNames(config.dns.servers);
+  const clientNames = createClientNames(config.dns.servers);
   const serverOptions: SMTPServerOptions & { resolver: Pick<ClientNames, "reverse"> } = {
     name: config.smtp.hostname,
     // The client's name: forward-confirmed, through the gateway's DNS servers, cached

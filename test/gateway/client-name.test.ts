@@ -69,7 +69,7 @@ describe("the client's name", () => {
 
   it("asks the DNS once per address while the answer is kept, shared by concurrent connections", async () => {
     let clock = 1_000_000;
-    const names = createClientNames([dns.address], { now: () => clock });
+    const names = createClientNames([dns.address], () => clock);
     const ptrQueries = () => dns.queries.filter((q) => q === "PTR 9.113.0.203.in-addr.arpa").length;
     const before = ptrQueries();
     const answers = await Promise.all([1, 2, 3, 4, 5].map(() => names.nameOf("203.0.113.9")));
