@@ -17,7 +17,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import { type SearchFilter, type SearchPage, auditLog, searchMessages } from "./queries";
-import { ensureSubjectIndex } from "./subject-index";
+import { ensureSubjectIndex, subjectIndexer } from "./subject-index";
 import { createWriteBatch } from "./write-batch";
 import { type AttemptsTable, type TrackerDatabase, type TrackerStatus, migrate, senderDomainOf } from "./schema";
 
@@ -98,6 +98,8 @@ function overall(statuses: readonly TrackerStatus[]): TrackerStatus {
   if (statuses.length > 0 && statuses.every((s) => s === "Reject")) return "Reject";
   return "Deliver";
 }
+
+const SUBJECT_INDEX_INTERVAL_MS = 1_000;
 
 export async function openSqliteTracker(path: string): Promise<TrackerStore> {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -187,6 +189,10 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
 
   // Every write goes through the batch, so they stay in order; every read flushes it first.
   const batch = createWriteBatch(sqlite);
+  // New mail's subjects are indexed in batches, every SUBJECT_INDEX_INTERVAL_MS and before a search.
+  const indexSubjects = subjectIndexer(sqlite);
+  const indexing = setInterval(indexSubjects, SUBJECT_INDEX_INTERVAL_MS);
+  indexing.unref();
 
   return {
     recordArrival: (arrival) => batch.write(() => recordArrival(arrival)),
@@ -246,6 +252,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
 
     search(filter) {
       batch.flush();
+      indexSubjects();
       return searchMessages(db, filter, { subjectIndex: true });
     },
     setStatus: (id, status, at) => batch.write(() => setStatus(id, status, at)),
@@ -270,7 +277,9 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     },
 
     async close() {
+      clearInterval(indexing);
       batch.flush();
+      indexSubjects();
       await db.destroy();
     },
   };
