@@ -73,6 +73,11 @@ async function main(): Promise<void> {
     const seedSeconds = (Date.now() - seeded) / 1000;
 
     const tracker = await openSqliteTracker(path);
+    // The seeded rows are noted for the subject index as new mail is; a gateway indexes them as
+    // they come (once a second), so index them all before timing anything.
+    const indexing = Date.now();
+    await tracker.search({ subject: "seed", limit: 1 });
+    console.log(`subject index of the seeded messages built in ${((Date.now() - indexing) / 1000).toFixed(1)} s`);
     const day = (n: number) => ({ from: end - (n + 1) * DAY_MS, to: end - n * DAY_MS });
     const queries: Record<string, (n: number) => SearchFilter> = {
       "recipient (newest 50)": (n) => ({ recipient: `user${(n * 97) % 5_000}@northwind.example` }),
