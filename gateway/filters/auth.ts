@@ -23,6 +23,7 @@
 import { Resolver } from "node:dns/promises";
 import { Readable } from "node:stream";
 import { authenticate } from "mailauth";
+import { createExpiringCache } from "../expiring-cache";
 import { domainOf } from "../verify/recipients";
 import type { Filter, FilterResult, Finding } from "./types";
 
@@ -46,22 +47,16 @@ const CACHED_DNS_ERRORS: ReadonlySet<string> = new Set(["ENOTFOUND", "ENODATA"])
 export function createDnsResolve(servers: readonly string[], now: () => number = Date.now): DnsResolve {
   const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: DNS_TRIES });
   if (servers.length > 0) resolver.setServers([...servers]);
-  const cache = new Map<string, { until: number; answer: Promise<unknown> }>();
+  const cache = createExpiringCache<Promise<unknown>>(DNS_CACHE_TTL_MS, DNS_CACHE_MAX_ENTRIES, now);
   return (name, rrtype) => {
     const key = `${rrtype} ${name.toLowerCase()}`;
-    const cached = cache.get(key);
-    if (cached && cached.until > now()) return cached.answer;
-    cache.delete(key);
-    if (cache.size >= DNS_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value as string);
-    const entry = {
-      until: now() + DNS_CACHE_TTL_MS,
-      answer: resolver.resolve(name, rrtype as "TXT") as Promise<unknown>,
-    };
-    cache.set(key, entry);
-    entry.answer.catch((error: NodeJS.ErrnoException) => {
-      if (!CACHED_DNS_ERRORS.has(error.code ?? "") && cache.get(key) === entry) cache.delete(key);
+    return cache.get(key, () => {
+      const answer = resolver.resolve(name, rrtype as "TXT") as Promise<unknown>;
+      answer.catch((error: NodeJS.ErrnoException) => {
+        if (!CACHED_DNS_ERRORS.has(error.code ?? "")) cache.forget(key, answer);
+      });
+      return answer;
     });
-    return entry.answer;
   };
 }
 

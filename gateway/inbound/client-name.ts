@@ -14,6 +14,7 @@
  */
 import { Resolver } from "node:dns/promises";
 import { isIP } from "node:net";
+import { createExpiringCache } from "../expiring-cache";
 
 const DNS_TIMEOUT_MS = 1_000;
 const DNS_TRIES = 1;
@@ -67,16 +68,8 @@ async function confirmedName(lookups: Resolver, address: string): Promise<string
 export function createClientNames(servers: readonly string[], now: () => number = Date.now): ClientNames {
   const lookups = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: DNS_TRIES });
   if (servers.length > 0) lookups.setServers([...servers]);
-  const cache = new Map<string, { until: number; name: Promise<string | undefined> }>();
-  const nameOf = (ip: string): Promise<string | undefined> => {
-    const cached = cache.get(ip);
-    if (cached && cached.until > now()) return cached.name;
-    cache.delete(ip);
-    if (cache.size >= NAME_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value as string);
-    const entry = { until: now() + NAME_CACHE_TTL_MS, name: confirmedName(lookups, ip) };
-    cache.set(ip, entry);
-    return entry.name;
-  };
+  const cache = createExpiringCache<Promise<string | undefined>>(NAME_CACHE_TTL_MS, NAME_CACHE_MAX_ENTRIES, now);
+  const nameOf = (ip: string) => cache.get(ip, () => confirmedName(lookups, ip));
   return {
     nameOf,
     reverse(ip, callback) {
