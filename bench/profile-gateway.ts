@@ -2,13 +2,13 @@
  * Not a benchmark of record: where `moat serve` spends its CPU under load. Starts the full
  * pipeline (as bench/peers.ts does: compiled, as the image runs it) with a CPU profiler in it,
  * sends MESSAGES messages with smtp-source (persistent sessions; `--conn`: a connection per
- * message; `--mix`: the Node client's message mix instead), stops the gateway and prints the
- * functions and packages with the most CPU of their own. The profile is kept for Chrome
+ * message; `--mix`: the Node client's message mix instead; `--off`: filters off), stops the
+ * gateway and prints the functions and packages with the most CPU of their own. The profile is kept for Chrome
  * DevTools (Performance, "Load profile"). Start-up is in the profile too, and line numbers are
  * those of the compiled JavaScript in dist/. Only the gateway's main thread is sampled: with
  * `--thread` the verdict's own thread is not in the profile.
  *
- *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn] [--thread]
+ *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn] [--thread | --off]
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
