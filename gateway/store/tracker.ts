@@ -191,7 +191,14 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
   const batch = createWriteBatch(sqlite);
   // New mail's subjects are indexed in batches, every SUBJECT_INDEX_INTERVAL_MS and before a search.
   const indexSubjects = subjectIndexer(sqlite);
-  const indexing = setInterval(indexSubjects, SUBJECT_INDEX_INTERVAL_MS);
+  const indexing = setInterval(() => {
+    try {
+      indexSubjects();
+    } catch {
+      // The rows stay noted: the next tick tries again, and a search (which indexes first)
+      // reports the error to its caller. A timer must not take the gateway down with it.
+    }
+  }, SUBJECT_INDEX_INTERVAL_MS);
   indexing.unref();
 
   return {
@@ -279,7 +286,11 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
     async close() {
       clearInterval(indexing);
       batch.flush();
-      indexSubjects();
+      try {
+        indexSubjects();
+      } catch {
+        // still noted: indexed after the next start
+      }
       await db.destroy();
     },
   };

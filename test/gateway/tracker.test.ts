@@ -252,6 +252,20 @@ describe("subject search", () => {
     sound();
   });
 
+  it("keeps recording when the background indexing fails, and a search reports the failure", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite");
+    const tracker = await openSqliteTracker(path);
+    const other = new Database(path);
+    other.exec("DROP TABLE messages_subject"); // the index is gone behind the tracker's back
+    other.close();
+    await tracker.recordArrival({ ...arrival, id: "F1" });
+    await new Promise((resolve) => setTimeout(resolve, 1_300)); // a tick of the indexing timer fails here
+    await tracker.recordArrival({ ...arrival, id: "F2" });
+    expect((await tracker.story("F2"))?.subject).toBe("Quarterly report");
+    await expect(async () => tracker.search({ subject: "quarterly" })).rejects.toThrow(/messages_subject/);
+    await tracker.close(); // closes all the same
+  });
+
   it("pages through a common term (more matches than the index is asked for) newest first, as the scan does", async () => {
     const tracker = await openSqliteTracker(join(mkdtempSync(join(tmpdir(), "moat-tracker-")), "tracker.sqlite"));
     for (let i = 0; i < RARE_MATCHES + 100; i++)
