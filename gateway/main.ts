@@ -95,7 +95,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         })
       : createStaticVerifier({ domains, directory, fallback: spreadsheet });
   const spool = createSpool(join(config.dataDir, "queue"));
-  const tracker = await openSqliteTracker(join(config.dataDir, "tracker.sqlite"));
+  const tracker = await openSqliteTracker(join(config.dataDir, "tracker.sqlite"), (error) =>
+    log.warn("tracker checkpoint thread failed; the tracker checkpoints its WAL itself", { error: error.message }),
+  );
   const bayes = config.filters.enabled ? openBayesStoreFor(config) : undefined;
   const scanner = config.filters.enabled ? await createGatewayScanner(config, bayes, log) : undefined;
   const recovered = await spool.recover();

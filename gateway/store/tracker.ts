@@ -18,6 +18,7 @@ import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import { type SearchFilter, type SearchPage, auditLog, searchMessages } from "./queries";
 import { ensureSubjectIndex, subjectIndexer } from "./subject-index";
+import { startCheckpointer } from "./checkpointer";
 import { createWriteBatch } from "./write-batch";
 import { type AttemptsTable, type TrackerDatabase, type TrackerStatus, migrate, senderDomainOf } from "./schema";
 
@@ -101,7 +102,14 @@ function overall(statuses: readonly TrackerStatus[]): TrackerStatus {
 
 const SUBJECT_INDEX_INTERVAL_MS = 1_000;
 
-export async function openSqliteTracker(path: string): Promise<TrackerStore> {
+/**
+ * @param onCheckpointFailure told if the WAL's checkpoint thread fails (checkpointer.ts: the
+ *   writer then checkpoints itself again, as SQLite does by default)
+ */
+export async function openSqliteTracker(
+  path: string,
+  onCheckpointFailure?: (error: Error) => void,
+): Promise<TrackerStore> {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const sqlite = new Database(path);
   sqlite.pragma("journal_mode = WAL");
@@ -109,6 +117,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
   const db = new Kysely<TrackerDatabase>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db);
   ensureSubjectIndex(sqlite);
+  const checkpointer = path === ":memory:" ? undefined : startCheckpointer(sqlite, path, onCheckpointFailure);
 
   const statements = {
     message: sqlite.prepare(
@@ -291,6 +300,7 @@ export async function openSqliteTracker(path: string): Promise<TrackerStore> {
       } catch {
         // still noted: indexed after the next start
       }
+      await checkpointer?.close();
       await db.destroy();
     },
   };

@@ -1,0 +1,79 @@
+/** The tracker's WAL checkpoints in their own thread (checkpointer.ts), on real SQLite. */
+import { copyFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { startCheckpointer } from "../../gateway/store/checkpointer";
+import { openSqliteTracker } from "../../gateway/store/tracker";
+
+/** Messages in the database file itself: a copy of it without its WAL. */
+function messagesInDatabaseFile(path: string): number {
+  const copy = `${path}.copy`;
+  copyFileSync(path, copy);
+  const db = new Database(copy);
+  try {
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'messages'").get() as { n: number };
+    if (tables.n === 0) return -1; // not even the schema is in the file yet
+    return (db.prepare("SELECT count(*) AS n FROM messages").get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+async function until(condition: () => boolean, ms: number): Promise<boolean> {
+  for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50)))
+    if (condition()) return true;
+  return condition();
+}
+
+describe("the tracker's checkpoint thread", () => {
+  it("moves committed records from the WAL into the database file while the writer only appends", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "moat-checkpoint-")), "tracker.sqlite");
+    const tracker = await openSqliteTracker(path);
+    for (let i = 0; i < 40; i++)
+      await tracker.recordArrival({
+        id: `Q${i}`,
+        receivedAt: 1_000 + i,
+        clientIp: "192.0.2.1",
+        helo: "mx.outside.example",
+        tls: true,
+        mailFrom: "a@outside.example",
+        recipients: ["anna@northwind.example"],
+        subject: `report ${i}`,
+        size: 1234,
+        direction: "inbound",
+      });
+    // 40 arrivals are far below the 1,000 WAL pages at which the writer would checkpoint itself.
+    expect(await until(() => messagesInDatabaseFile(path) === 40, 5_000)).toBe(true);
+    expect((await tracker.story("Q39"))?.subject).toBe("report 39");
+    await tracker.close();
+  });
+
+  it("gives the checkpoints back to the writer when the thread cannot run", async () => {
+    const writer = new Database(":memory:");
+    const failures: Error[] = [];
+    const missing = join(mkdtempSync(join(tmpdir(), "moat-checkpoint-")), "gone.sqlite");
+    const checkpointer = startCheckpointer(writer, missing, (error) => failures.push(error));
+    expect(writer.pragma("wal_autocheckpoint", { simple: true })).toBe(0);
+    expect(await until(() => failures.length > 0, 5_000)).toBe(true);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.message).toMatch(/SQLITE_CANTOPEN/);
+    expect(checkpointer.threaded()).toBe(false);
+    expect(writer.pragma("wal_autocheckpoint", { simple: true })).toBe(1000);
+    await checkpointer.close();
+    writer.close();
+  });
+
+  it("stops with the tracker: close() waits for the thread, and the database reopens whole", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "moat-checkpoint-")), "tracker.sqlite");
+    const failures: Error[] = [];
+    const tracker = await openSqliteTracker(path, (error) => failures.push(error));
+    await tracker.audit({ at: 1, actor: "test", action: "noted", detail: "before close" });
+    await tracker.close();
+    expect(failures).toEqual([]); // a stop asked for is not a failure
+    const reopened = await openSqliteTracker(path);
+    expect((await reopened.auditLog()).map((e) => e.detail)).toEqual(["before close"]);
+    await reopened.close();
+  });
+});
