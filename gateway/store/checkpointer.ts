@@ -58,7 +58,6 @@ export function startCheckpointer(
   sqlite: Database,
   path: string,
   onFailure: (error: Error) => void = () => undefined,
-  intervalMs = CHECKPOINT_INTERVAL_MS,
 ): Checkpointer {
   sqlite.pragma("wal_autocheckpoint = 0");
   let threaded = true;
@@ -71,7 +70,7 @@ export function startCheckpointer(
   };
   const thread = new Worker(THREAD_SOURCE, {
     eval: true,
-    workerData: { module: require.resolve("better-sqlite3"), path, intervalMs },
+    workerData: { module: require.resolve("better-sqlite3"), path, intervalMs: CHECKPOINT_INTERVAL_MS },
     execArgv: [],
   });
   thread.unref(); // a tracker left open does not keep the process alive
