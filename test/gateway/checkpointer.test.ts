@@ -5,7 +5,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { startCheckpointer } from "../../gateway/store/checkpointer";
-import { openSqliteTracker } from "../../gateway/store/tracker";
+import { type ArrivalRecord, openSqliteTracker } from "../../gateway/store/tracker";
 
 /** Messages in the database file itself: a copy of it without its WAL. */
 function messagesInDatabaseFile(path: string): number {
@@ -33,6 +33,22 @@ function walRestarts(path: string): number {
   return header.readUInt32BE(12);
 }
 
+/** Arrival number `i`: its id is `Q<i>`, its subject `report <i>`. */
+function arrival(i: number): ArrivalRecord {
+  return {
+    id: `Q${i}`,
+    receivedAt: 1_000 + i,
+    clientIp: "192.0.2.1",
+    helo: "mx.outside.example",
+    tls: true,
+    mailFrom: `sender${i % 500}@outside.example`,
+    recipients: [`user${i % 50}@northwind.example`],
+    subject: `report ${i}`,
+    size: 1234,
+    direction: "inbound",
+  };
+}
+
 async function until(condition: () => boolean, ms: number): Promise<boolean> {
   for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50)))
     if (condition()) return true;
@@ -43,19 +59,7 @@ describe("the tracker's checkpoint thread", () => {
   it("moves committed records from the WAL into the database file while the writer only appends", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "moat-checkpoint-")), "tracker.sqlite");
     const tracker = await openSqliteTracker(path);
-    for (let i = 0; i < 40; i++)
-      await tracker.recordArrival({
-        id: `Q${i}`,
-        receivedAt: 1_000 + i,
-        clientIp: "192.0.2.1",
-        helo: "mx.outside.example",
-        tls: true,
-        mailFrom: "a@outside.example",
-        recipients: ["anna@northwind.example"],
-        subject: `report ${i}`,
-        size: 1234,
-        direction: "inbound",
-      });
+    for (let i = 0; i < 40; i++) await tracker.recordArrival(arrival(i));
     // 40 arrivals are far below the 1,000 WAL pages at which the writer would checkpoint itself.
     expect(await until(() => messagesInDatabaseFile(path) === 40, 5_000)).toBe(true);
     expect((await tracker.story("Q39"))?.subject).toBe("report 39");
@@ -65,18 +69,6 @@ describe("the tracker's checkpoint thread", () => {
   it("starts the WAL over while the writer keeps committing, so it does not grow with the mail", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "moat-checkpoint-")), "tracker.sqlite");
     const tracker = await openSqliteTracker(path);
-    const arrival = (i: number) => ({
-      id: `Q${i}`,
-      receivedAt: 1_000 + i,
-      clientIp: "192.0.2.1",
-      helo: "mx.outside.example",
-      tls: true,
-      mailFrom: `sender${i % 500}@outside.example`,
-      recipients: [`user${i % 50}@northwind.example`],
-      subject: `report ${i}`,
-      size: 1234,
-      direction: "inbound" as const,
-    });
     let written = 0;
     await tracker.recordArrival(arrival(written++));
     const restartsBefore = walRestarts(path);
