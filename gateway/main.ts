@@ -151,7 +151,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     certificate,
     tracker,
     metrics,
-    onQueued: (id) => delivery.enqueued(id),
+    onQueued: (id, message) => delivery.enqueued(id, message),
     ...(scanner ? { scanner } : {}),
     directory,
     onQuarantined: (id, people, summary) =>

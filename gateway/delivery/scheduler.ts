@@ -13,7 +13,7 @@
  */
 import type { Logger } from "../log";
 import { Readable } from "node:stream";
-import type { Envelope, Spool } from "../queue/spool";
+import type { QueuedMessage, Spool } from "../queue/spool";
 import type { Metrics } from "../metrics";
 import type { TrackerStore } from "../store/tracker";
 import type { Bouncer } from "./bounce";
@@ -28,6 +28,8 @@ export interface DeliveryOptions {
   readonly now?: () => number;
   /** Attempts in flight at once. */
   readonly concurrency?: number;
+  /** Bytes of messages handed over in memory (enqueued) kept until their first attempt. */
+  readonly inMemoryMaxBytes?: number;
   /** Delivery to the smart host (a connection pool); defaults to a connection per attempt. */
   readonly attempt?: typeof attemptDelivery;
   /** Delivery to internet domains (outbound relay, bounces); without it such recipients wait. */
@@ -48,16 +50,38 @@ export interface DeliveryOptions {
 export interface Delivery {
   /** Scans the queue and starts due work; call after start-up recovery. */
   start(): Promise<void>;
-  /** A message just landed in incoming/. */
-  enqueued(id: string): void;
+  /**
+   * A message just landed in incoming/; `message`, its bytes as they are in the file, when the
+   * spool still has them in memory (its first attempt then reads nothing back).
+   */
+  enqueued(id: string, message?: QueuedMessage): void;
   close(): Promise<void>;
 }
 
 const DEFAULT_CONCURRENCY = 8;
+/**
+ * Messages handed over in memory, waiting for their first attempt, at most this many bytes; past
+ * it (a slow smart host, a backlog) a message is read back from its file when its turn comes.
+ */
+const IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024;
 
 async function* prepend(first: Buffer, rest: Readable): AsyncGenerator<Buffer> {
   yield first;
   for await (const chunk of rest) yield chunk as Buffer;
+}
+
+/**
+ * The message with header `lines` (each ending in CRLF) in front. A message in memory goes as one
+ * buffer, so the SMTP client sends it in one write instead of one per piece.
+ */
+function withHeaders(message: QueuedMessage, lines: string): () => Readable {
+  if (lines === "") return message.openMessage;
+  const head = Buffer.from(lines, "utf8");
+  if (message.whole) {
+    const all = Buffer.concat([head, message.whole]);
+    return () => Readable.from([all]);
+  }
+  return () => Readable.from(prepend(head, message.openMessage()));
 }
 /** How often deferred/ is rescanned even when no timer is due (clock changes, admin moves). */
 const DEFERRED_SCAN_INTERVAL_MS = 60 * 1000;
@@ -67,9 +91,21 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   const now = options.now ?? Date.now;
   const attempt = options.attempt ?? attemptDelivery;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  const inMemoryMaxBytes = options.inMemoryMaxBytes ?? IN_MEMORY_MAX_BYTES;
 
   const waiting: { id: string; from: "incoming" | "deferred" }[] = [];
   const known = new Set<string>();
+  /** Messages handed over in memory (enqueued), until their first attempt takes them. */
+  const inMemory = new Map<string, QueuedMessage>();
+  let inMemoryBytes = 0;
+  const takeInMemory = (id: string): QueuedMessage | undefined => {
+    const message = inMemory.get(id);
+    if (message) {
+      inMemory.delete(id);
+      inMemoryBytes -= message.bytes;
+    }
+    return message;
+  };
   const running = new Set<Promise<void>>();
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
@@ -88,6 +124,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         .finally(() => {
           running.delete(task);
           known.delete(next.id);
+          takeInMemory(next.id); // not attempted (a failed claim): read from the file next time
           pump();
         });
       running.add(task);
@@ -114,9 +151,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   }
 
   async function deliverActive(id: string): Promise<void> {
-    let message;
+    let message = takeInMemory(id);
     try {
-      message = await spool.read("active", id);
+      message ??= await spool.read("active", id);
     } catch (error) {
       log.error("unreadable queue file set aside in corrupt/", { id, error: (error as Error).message });
       await spool.move(id, "active", "corrupt");
@@ -124,13 +161,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     }
     const { envelope } = message;
     // Headers the verdict added (Authentication-Results) go on top; the spooled bytes stay the original.
-    const added = message.meta?.headers ?? [];
-    const open =
-      added.length > 0
-        ? () =>
-            Readable.from(prepend(Buffer.from(added.map((h) => `${h}\r\n`).join(""), "utf8"), message.openMessage()))
-        : message.openMessage;
-    const result = await attemptAllRoutes(envelope, open);
+    const added = (message.meta?.headers ?? []).map((h) => `${h}\r\n`).join("");
+    const result = await attemptAllRoutes(message, added);
     const pending: { rcpt: string; response: string }[] = [];
     const failed: { recipient: string; response: string }[] = [];
     const attemptedAt = now();
@@ -186,15 +218,18 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   }
 
   /** Smart-host recipients in one transaction, internet recipients per domain. */
-  async function attemptAllRoutes(envelope: Envelope, open: () => Readable): Promise<AttemptResult> {
+  async function attemptAllRoutes(message: QueuedMessage, added: string): Promise<AttemptResult> {
+    const { envelope } = message;
     const internet = new Set(envelope.outboundRcpts ?? []);
     const outcomes = new Map<string, { outcome: RecipientOutcome; response: string }>();
     const merge = (result: AttemptResult) => result.outcomes.forEach((value, key) => outcomes.set(key, value));
     const viaSmartHost = envelope.rcptTo.filter((r) => !internet.has(r));
     const header = options.smartHostHeader;
-    const stamped = header ? () => Readable.from(prepend(Buffer.from(`${header}\r\n`, "latin1"), open())) : open;
-    if (viaSmartHost.length > 0)
+    if (viaSmartHost.length > 0) {
+      const stamped = withHeaders(message, header ? `${header}\r\n${added}` : added);
       merge(await attempt(target, { mailFrom: envelope.mailFrom, rcptTo: viaSmartHost }, stamped));
+    }
+    const open = withHeaders(message, added);
     const byDomain = new Map<string, string[]>();
     for (const rcpt of envelope.rcptTo.filter((r) => internet.has(r))) {
       const domain = rcpt.slice(rcpt.lastIndexOf("@") + 1).toLowerCase();
@@ -232,13 +267,20 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       for (const id of await spool.list("incoming")) schedule(id, "incoming");
       tick();
     },
-    enqueued(id) {
+    enqueued(id, message) {
+      if (closed || known.has(id)) return;
+      if (message && inMemoryBytes + message.bytes <= inMemoryMaxBytes) {
+        inMemory.set(id, message);
+        inMemoryBytes += message.bytes;
+      }
       schedule(id, "incoming");
     },
     async close() {
       closed = true;
       if (timer) clearTimeout(timer);
       waiting.length = 0;
+      inMemory.clear();
+      inMemoryBytes = 0;
       await Promise.allSettled([...running]);
     },
   };

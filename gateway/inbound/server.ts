@@ -8,7 +8,7 @@
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import type { GatewayConfig } from "../config";
 import type { Logger } from "../log";
-import { type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
+import { type QueuedMessage, type Spool, SpoolSizeExceededError, newQueueId } from "../queue/spool";
 import type { RecipientVerifier } from "../verify/recipients";
 import { type ClientNames, createClientNames, knownClientName } from "./client-name";
 import { createSessionLimits } from "./limits";
@@ -35,8 +35,11 @@ export interface InboundOptions {
   readonly verifier: RecipientVerifier;
   readonly spool: Spool;
   readonly log: Logger;
-  /** Called once the message is durable, after the 250 has been decided. */
-  readonly onQueued: (id: string) => void;
+  /**
+   * Called once the message is durable, after the 250 has been decided; with the message as
+   * delivery would read it back when the spool held it in memory (spool.ts accept()).
+   */
+  readonly onQueued: (id: string, message?: QueuedMessage) => void;
   /** The tracker record; its failures are logged, never turned into a refusal. */
   readonly tracker?: TrackerStore;
   readonly metrics?: Metrics;
@@ -215,7 +218,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
           scan?.decide,
         )
         .then(
-          ({ id: queuedId, bytes, state }) => {
+          ({ id: queuedId, bytes, state, message }) => {
             options.metrics?.inc("moat_messages_accepted_total", { direction });
             const verdict = scan?.verdict();
             log.info("queued", {
@@ -237,7 +240,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
             // acknowledged mail without its record, and the delivery's attempts find it.
             void arrival.then(() => {
               callback(null, queued(queuedId));
-              if (state === "incoming") onQueued(queuedId);
+              if (state === "incoming") onQueued(queuedId, message);
             });
             if (state === "quarantine" && direction === "inbound" && verdict && options.onQuarantined) {
               const directory = options.directory?.();

@@ -28,21 +28,36 @@ export async function writeAtomically(dir: string, path: string, data: string | 
 }
 
 /**
+ * How long the directory stays open after its last fsync. At a steady trickle of mail (one
+ * message every few ms, no two fsyncs overlapping) an open and a close around every fsync were
+ * two thread-pool round trips a message, each about as costly as the fsync itself (bench/peers.ts).
+ */
+export const DIRECTORY_IDLE_CLOSE_MS = 2_000;
+
+/**
  * Group commit for a directory: every caller gets a directory fsync that started after its
  * rename, but concurrent callers share one. While an fsync runs, later callers wait for the
  * next one, which starts as soon as the current one ends — one fsync per batch under load,
- * no added latency when idle. The directory stays open from one fsync to the next and is
- * closed when no caller waits: under load a batch costs its fsync alone.
+ * no added latency when idle. The directory is opened once and kept open while mail keeps
+ * coming; `idleCloseMs` after the last fsync it is closed (the next caller opens it again), so
+ * an idle gateway holds no descriptor for it. A failed fsync closes it at once.
  */
-export function coalescedDirectorySync(path: string): () => Promise<void> {
+export function coalescedDirectorySync(path: string, idleCloseMs = DIRECTORY_IDLE_CLOSE_MS): () => Promise<void> {
   let running: Promise<void> | undefined;
   let next: Promise<void> | undefined;
-  /** Kept open while fsyncs follow one another (under load: no open and close per batch). */
   let handle: FileHandle | undefined;
+  let idleTimer: NodeJS.Timeout | undefined;
   const release = () => {
     const idle = handle;
     handle = undefined;
     void idle?.close().catch(() => undefined);
+  };
+  const closeWhenIdle = () => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      if (!running) release();
+    }, idleCloseMs);
+    idleTimer.unref();
   };
   const sync = async () => {
     handle ??= await open(path, "r");
@@ -52,7 +67,7 @@ export function coalescedDirectorySync(path: string): () => Promise<void> {
     running = sync().then(
       () => {
         running = undefined;
-        if (!next) release(); // idle: nobody is waiting for another fsync
+        closeWhenIdle();
       },
       (error: unknown) => {
         running = undefined;

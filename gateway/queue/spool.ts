@@ -10,85 +10,68 @@
  *   quarantine/ kept, not delivered: the verdict quarantined it (released by moving it to incoming/)
  *   corrupt/   unreadable; set aside, never deleted
  *
- * accept() writes envelope + message to tmp/ (batched-writer.ts: the socket is read while the
- * disk writes), fsyncs the file, renames it into incoming/ and
+ * accept() writes envelope + message to tmp/, fsyncs the file, renames it into incoming/ and
  * fsyncs the directory; only then may the caller answer 250. Any failure before that leaves
- * no file in incoming/ and throws, and the caller answers 451.
+ * no file in incoming/ and throws, and the caller answers 451. A message up to HOLD_MAX_BYTES
+ * is held in memory as it arrives and written in one write at the end; a larger one is
+ * written as it comes (batched-writer.ts: the socket is read while the disk writes).
  *
  * With `decide`, the message is judged before it is acknowledged (pre-queue filtering). The
  * verdict starts when the transfer does and reads the message as it arrives (arriving.ts); the
  * spool waits for both the decision and the message being durable in tmp/. The decision names
  * the state it goes to, or discards it (delete), or refuses it (reject, tempfail: nothing kept,
  * the error is thrown). A message that never arrives whole is refused whatever the verdict
- * would have been. A refused message is never synced at all.
+ * would have been. A refused message is never synced at all (a held one never even written).
  *
  * Headers the verdict adds on delivery (Authentication-Results) and the verdict summary go at
  * the end of the same file, after the message, with their offset in the file's first line, so
- * one fsync makes message and verdict durable together (a small message is synced once, after
- * the decision; a large one's data is synced while the verdict finishes, then once more). The
- * message bytes are never changed (a release delivers the original).
+ * one fsync makes message and verdict durable together (a held message is written and synced
+ * once, after the decision; a large one's data is synced while the verdict finishes, then once
+ * more). The message bytes are never changed (a release delivers the original). A held
+ * message comes back from accept() as delivery would read it, so delivery need not read it.
  *
- * File format: `MOAT2 <json length> <meta offset, 12 digits; 0: none>\n<envelope json>\n
- * <message bytes><meta json>`. Files of the earlier format `MOAT1 <json length>\n...`, with
- * the verdict in a `<id>.meta` file beside them, are still read and moved.
+ * The file format is queue-file.ts's; files of the earlier format (MOAT1, with the verdict in a
+ * `<id>.meta` file beside them) are still read and moved.
  */
 import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { MessageSource } from "../filters/source";
 import { arrivingMessage } from "./arriving";
 import { coalescedDirectorySync, fsyncDirectory, readFileText, writeAtomically } from "./files";
 import { batchedWriter } from "./batched-writer";
+import {
+  type Envelope,
+  type MessageMeta,
+  NEWLINE,
+  type QueuedMessage,
+  firstLineOf,
+  heldMessage,
+  metaOffsetField,
+  queuedMessage,
+  readQueueFile,
+} from "./queue-file";
+
+export type { Envelope, MessageMeta, QueuedMessage } from "./queue-file";
 
 export const QUEUE_STATES = ["tmp", "incoming", "active", "deferred", "hold", "quarantine", "corrupt"] as const;
 export type QueueState = (typeof QUEUE_STATES)[number];
-
-export interface Envelope {
-  readonly id: string;
-  /** "" for the null sender (bounces). */
-  readonly mailFrom: string;
-  /** Recipients still to be delivered. */
-  readonly rcptTo: readonly string[];
-  /** Those of rcptTo that go to the internet (outbound mail from the tenant, bounces); the rest go to the smart host. */
-  readonly outboundRcpts?: readonly string[];
-  /** ISO time of acceptance. */
-  readonly receivedAt: string;
-  readonly client: { readonly ip: string; readonly helo: string; readonly tls: boolean };
-}
-
-/** What the verdict left beside the message. */
-export interface MessageMeta {
-  /** Header lines (without CRLF at the end) added in front of the message on delivery. */
-  readonly headers: readonly string[];
-  readonly verdict?: Readonly<Record<string, unknown>>;
-}
 
 export type SpoolDecision =
   | { readonly to: "incoming" | "quarantine" | "hold"; readonly meta?: MessageMeta }
   | { readonly discard: true }
   | { readonly refuse: Error };
 
-export interface QueuedMessage {
-  readonly envelope: Envelope;
-  readonly meta?: MessageMeta;
-  /** Opens the message bytes (without the spool header). */
-  openMessage(): Readable;
-  readonly bytes: number;
-}
-
-const MAGIC = "MOAT2";
-const META_OFFSET_DIGITS = 12;
-/** The header line is read in one go; an envelope larger than this is treated as corrupt. */
-const HEADER_PREFIX_MAX_BYTES = 32;
-const ENVELOPE_MAX_BYTES = 4 * 1024 * 1024;
 /** How much of the message start `inspect` gets (headers live there). */
 export const HEAD_MAX_BYTES = 256 * 1024;
-/** A queue file up to this size is read whole (one read), larger ones streamed from disk. */
-const WHOLE_READ_MAX_BYTES = 256 * 1024;
-const NEWLINE = Buffer.from("\n");
-
+/**
+ * A message up to this size (most mail) is held in memory while it arrives and written to its
+ * file in one write once it is in and judged: one thread-pool round trip instead of one per
+ * batch of chunks plus two for the verdict, and none for a message the verdict refuses. A
+ * larger one is written as it comes (batched-writer.ts), so memory stays bounded.
+ */
+export const HOLD_MAX_BYTES = 256 * 1024;
 export class SpoolSizeExceededError extends Error {}
 
 /** Random bytes for ids, drawn from the system 1 KB at a time (one call per id cost ~25 µs). */
@@ -120,7 +103,13 @@ export interface Spool {
     isOversized: () => boolean,
     inspect?: (head: Buffer) => Error | undefined,
     decide?: (message: MessageSource, id: string) => Promise<SpoolDecision>,
-  ): Promise<{ id: string; bytes: number; state: "incoming" | "quarantine" | "hold" | "discarded" }>;
+  ): Promise<{
+    id: string;
+    bytes: number;
+    state: "incoming" | "quarantine" | "hold" | "discarded";
+    /** A message small enough to be held: as delivery would read it back (so it need not). */
+    message?: QueuedMessage;
+  }>;
   list(state: QueueState): Promise<string[]>;
   read(state: QueueState, id: string): Promise<QueuedMessage>;
   move(id: string, from: QueueState, to: QueueState): Promise<void>;
@@ -159,55 +148,6 @@ export function createSpool(root: string): Spool {
   let withCompanions: Set<string> | undefined;
   const mayHaveCompanions = (id: string) => withCompanions?.has(id) ?? true;
 
-  /**
-   * A queue file's envelope, verdict and where its message lies. A small file (most mail) is
-   * read whole in one read and its message served from memory: delivery's read costs one
-   * open, stat, read and close instead of four reads and a second open for a stream.
-   */
-  const readQueueFile = async (
-    path: string,
-  ): Promise<{ envelope: Envelope; offset: number; size: number; meta: MessageMeta | undefined; whole?: Buffer }> => {
-    const handle = await open(path, "r");
-    try {
-      const { size } = await handle.stat();
-      let whole: Buffer | undefined;
-      if (size <= WHOLE_READ_MAX_BYTES) {
-        whole = Buffer.alloc(size);
-        let filled = 0;
-        while (filled < size) {
-          const { bytesRead } = await handle.read(whole, filled, size - filled, filled);
-          if (bytesRead === 0) break;
-          filled += bytesRead;
-        }
-        whole = whole.subarray(0, filled);
-      }
-      const readAt = async (position: number, length: number): Promise<Buffer> => {
-        if (whole) return whole.subarray(position, position + length);
-        const buffer = Buffer.alloc(length);
-        const { bytesRead } = await handle.read(buffer, 0, length, position);
-        return buffer.subarray(0, bytesRead);
-      };
-      const fileSize = whole?.length ?? size;
-      const prefix = await readAt(0, HEADER_PREFIX_MAX_BYTES);
-      const firstLine = prefix.toString("latin1").split("\n")[0] ?? "";
-      const match = /^MOAT(?:1 (\d+)|2 (\d+) (\d{12}))$/.exec(firstLine);
-      const length = Number(match?.[1] ?? match?.[2] ?? -1);
-      if (!match || length <= 0 || length > ENVELOPE_MAX_BYTES) throw new Error("bad spool header");
-      const envelope = JSON.parse((await readAt(firstLine.length + 1, length)).toString("utf8")) as Envelope;
-      if (typeof envelope.id !== "string" || !Array.isArray(envelope.rcptTo)) throw new Error("bad envelope");
-      const offset = firstLine.length + 1 + length + 1;
-      const metaOffset = Number(match[3] ?? 0);
-      const found = { envelope, offset, size: fileSize, ...(whole ? { whole } : {}) };
-      if (metaOffset === 0) return { ...found, meta: undefined };
-      if (metaOffset < offset || metaOffset >= fileSize || fileSize - metaOffset > ENVELOPE_MAX_BYTES)
-        throw new Error("bad verdict offset");
-      const meta = JSON.parse((await readAt(metaOffset, fileSize - metaOffset)).toString("utf8")) as MessageMeta;
-      return { ...found, size: metaOffset, meta };
-    } finally {
-      await handle.close();
-    }
-  };
-
   const spool: Spool = {
     root,
     dir,
@@ -232,29 +172,47 @@ export function createSpool(root: string): Spool {
       const json = Buffer.from(JSON.stringify(envelope), "utf8");
       const tmp = file("tmp", id);
       const handle = await open(tmp, "wx", 0o600);
-      const firstLine = `${MAGIC} ${json.length} ${"0".repeat(META_OFFSET_DIGITS)}\n`;
-      const headerLength = Buffer.byteLength(firstLine) + json.length + 1;
+      const headerLength = firstLineOf(json.length, 0).length + json.length + 1;
+      const header = Buffer.concat([firstLineOf(json.length, 0), json, NEWLINE]);
       let bytes = 0;
       const head: Buffer[] = [];
       let headBytes = 0;
       // The message starts after the spool's header; the verdict reads it from there as it comes.
-      const arriving = decide ? arrivingMessage(tmp, headerLength, HEAD_MAX_BYTES) : undefined;
+      const arriving = decide ? arrivingMessage(tmp, headerLength, HOLD_MAX_BYTES) : undefined;
       const deciding = arriving && decide ? decide(arriving.source, id) : undefined;
       deciding?.catch(() => undefined); // awaited below, or abandoned with a refused message
-      const header = Buffer.concat([Buffer.from(firstLine, "latin1"), json, NEWLINE]);
+      /** The message (our Received header first) while it fits in memory; undefined once it is streamed to the file. */
+      let held: Buffer[] | undefined = [];
+      let heldBytes = 0;
       let early = 0; // the first chunks, which the verdict had from memory before they were written
       const writer = batchedWriter(handle, (chunk) => {
         if (chunk === header) return;
         if (early > 0) early--;
         else arriving?.appended(chunk);
       });
-      const write = (chunk: Buffer) => {
-        if (arriving?.received(chunk)) early++;
-        return writer.write(chunk);
+      const write = async (chunk: Buffer) => {
+        const inMemory = arriving ? arriving.received(chunk) : heldBytes + chunk.length <= HOLD_MAX_BYTES;
+        if (arriving && inMemory) early++;
+        if (held) {
+          if (inMemory) {
+            held.push(chunk);
+            heldBytes += chunk.length;
+            return;
+          }
+          // Too large to hold: what came so far goes to the file, and from now on each chunk as it comes.
+          const spilled = held;
+          held = undefined;
+          await writer.write(header);
+          for (const part of spilled) await writer.write(part);
+        }
+        await writer.write(chunk);
+      };
+      const discard = async () => {
+        await writer.flush().catch(() => undefined); // no write of ours outlives the file
+        await handle.close().catch(() => undefined);
+        await unlink(tmp).catch(() => undefined);
       };
       try {
-        // The queue file's header and envelope, then our Received header and the message.
-        await writer.write(header);
         await write(prelude);
         for await (const chunk of body) {
           if (isOversized()) continue; // read to the end, keep nothing more
@@ -269,52 +227,60 @@ export function createSpool(root: string): Spool {
         const refusal = inspect?.(Buffer.concat(head).subarray(0, HEAD_MAX_BYTES));
         if (refusal) throw refusal;
         arriving?.receivedAll();
-        await writer.flush();
-        arriving?.finish();
-        if (!deciding) await handle.sync();
+        if (!held) {
+          await writer.flush();
+          arriving?.finish();
+        }
       } catch (error) {
         arriving?.fail(error as Error);
-        await writer.flush().catch(() => undefined); // no write of ours outlives the file
-        await handle.close().catch(() => undefined);
-        await unlink(tmp).catch(() => undefined);
+        await discard();
         throw error;
       }
       let target: "incoming" | "quarantine" | "hold" = "incoming";
-      if (deciding) {
-        try {
-          const total = headerLength + bytes + prelude.length;
+      let meta: MessageMeta | undefined;
+      const whole = held ? Buffer.concat(held, heldBytes) : undefined;
+      try {
+        if (deciding) {
           // A large message's data goes to disk while the verdict finishes reading it.
-          const early = total > HEAD_MAX_BYTES ? handle.datasync() : undefined;
+          const early = whole ? undefined : handle.datasync();
           early?.catch(() => undefined);
           const decision = await deciding;
           await early;
           if ("refuse" in decision || "discard" in decision) {
-            await handle.close();
-            await unlink(tmp).catch(() => undefined);
+            await discard();
             if ("refuse" in decision) throw decision.refuse;
             return { id, bytes: bytes + prelude.length, state: "discarded" };
           }
           target = decision.to;
-          if (decision.meta) {
-            const meta = Buffer.from(JSON.stringify(decision.meta), "utf8");
-            const offset = Buffer.from(String(total).padStart(META_OFFSET_DIGITS, "0"), "latin1");
-            await Promise.all([
-              handle.write(meta, 0, meta.length, total),
-              handle.write(offset, 0, offset.length, `${MAGIC} ${json.length} `.length),
-            ]);
-          }
-          await handle.sync();
-        } catch (error) {
-          await handle.close().catch(() => undefined);
-          await unlink(tmp).catch(() => undefined);
-          throw error;
+          meta = decision.meta;
         }
+        const metaJson = meta ? Buffer.from(JSON.stringify(meta), "utf8") : undefined;
+        const metaOffset = headerLength + bytes + prelude.length;
+        if (whole) {
+          // Held: header, message and verdict in one write.
+          const parts = [firstLineOf(json.length, metaJson ? metaOffset : 0), json, NEWLINE, whole];
+          if (metaJson) parts.push(metaJson);
+          const expected = parts.reduce((sum, part) => sum + part.length, 0);
+          const { bytesWritten } = await handle.writev(parts, 0);
+          if (bytesWritten !== expected) throw new Error(`short write: ${bytesWritten} of ${expected} bytes`);
+        } else if (metaJson) {
+          const field = metaOffsetField(json.length, metaOffset);
+          await Promise.all([
+            handle.write(metaJson, 0, metaJson.length, metaOffset),
+            handle.write(field.bytes, 0, field.bytes.length, field.position),
+          ]);
+        }
+        await handle.sync();
+      } catch (error) {
+        await discard();
+        throw error;
       }
       // Synced: the rename need not wait for the close (each costs a turn under load).
       await Promise.all([handle.close(), rename(tmp, file(target, id))]);
       if (target === "incoming") await syncIncoming();
       else await fsyncDirectory(dir(target));
-      return { id, bytes: bytes + prelude.length, state: target };
+      const accepted = { id, bytes: bytes + prelude.length, state: target };
+      return whole ? { ...accepted, message: heldMessage(envelope, meta, whole) } : accepted;
     },
 
     async list(state) {
@@ -324,8 +290,8 @@ export function createSpool(root: string): Spool {
 
     async read(state, id) {
       const path = file(state, id);
-      const { envelope, offset, size, meta: written, whole } = await readQueueFile(path);
-      let rcptTo = envelope.rcptTo;
+      const found = await readQueueFile(path);
+      let rcptTo = found.envelope.rcptTo;
       const companions = mayHaveCompanions(id);
       if (companions)
         try {
@@ -334,24 +300,14 @@ export function createSpool(root: string): Spool {
         } catch {
           // no narrowed recipient list: all of the envelope's recipients are pending
         }
-      let meta = written;
+      let meta = found.meta;
       if (!meta && companions)
         try {
           meta = JSON.parse(await readFileText(metaFile(state, id))) as MessageMeta; // a MOAT1 file's
         } catch {
           // no verdict (queued before filtering, or a bounce)
         }
-      return {
-        envelope: { ...envelope, rcptTo },
-        ...(meta ? { meta } : {}),
-        bytes: size - offset,
-        openMessage: () =>
-          whole
-            ? Readable.from(size > offset ? [whole.subarray(offset, size)] : [])
-            : size > offset
-              ? createReadStream(path, { start: offset, end: size - 1 })
-              : Readable.from([]),
-      };
+      return queuedMessage(path, found, { ...found.envelope, rcptTo }, meta);
     },
 
     async move(id, from, to) {

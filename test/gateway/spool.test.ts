@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { createDelivery } from "../../gateway/delivery/scheduler";
 import { silentLogger } from "../../gateway/log";
 import { coalescedDirectorySync } from "../../gateway/queue/files";
-import { SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
+import { HOLD_MAX_BYTES, SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
 
 const envelope = {
   mailFrom: "a@outside.example",
@@ -100,13 +100,13 @@ describe("the durable spool", () => {
   });
 
   it.each([
-    ["read whole in one read", 2_000],
-    ["streamed from disk", 300_000],
-  ])("gives delivery the message and its verdict byte for byte when the file is %s", async (_, size) => {
+    ["held in memory, and handed over from there", 2_000],
+    ["streamed to disk as it comes", 300_000],
+  ])("gives delivery the message and its verdict byte for byte when it is %s", async (_, size) => {
     const spool = await freshSpool();
     const meta = { headers: ["Authentication-Results: gw.test; spf=pass"], verdict: { category: "clean" } };
     const body = Buffer.concat([Buffer.from("Subject: x\r\n\r\n"), Buffer.alloc(size, "a\r\n")]);
-    const { id } = await spool.accept(
+    const accepted = await spool.accept(
       envelope,
       Buffer.from("Received: test\r\n"),
       Readable.from([body.subarray(0, 1000), body.subarray(1000)]),
@@ -114,13 +114,23 @@ describe("the durable spool", () => {
       undefined,
       async (source) => ((await buffer(source.open())).length > 0 ? { to: "incoming", meta } : { discard: true }),
     );
-    const message = await spool.read("incoming", id);
+    const message = await spool.read("incoming", accepted.id);
     expect(message.meta).toEqual(meta);
-    expect(message.envelope).toMatchObject({ ...envelope, id });
+    expect(message.envelope).toMatchObject({ ...envelope, id: accepted.id });
     const stored = await buffer(message.openMessage());
     expect(stored.equals(Buffer.concat([Buffer.from("Received: test\r\n"), body]))).toBe(true);
     expect(message.bytes).toBe(stored.length);
     expect((await buffer(message.openMessage())).equals(stored)).toBe(true); // opened again: the same bytes
+    // A message the spool held comes back from accept() just as delivery would read it; a large one does not.
+    const handed = accepted.message;
+    if (stored.length > HOLD_MAX_BYTES) expect(handed).toBeUndefined();
+    else {
+      expect(handed?.envelope).toEqual(message.envelope);
+      expect(handed?.meta).toEqual(meta);
+      expect(handed?.bytes).toBe(stored.length);
+      expect(handed && (await buffer(handed.openMessage())).equals(stored)).toBe(true);
+      expect(handed?.whole?.equals(stored)).toBe(true);
+    }
   });
 
   it("recovers after a crash: partial files dropped, active/ back to incoming/", async () => {
@@ -219,7 +229,7 @@ describe("group commit", () => {
     await expect(sync()).resolves.toBeUndefined(); // idle again: a fresh fsync
   });
 
-  it("keeps the directory open only while fsyncs follow one another: nothing is left open when idle", async () => {
+  it("keeps the directory open while mail keeps coming, and closes it once idle", async () => {
     const dir = mkdtempSync(join(tmpdir(), "moat-sync-"));
     const openOnDir = () =>
       readdirSync("/proc/self/fd").filter((fd) => {
@@ -228,14 +238,23 @@ describe("group commit", () => {
         } catch {
           return false; // closed meanwhile
         }
-      }).length;
-    const sync = coalescedDirectorySync(dir);
+      });
+    const idleCloseMs = 100;
+    const sync = coalescedDirectorySync(dir, idleCloseMs);
     for (let round = 0; round < 3; round++) {
-      const first = sync();
-      const during = Array.from({ length: 5 }, () => sync());
-      await Promise.all([first, ...during]);
-      for (let i = 0; i < 50 && openOnDir() > 0; i++) await new Promise((r) => setTimeout(r, 5));
-      expect(openOnDir()).toBe(0);
+      // A trickle: one fsync after another, none overlapping, each on the descriptor the first opened.
+      await sync();
+      const first = openOnDir();
+      expect(first).toHaveLength(1);
+      for (let i = 0; i < 5; i++) {
+        await sync();
+        expect(openOnDir()).toEqual(first);
+      }
+      await Promise.all([sync(), sync(), sync()]);
+      expect(openOnDir()).toEqual(first);
+      // Idle: closed, so an idle gateway holds nothing; the next fsync opens it again.
+      for (let i = 0; i < 100 && openOnDir().length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(openOnDir()).toEqual([]);
     }
   });
 });
