@@ -147,6 +147,13 @@ export async function attemptDelivery(
 const MESSAGES_PER_CONNECTION = 100;
 /** An idle connection is closed after this (Exchange Online drops idle sessions after about a minute). */
 const IDLE_CLOSE_MS = 20 * 1000;
+/**
+ * A connection idle longer than this is probed with RSET before it is used again (the server may
+ * have dropped it meanwhile). One used more recently is not: its last transaction ended with the
+ * reply to its data, and that clears the server's transaction state (RFC 5321 §4.1.1.4), so the
+ * next MAIL may follow at once. Under load that saves a round trip a message.
+ */
+const PROBE_AFTER_IDLE_MS = 1000;
 
 export interface ConnectionPool {
   /** Same contract as attemptDelivery, reusing an idle connection to the target when there is one. */
@@ -156,9 +163,10 @@ export interface ConnectionPool {
   readonly opened: number;
 }
 
-/** Connection reuse to the smart host: after a clean transaction, RSET and keep the session. */
-export function createConnectionPool(): ConnectionPool {
-  const idle = new Map<string, { connected: Connected; used: number; timer: NodeJS.Timeout }[]>();
+/** Connection reuse to the smart host: after a clean transaction the session is kept for the next one. */
+export function createConnectionPool(options: { readonly probeAfterIdleMs?: number } = {}): ConnectionPool {
+  const probeAfterIdleMs = options.probeAfterIdleMs ?? PROBE_AFTER_IDLE_MS;
+  const idle = new Map<string, { connected: Connected; used: number; parkedAt: number; timer: NodeJS.Timeout }[]>();
   let opened = 0;
   const keyOf = (t: SmartHostTarget) => `${t.host}:${t.port}:${t.tls}:${t.verifyCertificate}:${t.tlsServername ?? ""}`;
 
@@ -179,6 +187,7 @@ export function createConnectionPool(): ConnectionPool {
     const entry = {
       connected,
       used,
+      parkedAt: Date.now(),
       timer: setTimeout(() => {
         list.splice(list.indexOf(entry), 1);
         void quit(connected);
@@ -196,7 +205,7 @@ export function createConnectionPool(): ConnectionPool {
     async attempt(target, envelope, message) {
       const key = keyOf(target);
       let reused = take(key);
-      if (reused) {
+      if (reused && Date.now() - reused.parkedAt > probeAfterIdleMs) {
         const clean = await new Promise<boolean>((resolve) =>
           reused?.connected.connection.reset((err) => resolve(!err)),
         );
