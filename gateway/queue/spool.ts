@@ -10,8 +10,9 @@
  *   quarantine/ kept, not delivered: the verdict quarantined it (released by moving it to incoming/)
  *   corrupt/   unreadable; set aside, never deleted
  *
- * accept() writes envelope + message to tmp/, fsyncs the file, renames it into incoming/ and
- * fsyncs the directory; only then may the caller answer 250. Any failure before that leaves
+ * accept() writes envelope + message to tmp/ durably (the file is opened O_DSYNC: a write is
+ * on disk when it returns, as if fdatasync'd), renames it into incoming/ and fsyncs the
+ * directory; only then may the caller answer 250. Any failure before that leaves
  * no file in incoming/ and throws, and the caller answers 451. A message up to HOLD_MAX_BYTES
  * is held in memory as it arrives and written in one write at the end; a larger one is
  * written as it comes (batched-writer.ts: the socket is read while the disk writes).
@@ -21,20 +22,19 @@
  * spool waits for both the decision and the message being durable in tmp/. The decision names
  * the state it goes to, or discards it (delete), or refuses it (reject, tempfail: nothing kept,
  * the error is thrown). A message that never arrives whole is refused whatever the verdict
- * would have been. A refused message is never synced at all (a held one never even written).
+ * would have been. A held message that is refused is never written at all.
  *
  * Headers the verdict adds on delivery (Authentication-Results) and the verdict summary go at
- * the end of the same file, after the message, with their offset in the file's first line, so
- * one fsync makes message and verdict durable together (a held message is written and synced
- * once, after the decision; a large one's data is synced while the verdict finishes, then once
- * more). The message bytes are never changed (a release delivers the original). A held
+ * the end of the same file, after the message, with their offset in the file's first line (a
+ * held message is written once, with its verdict, after the decision; a large one's verdict
+ * after its data). The message bytes are never changed (a release delivers the original). A held
  * message comes back from accept() as delivery would read it, so delivery need not read it.
  *
  * The file format is queue-file.ts's; files of the earlier format (MOAT1, with the verdict in a
  * `<id>.meta` file beside them) are still read and moved.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
+import { constants, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { MessageSource } from "../filters/source";
@@ -73,6 +73,9 @@ export const HEAD_MAX_BYTES = 256 * 1024;
  */
 export const HOLD_MAX_BYTES = 256 * 1024;
 export class SpoolSizeExceededError extends Error {}
+
+/** How a message's file in tmp/ is opened: created, never an existing one, every write synchronous to disk. */
+const DURABLE_WRITES = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
 /** Random bytes for ids, drawn from the system 1 KB at a time (one call per id cost ~25 µs). */
 let entropy = Buffer.alloc(0);
@@ -171,7 +174,9 @@ export function createSpool(root: string): Spool {
       const envelope: Envelope = { ...partialEnvelope, id };
       const json = Buffer.from(JSON.stringify(envelope), "utf8");
       const tmp = file("tmp", id);
-      const handle = await open(tmp, "wx", 0o600);
+      // O_DSYNC: each write is durable when it returns (as if fdatasync'd), so a held message
+      // needs one write and no fsync: one thread-pool round trip and one event-loop turn less.
+      const handle = await open(tmp, DURABLE_WRITES, 0o600);
       const headerLength = firstLineOf(json.length, 0).length + json.length + 1;
       const header = Buffer.concat([firstLineOf(json.length, 0), json, NEWLINE]);
       let bytes = 0;
@@ -241,11 +246,7 @@ export function createSpool(root: string): Spool {
       const whole = held ? Buffer.concat(held, heldBytes) : undefined;
       try {
         if (deciding) {
-          // A large message's data goes to disk while the verdict finishes reading it.
-          const early = whole ? undefined : handle.datasync();
-          early?.catch(() => undefined);
           const decision = await deciding;
-          await early;
           if ("refuse" in decision || "discard" in decision) {
             await discard();
             if ("refuse" in decision) throw decision.refuse;
@@ -270,12 +271,11 @@ export function createSpool(root: string): Spool {
             handle.write(field.bytes, 0, field.bytes.length, field.position),
           ]);
         }
-        await handle.sync();
       } catch (error) {
         await discard();
         throw error;
       }
-      // Synced: the rename need not wait for the close (each costs a turn under load).
+      // Durable: the rename need not wait for the close (each costs a turn under load).
       await Promise.all([handle.close(), rename(tmp, file(target, id))]);
       if (target === "incoming") await syncIncoming();
       else await fsyncDirectory(dir(target));
