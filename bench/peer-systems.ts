@@ -4,7 +4,7 @@
  * own queue), and `moat serve`; and how much CPU and memory a system's process tree uses.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   LOAD_TEST_LIMITS,
@@ -126,10 +126,14 @@ export async function startPostfix(sinkPort: number, dir: string, certificate: C
       "",
     ].join("\n"),
   );
-  // Postfix runs an alternate configuration only when the default one lists it.
+  // Postfix runs an alternate configuration only when the default one lists it. This run's
+  // directory replaces an earlier run's line, so lines do not pile up across runs.
   // (Debian's "No configuration" install has no main.cf at all.)
-  const main = existsSync("/etc/postfix/main.cf") ? readFileSync("/etc/postfix/main.cf", "utf8") : "";
-  if (!main.includes(config)) appendFileSync("/etc/postfix/main.cf", `\nalternate_config_directories = ${config}\n`);
+  const mainCf = "/etc/postfix/main.cf";
+  const main = existsSync(mainCf) ? readFileSync(mainCf, "utf8") : "";
+  const kept = main.split("\n").filter((line) => !/^\s*alternate_config_directories\s*=/.test(line));
+  while (kept.length > 0 && kept[kept.length - 1] === "") kept.pop();
+  writeFileSync(mainCf, [...kept, `alternate_config_directories = ${config}`, ""].join("\n"));
   for (const d of ["postfix-queue", "postfix-data"]) mkdirSync(join(dir, d), { recursive: true });
   execFileSync("chown", ["postfix", join(dir, "postfix-data")]);
   execFileSync("postfix", ["-c", config, "start"], { stdio: "ignore" });
