@@ -62,21 +62,27 @@ afterEach(async () => {
   host = undefined;
 });
 
+/** One message to jo@acme.com through the pool, to the recording smart host on `port`. */
+function sendThrough(pool: ReturnType<typeof createConnectionPool>, port: number, subject: string) {
+  const target = {
+    host: "127.0.0.1",
+    port,
+    tls: "allow-plain" as const,
+    verifyCertificate: false,
+    heloName: "gw.test",
+  };
+  return pool.attempt(target, { mailFrom: "a@outside.example", rcptTo: ["jo@acme.com"] }, () =>
+    Readable.from([Buffer.from(`Subject: ${subject}\r\n\r\nbody\r\n`)]),
+  );
+}
+
 describe("the connection pool to the smart host", () => {
   it("sends the next message on a session just used at once, and probes one idle for longer with RSET first", async () => {
     host = await recordingSmartHost();
     const pool = createConnectionPool({ probeAfterIdleMs: 200 });
-    const target = {
-      host: "127.0.0.1",
-      port: host.port,
-      tls: "allow-plain" as const,
-      verifyCertificate: false,
-      heloName: "gw.test",
-    };
+    const port = host.port;
     const send = async (n: number) => {
-      const result = await pool.attempt(target, { mailFrom: "a@outside.example", rcptTo: ["jo@acme.com"] }, () =>
-        Readable.from([Buffer.from(`Subject: ${n}\r\n\r\nbody\r\n`)]),
-      );
+      const result = await sendThrough(pool, port, String(n));
       expect(result.outcomes.get("jo@acme.com")?.outcome).toBe("delivered");
     };
     await send(1);
@@ -95,17 +101,8 @@ describe("the connection pool to the smart host", () => {
   it("opens a new session when an idle one fails its RSET, and the message still goes", async () => {
     host = await recordingSmartHost({ dropOnRset: true });
     const pool = createConnectionPool({ probeAfterIdleMs: 0 });
-    const target = {
-      host: "127.0.0.1",
-      port: host.port,
-      tls: "allow-plain" as const,
-      verifyCertificate: false,
-      heloName: "gw.test",
-    };
-    const send = () =>
-      pool.attempt(target, { mailFrom: "a@outside.example", rcptTo: ["jo@acme.com"] }, () =>
-        Readable.from([Buffer.from("Subject: x\r\n\r\nbody\r\n")]),
-      );
+    const port = host.port;
+    const send = () => sendThrough(pool, port, "x");
     expect((await send()).outcomes.get("jo@acme.com")?.outcome).toBe("delivered");
     await new Promise((r) => setTimeout(r, 20));
     expect((await send()).outcomes.get("jo@acme.com")?.outcome).toBe("delivered");
