@@ -25,6 +25,7 @@ import { Readable } from "node:stream";
 import { authenticate } from "mailauth";
 import { createExpiringCache } from "../expiring-cache";
 import { domainOf } from "../verify/recipients";
+import "./mailauth-header-scan";
 import type { Filter, FilterResult, Finding } from "./types";
 
 const DNS_TIMEOUT_MS = 3_000;
