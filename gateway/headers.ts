@@ -10,12 +10,26 @@ export function headerBlock(head: string): string {
   return (end < 0 ? head : head.slice(0, end)).replace(/\r?\n/g, "\r\n");
 }
 
-/** Values of a header field (case-insensitive name), or undefined when the block did not end within `head`. */
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Where the header block in `head` ends (the line break before its empty line), -1 if not in it. */
+function headerBlockEnd(head: Buffer): number {
+  for (let i = head.indexOf(LF); i >= 0; i = head.indexOf(LF, i + 1)) {
+    const next = head[i + 1];
+    if (next === LF || (next === CR && head[i + 2] === LF)) return i > 0 && head[i - 1] === CR ? i - 1 : i;
+  }
+  return -1;
+}
+
+/**
+ * Values of a header field (case-insensitive name), or undefined when the block did not end
+ * within `head`. Only the header block is turned into a string, not the body after it.
+ */
 export function headerValues(head: Buffer, name: string): string[] | undefined {
-  const text = head.toString("latin1");
-  const end = text.search(/\r?\n\r?\n/);
+  const end = headerBlockEnd(head);
   if (end < 0) return undefined;
-  const unfolded = text.slice(0, end).replace(/\r?\n[ \t]+/g, " ");
+  const unfolded = head.toString("latin1", 0, end).replace(/\r?\n[ \t]+/g, " ");
   const wanted = `${name.toLowerCase()}:`;
   return unfolded
     .split(/\r?\n/)
