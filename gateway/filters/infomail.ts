@@ -36,6 +36,8 @@ const PLATFORM_HEADERS = [
 const PLATFORM_MAILERS =
   /mailchimp|sendgrid|mailgun|sendinblue|brevo|hubspot|klaviyo|constant ?contact|campaign ?monitor|mailjet|marketo|exacttarget|salesforce|acoustic|emarsys|cleverreach|mailerlite|phplist|sympa|mailman/i;
 
+const VIEW_IN_BROWSER = /view (it |this (e-?mail|message) )?in (your |a )?(web )?browser|online version/i;
+
 export function createInfomailFilter(): Filter {
   return {
     name: "infomail",
@@ -58,8 +60,8 @@ export function createInfomailFilter(): Filter {
       if (platform) add(2, `platform:${platform}`);
       if (links.some((l) => /unsubscribe|abmelden|désinscri|desinscri|afmelden|opt.?out/i.test(`${l.href} ${l.text}`)))
         add(2, "unsubscribe-link");
-      if (/view (it |this (e-?mail|message) )?in (your |a )?(web )?browser|online version/i.test(`${text} ${html}`))
-        add(1, "view-in-browser");
+      // Text and HTML each on their own: joined, a message's bodies would be copied once more.
+      if (VIEW_IN_BROWSER.test(text) || VIEW_IN_BROWSER.test(html)) add(1, "view-in-browser");
       if (/^(bounces?[+\-.=]|bnc|.*=.*=.*@)|@(bounces?|em|mail|email|news)\./i.test(message.mailFrom))
         add(1, "bulk-envelope-sender");
       const bulk = score >= INFOMAIL_THRESHOLD;

@@ -77,6 +77,30 @@ describe("infomail", () => {
     expect(categories(findings)).toEqual([]);
     expect(symbols(findings)).toEqual(["BULK_SIGNALS"]);
   });
+  it.each([
+    ["the HTML part", "Spring catalogue", "<p>View this email in your browser</p>"],
+    ["the text part", "Read the online version: https://news.example/v/1", "<p>Spring</p>"],
+  ])("sees the 'view in browser' line in %s of text and HTML alternatives", async (_, text, html) => {
+    const raw = [
+      "From: news@news.example",
+      "To: anna.berg@northwind.example",
+      "Subject: Spring",
+      'Content-Type: multipart/alternative; boundary="b"',
+      "",
+      "--b",
+      "Content-Type: text/plain",
+      "",
+      text,
+      "--b",
+      "Content-Type: text/html",
+      "",
+      html,
+      "--b--",
+      "",
+    ].join("\r\n");
+    const findings = await run(filter, Buffer.from(raw));
+    expect(findings[0]?.detail).toMatch(/view-in-browser\(1\)/);
+  });
 });
 
 describe("attachments", () => {
