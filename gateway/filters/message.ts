@@ -67,6 +67,7 @@ function firstAddress(value: AddressObject | AddressObject[] | undefined): { add
 }
 
 function decodeEntities(text: string): string {
+  if (!text.includes("&")) return text; // most links and anchor texts: no copies
   return text
     .replace(/&nbsp;/gi, " ")
     .replace(/&amp;/gi, "&")
