@@ -13,13 +13,26 @@ export function headerBlock(head: string): string {
 const LF = 0x0a;
 const CR = 0x0d;
 
-/** Where the header block in `head` ends (the line break before its empty line), -1 if not in it. */
-function headerBlockEnd(head: Buffer): number {
-  for (let i = head.indexOf(LF); i >= 0; i = head.indexOf(LF, i + 1)) {
-    const next = head[i + 1];
-    if (next === LF || (next === CR && head[i + 2] === LF)) return i > 0 && head[i - 1] === CR ? i - 1 : i;
+/**
+ * Where the header block ends in `chunk`: the index of the LF of its empty line (LF LF, or
+ * LF CR LF), looking back into `before` (the last bytes before the chunk, when a message comes
+ * in pieces); -1 if not in it.
+ */
+export function emptyLineEnd(chunk: Buffer, before: readonly number[] = []): number {
+  const at = (i: number) => (i >= 0 ? chunk[i] : before[before.length + i]);
+  for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) {
+    const previous = at(i - 1);
+    if (previous === LF || (previous === CR && at(i - 2) === LF)) return i;
   }
   return -1;
+}
+
+/** Where the header block in `head` ends (the line break before its empty line), -1 if not in it. */
+function headerBlockEnd(head: Buffer): number {
+  const emptyLine = emptyLineEnd(head);
+  if (emptyLine < 0) return -1;
+  const lastLineEnd = head[emptyLine - 1] === CR ? emptyLine - 2 : emptyLine - 1; // its LF
+  return lastLineEnd > 0 && head[lastLineEnd - 1] === CR ? lastLineEnd - 1 : lastLineEnd;
 }
 
 /**

@@ -11,30 +11,15 @@
  */
 import messageParserModule from "mailauth/lib/dkim/message-parser.js";
 import tools from "mailauth/lib/tools.js";
+import { emptyLineEnd } from "../headers";
 
 type Parser = InstanceType<typeof messageParserModule.MessageParser>;
-
-const LF = 0x0a;
-const CR = 0x0d;
-
-/**
- * Where in `chunk` the header block ends: the index of the LF of its empty line (LF LF, or
- * LF CR LF), looking back into `before` (the last bytes before the chunk); -1 if not here.
- */
-export function headerEndIn(before: readonly number[], chunk: Buffer): number {
-  const at = (i: number) => (i >= 0 ? chunk[i] : before[before.length + i]);
-  for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) {
-    const previous = at(i - 1);
-    if (previous === LF || (previous === CR && at(i - 2) === LF)) return i;
-  }
-  return -1;
-}
 
 async function processChunk(this: Parser, input: Buffer): Promise<void> {
   if (!input || !input.length) return;
   let chunk = input;
   if (this.state === "header") {
-    const end = headerEndIn(this.stateBytes, chunk);
+    const end = emptyLineEnd(chunk, this.stateBytes);
     const seen = end < 0 ? chunk : chunk.subarray(0, end + 1);
     this.stateBytes = [...this.stateBytes, ...seen.subarray(Math.max(0, seen.length - 4))].slice(-4);
     if (end >= 0) {

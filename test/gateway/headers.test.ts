@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { headerValues } from "../../gateway/headers";
+import { emptyLineEnd, headerValues } from "../../gateway/headers";
 
 const values = (text: string, name: string) => headerValues(Buffer.from(text, "latin1"), name);
 
@@ -22,5 +22,14 @@ describe("a header field's values from the start of a message", () => {
   it("gives undefined while the header block has not ended within what was read", () => {
     expect(values("Subject: cut\r\nFrom: a@b.example\r\n", "subject")).toBeUndefined();
     expect(values("Subject: cut\r\n\r", "subject")).toBeUndefined();
+  });
+
+  it("finds the empty line after LF LF or LF CR LF, also across the pieces of a message", () => {
+    expect(emptyLineEnd(Buffer.from("a: b\r\n\r\nbody"))).toBe(7);
+    expect(emptyLineEnd(Buffer.from("a: b\n\nbody"))).toBe(5);
+    expect(emptyLineEnd(Buffer.from("a: b\r\nc: d\r\n"))).toBe(-1);
+    expect(emptyLineEnd(Buffer.from("\nbody"), [0x0a, 0x0d])).toBe(0);
+    expect(emptyLineEnd(Buffer.from("\r\nbody"), [0x0a])).toBe(1);
+    expect(emptyLineEnd(Buffer.from("\nbody"), [0x0d])).toBe(-1);
   });
 });
