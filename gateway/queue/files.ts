@@ -52,12 +52,12 @@ export function coalescedDirectorySync(path: string, idleCloseMs = DIRECTORY_IDL
     handle = undefined;
     void idle?.close().catch(() => undefined);
   };
+  /** One timer, pushed back by every fsync (no new timer per fsync under load). */
   const closeWhenIdle = () => {
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
+    idleTimer ??= setTimeout(() => {
       if (!running) release();
-    }, idleCloseMs);
-    idleTimer.unref();
+    }, idleCloseMs).unref();
+    idleTimer.refresh();
   };
   const sync = async () => {
     handle ??= await open(path, "r");

@@ -95,17 +95,12 @@ export function queuedMessage(
   meta: MessageMeta | undefined,
 ): QueuedMessage {
   const { offset, size, whole } = file;
+  if (whole) return heldMessage(envelope, meta, whole.subarray(offset, size));
   return {
     envelope,
     ...(meta ? { meta } : {}),
     bytes: size - offset,
-    ...(whole ? { whole: whole.subarray(offset, size) } : {}),
-    openMessage: () =>
-      whole
-        ? Readable.from(size > offset ? [whole.subarray(offset, size)] : [])
-        : size > offset
-          ? createReadStream(path, { start: offset, end: size - 1 })
-          : Readable.from([]),
+    openMessage: () => (size > offset ? createReadStream(path, { start: offset, end: size - 1 }) : Readable.from([])),
   };
 }
 

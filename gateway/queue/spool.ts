@@ -177,8 +177,8 @@ export function createSpool(root: string): Spool {
       // O_DSYNC: each write is durable when it returns (as if fdatasync'd), so a held message
       // needs one write and no fsync: one thread-pool round trip and one event-loop turn less.
       const handle = await open(tmp, DURABLE_WRITES, 0o600);
-      const headerLength = firstLineOf(json.length, 0).length + json.length + 1;
       const header = Buffer.concat([firstLineOf(json.length, 0), json, NEWLINE]);
+      const headerLength = header.length;
       let bytes = 0;
       const head: Buffer[] = [];
       let headBytes = 0;
