@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics (text exposition format 0.0.4) for `GET /metrics`: counters the mail
- * path increments, and gauges read at scrape time (queue sizes). No client library: the
- * format is a few lines, and counters here are plain numbers in one process.
+ * path increments, histograms it observes (how long accepting a message took, by stage), and
+ * gauges read at scrape time (queue sizes). No client library: the format is a few lines, and
+ * the series here are plain numbers in one process.
  */
 export const COUNTERS = {
   moat_smtp_sessions_total: "SMTP sessions opened",
@@ -12,8 +13,23 @@ export const COUNTERS = {
 } as const;
 export type CounterName = keyof typeof COUNTERS;
 
+/** Upper bounds in seconds: fine between 1 and 100 ms, where an SMTP accept should be. */
+const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+  60,
+] as const;
+
+export const HISTOGRAMS = {
+  moat_accept_seconds: {
+    help: "time to accept a message (250), by stage: transfer (354 to the end of the data), verdict (to the verdict; with filters on), spool (to on disk), record (to on record in the tracker and the 250), total (354 to 250)",
+    buckets: LATENCY_BUCKETS,
+  },
+} as const;
+export type HistogramName = keyof typeof HISTOGRAMS;
+
 export interface Metrics {
   inc(name: CounterName, labels?: Readonly<Record<string, string>>): void;
+  observe(name: HistogramName, labels: Readonly<Record<string, string>>, seconds: number): void;
   /** The exposition text, with the given gauges (name -> value, or label value -> value). */
   render(
     gauges: Readonly<
@@ -27,9 +43,32 @@ function labelText(labels: Readonly<Record<string, string>>): string {
   return entries.length === 0 ? "" : `{${entries.map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, "_")}"`).join(",")}}`;
 }
 
+interface HistogramSeries {
+  readonly labels: Readonly<Record<string, string>>;
+  /** Observations per bucket (not yet cumulative); the last one is +Inf. */
+  readonly counts: number[];
+  sum: number;
+}
+
 export function createMetrics(): Metrics {
   const counts = new Map<CounterName, Map<string, number>>();
+  const histograms = new Map<HistogramName, Map<string, HistogramSeries>>();
   return {
+    observe(name, labels, seconds) {
+      const { buckets } = HISTOGRAMS[name];
+      const all = histograms.get(name) ?? new Map<string, HistogramSeries>();
+      histograms.set(name, all);
+      const key = labelText(labels);
+      let series = all.get(key);
+      if (!series) {
+        series = { labels, counts: new Array<number>(buckets.length + 1).fill(0), sum: 0 };
+        all.set(key, series);
+      }
+      let bucket = 0;
+      while (bucket < buckets.length && seconds > (buckets[bucket] as number)) bucket++;
+      series.counts[bucket] = (series.counts[bucket] ?? 0) + 1;
+      series.sum += seconds;
+    },
     inc(name, labels = {}) {
       const series = counts.get(name) ?? new Map<string, number>();
       const key = labelText(labels);
@@ -43,6 +82,22 @@ export function createMetrics(): Metrics {
         const series = counts.get(name);
         if (!series || series.size === 0) lines.push(`${name} 0`);
         else for (const [labels, value] of series) lines.push(`${name}${labels} ${value}`);
+      }
+      for (const [name, { help, buckets }] of Object.entries(HISTOGRAMS) as [
+        HistogramName,
+        (typeof HISTOGRAMS)[HistogramName],
+      ][]) {
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+        for (const series of histograms.get(name)?.values() ?? []) {
+          let cumulative = 0;
+          series.counts.forEach((count, i) => {
+            cumulative += count;
+            const le = i < buckets.length ? String(buckets[i]) : "+Inf";
+            lines.push(`${name}_bucket${labelText({ ...series.labels, le })} ${cumulative}`);
+          });
+          lines.push(`${name}_sum${labelText(series.labels)} ${series.sum}`);
+          lines.push(`${name}_count${labelText(series.labels)} ${cumulative}`);
+        }
       }
       for (const [name, gauge] of Object.entries(gauges)) {
         lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`);

@@ -43,16 +43,23 @@ export function trackerVerdict(verdict: Verdict): NonNullable<ArrivalRecord["ver
   };
 }
 
-/** The spool's `decide` callback; `verdict()` tells what was decided, once it was. */
+/** The spool's `decide` callback; `verdict()` tells what was decided, once it was, and `decidedAt()` when. */
 export function createScanStage(
   scanner: Scanner,
   input: ScanInput,
   directory: () => Directory | undefined,
   timeoutMs = SCAN_TIMEOUT_MS,
-): { decide: (message: MessageSource, id: string) => Promise<SpoolDecision>; verdict(): Verdict | undefined } {
+): {
+  decide: (message: MessageSource, id: string) => Promise<SpoolDecision>;
+  verdict(): Verdict | undefined;
+  /** When the verdict was reached (`performance.now()`), once it was. */
+  decidedAt(): number | undefined;
+} {
   let verdict: Verdict | undefined;
+  let decidedAt: number | undefined;
   return {
     verdict: () => verdict,
+    decidedAt: () => decidedAt,
     async decide(source, id) {
       let timer: NodeJS.Timeout | undefined;
       const dir = directory();
@@ -76,6 +83,7 @@ export function createScanStage(
         };
       } finally {
         clearTimeout(timer);
+        decidedAt = performance.now();
       }
       const meta = {
         headers: verdict.headers,

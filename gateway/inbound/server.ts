@@ -23,6 +23,31 @@ import type { Scanner } from "../filters/pipeline";
 import { createScanStage, trackerVerdict } from "./scan-stage";
 import { MESSAGE_TOO_BIG, QUEUE_WRITE_FAILED, SmtpReply, TOO_MANY_RECIPIENTS, queued, recipientReply } from "./replies";
 
+/**
+ * Times one message's accept for `moat_accept_seconds`: from the 354 (onData) to the end of its
+ * data, to its verdict (when filters are on), to on disk, and to on record with the 250.
+ */
+function acceptTimer(metrics: Metrics | undefined, data: NodeJS.ReadableStream) {
+  const started = performance.now();
+  let ended: number | undefined;
+  if (metrics) data.once("end", () => (ended = performance.now()));
+  return {
+    accepted(decidedAt: number | undefined, spooledAt: number) {
+      if (!metrics) return;
+      const now = performance.now();
+      const end = ended ?? spooledAt;
+      const stages: [string, number][] = [
+        ["transfer", end - started],
+        ...(decidedAt === undefined ? [] : ([["verdict", decidedAt - end]] as [string, number][])),
+        ["spool", spooledAt - (decidedAt ?? end)],
+        ["record", now - spooledAt],
+        ["total", now - started],
+      ];
+      for (const [stage, ms] of stages) metrics.observe("moat_accept_seconds", { stage }, Math.max(0, ms) / 1000);
+    },
+  };
+}
+
 /** RFC 5321 §4.5.3.1.8 asks for at least 100; Postfix allows 1000. */
 export const MAX_RECIPIENTS_PER_MESSAGE = 1000;
 /** Idle time before a session is dropped (Postfix smtpd_timeout is 300 s). */
@@ -151,6 +176,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
     },
 
     onData(stream, session, callback) {
+      const timer = acceptTimer(options.metrics, stream);
       const id = newQueueId();
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
       const outbound = rcptTo.filter((r) => outboundRcpts.get(session.id)?.has(r));
@@ -238,7 +264,9 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
             // The 250 and delivery wait for the arrival to be on record (the tracker commits its
             // writes at the end of this event-loop turn), so a crash of the gateway never leaves
             // acknowledged mail without its record, and the delivery's attempts find it.
+            const spooledAt = performance.now();
             void arrival.then(() => {
+              timer.accepted(scan?.decidedAt(), spooledAt);
               callback(null, queued(queuedId));
               if (state === "incoming") onQueued(queuedId, message);
             });

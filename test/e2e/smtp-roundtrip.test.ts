@@ -151,6 +151,17 @@ describe("serve --config with a stack output file", () => {
     expect(metrics).toMatch(/^moat_smtp_refusals_total\{reason="unknown"\} [1-9]/m);
     expect(metrics).toMatch(/^moat_delivery_attempts_total\{outcome="delivered"\} [1-9]/m);
     expect(metrics).toMatch(/^moat_queue_messages\{state="corrupt"\} 0$/m);
+    // Every accepted message is timed, stage by stage, up to its 250.
+    const accepted = [...metrics.matchAll(/^moat_messages_accepted_total\{direction="\w+"\} (\d+)$/gm)].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    );
+    for (const stage of ["transfer", "verdict", "spool", "record", "total"])
+      expect(metrics, stage).toMatch(new RegExp(`^moat_accept_seconds_count\\{stage="${stage}"\\} ${accepted}$`, "m"));
+    const total = Number(/^moat_accept_seconds_sum\{stage="total"\} (\S+)$/m.exec(metrics)?.[1]);
+    expect(total).toBeGreaterThan(0);
+    expect(total).toBeLessThan(accepted * 30);
+    expect(metrics).toMatch(new RegExp(`^moat_accept_seconds_bucket\\{stage="total",le="\\+Inf"\\} ${accepted}$`, "m"));
     // Nothing learned yet: an admin sees the Bayes filter is not voting.
     expect(metrics).toMatch(/^moat_bayes_learned_messages\{label="spam"\} 0$/m);
     expect(metrics).toMatch(/^moat_bayes_learned_messages\{label="ham"\} 0$/m);

@@ -76,4 +76,31 @@ describe("metrics", () => {
     );
     await app.close();
   });
+
+  it("renders the accept-time histogram with cumulative buckets, an upper bound counting as inside", async () => {
+    const { createMetrics } = await import("../../gateway/metrics.js");
+    const metrics = createMetrics();
+    for (const seconds of [0.004, 0.005, 0.012, 100])
+      metrics.observe("moat_accept_seconds", { stage: "total" }, seconds);
+    metrics.observe("moat_accept_seconds", { stage: "spool" }, 0.0001);
+    const text = metrics.render({});
+    expect(text).toContain("# TYPE moat_accept_seconds histogram\n");
+    const bucket = (stage: string, le: string) =>
+      Number(
+        new RegExp(
+          `^moat_accept_seconds_bucket\\{stage="${stage}",le="${le.replace("+", "\\+")}"\\} (\\d+)$`,
+          "m",
+        ).exec(text)?.[1],
+      );
+    expect(bucket("total", "0.003")).toBe(0);
+    expect(bucket("total", "0.005")).toBe(2);
+    expect(bucket("total", "0.01")).toBe(2);
+    expect(bucket("total", "0.015")).toBe(3);
+    expect(bucket("total", "60")).toBe(3);
+    expect(bucket("total", "+Inf")).toBe(4);
+    expect(bucket("spool", "0.0005")).toBe(1);
+    expect(text).toMatch(/^moat_accept_seconds_count\{stage="total"\} 4$/m);
+    expect(Number(/^moat_accept_seconds_sum\{stage="total"\} (\S+)$/m.exec(text)?.[1])).toBeCloseTo(100.021, 6);
+    expect(text).toMatch(/^moat_accept_seconds_count\{stage="spool"\} 1$/m);
+  });
 });
