@@ -7,7 +7,9 @@
  *
  * Latency is measured the way a sending MTA sees it on a persistent session: from the moment a
  * message was due to be sent (its slot in the schedule, so a backlog counts; not when a
- * session got round to it) to the 250 after its data.
+ * session got round to it) to the 250 after its data. For the slowest 1% it also says where the
+ * time went (waiting for a free session, then each reply), which tells a stalled system (every
+ * reply slow) from one slow stage (only the reply after the data).
  */
 import { type RawSession, openRawSession } from "../test/helpers/raw-smtp";
 import { messageMix } from "./message-mix";
@@ -24,6 +26,16 @@ export interface LoadOptions {
   readonly to: string;
 }
 
+/** Where a message's time went, in ms: from when it was due to its MAIL, then each reply. */
+export interface Phases {
+  readonly waited: number;
+  readonly mail: number;
+  readonly rcpt: number;
+  readonly data: number;
+  /** From the message's first byte to the 250 after it. */
+  readonly body: number;
+}
+
 export interface LoadResult {
   readonly sent: number;
   readonly failed: number;
@@ -31,6 +43,8 @@ export interface LoadResult {
   readonly rate: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** The slowest 1% of messages (at least one): the mean of each phase. */
+  readonly slowest: Phases;
   readonly firstError?: string;
 }
 
@@ -48,6 +62,7 @@ async function open(options: LoadOptions): Promise<RawSession> {
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const latencies: number[] = [];
+  const phases: (Phases & { total: number })[] = [];
   let next = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -62,14 +77,27 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         const wait = due - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         try {
+          const sending = performance.now();
           const mail = await session.send(`MAIL FROM:<${options.from}>`);
+          const mailed = performance.now();
           const rcpt = await session.send(`RCPT TO:<${options.to}>`);
+          const rcpted = performance.now();
           const data = await session.send("DATA");
+          const dataed = performance.now();
           if (!mail.startsWith("250") || !rcpt.startsWith("250") || !data.startsWith("354"))
             throw new Error(`refused: ${mail} / ${rcpt} / ${data}`);
           const done = await session.send(bodies[n % bodies.length] as Buffer);
           if (!done.startsWith("250")) throw new Error(`after data: ${done}`);
-          latencies.push(performance.now() - due);
+          const finished = performance.now();
+          latencies.push(finished - due);
+          phases.push({
+            waited: sending - due,
+            mail: mailed - sending,
+            rcpt: rcpted - mailed,
+            data: dataed - rcpted,
+            body: finished - dataed,
+            total: finished - due,
+          });
         } catch (error) {
           failed++;
           firstError ??= (error as Error).message;
@@ -84,6 +112,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     session.close();
   }
   latencies.sort((a, b) => a - b);
+  const slowest = phases.sort((a, b) => b.total - a.total).slice(0, Math.max(1, Math.floor(phases.length / 100)));
+  const mean = (key: keyof Phases) => slowest.reduce((sum, p) => sum + p[key], 0) / Math.max(1, slowest.length);
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
   return {
     sent: latencies.length,
@@ -92,6 +122,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     rate: latencies.length / seconds,
     p50Ms: at(0.5),
     p99Ms: at(0.99),
+    slowest: { waited: mean("waited"), mail: mean("mail"), rcpt: mean("rcpt"), data: mean("data"), body: mean("body") },
     ...(firstError ? { firstError } : {}),
   };
 }

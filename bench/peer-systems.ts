@@ -88,6 +88,8 @@ export interface System {
   readonly port: number;
   /** Root of the system's process tree, for CPU and memory. */
   readonly pid: number;
+  /** Moat's GET /metrics, for its own accept times by stage. */
+  readonly metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -246,6 +248,7 @@ export async function startMoat(
     name: MOAT_NAMES[filters],
     port: gateway.smtpPort,
     pid: gateway.child.pid ?? 0,
+    metricsUrl: `http://127.0.0.1:${gateway.httpPort}/metrics`,
     stop: async () => {
       await gateway.stop();
       rmSync(dir, { recursive: true, force: true });

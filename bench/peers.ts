@@ -15,7 +15,9 @@
  * Then, with the Node load client (bench/load-client.ts; persistent sessions): throughput in
  * plain SMTP and over STARTTLS (every system gets the same self-signed certificate), accept
  * latency p50/p99 at half of the system's own maximum with the mix (open loop: latency counts
- * from when a message was due), and memory with 500 concurrent sessions held mid-transaction.
+ * from when a message was due; for the slowest 1%, where the time went; for Moat, its own
+ * accept times by stage from /metrics), and memory with 500 concurrent sessions held
+ * mid-transaction.
  *
  * Reported: messages/s, CPU ms per message of the system's processes (from /proc), peak RSS,
  * and ratios to Postfix and Haraka. Needs root (Postfix), Debian's postfix package and the
@@ -28,6 +30,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
+import { ACCEPT_STAGES, quantileMs, scrapeAcceptStages } from "./accept-stages";
 import { startDnsStub } from "./dns-stub";
 import { type LoadResult, holdSessions, runLoad } from "./load-client";
 import {
@@ -109,8 +112,17 @@ async function measureWithNodeClient(system: System, sink: Sink) {
   const plain = await run({});
   const tls = await run({ tls: true });
   const halfRate = plain.endToEnd / 2;
+  const before = system.metricsUrl ? await scrapeAcceptStages(system.metricsUrl) : undefined;
   const half = await run({ messages: Math.max(400, Math.round(halfRate * 10)), rate: halfRate });
-  return { plain, tls, half, halfRate };
+  const after = system.metricsUrl ? await scrapeAcceptStages(system.metricsUrl) : undefined;
+  const stages =
+    before && after
+      ? ACCEPT_STAGES.flatMap((stage) => {
+          const [p50, p99] = [0.5, 0.99].map((q) => quantileMs(before, after, stage, q));
+          return p50 === undefined || p99 === undefined ? [] : [`${stage} ${p50.toFixed(1)} / ${p99.toFixed(1)}`];
+        })
+      : [];
+  return { plain, tls, half, halfRate, stages };
 }
 
 async function main(): Promise<void> {
@@ -184,6 +196,12 @@ async function main(): Promise<void> {
     console.log(
       `  latency at half load  ${r.node.halfRate.toFixed(0)} msgs/s offered (half of its plain rate with the mix): p50 ${r.node.half.p50Ms.toFixed(1)} ms, p99 ${r.node.half.p99Ms.toFixed(1)} ms${failures(r.node.half)}`,
     );
+    const slow = r.node.half.slowest;
+    console.log(
+      `  slowest 1% there     waited ${slow.waited.toFixed(1)}, MAIL ${slow.mail.toFixed(1)}, RCPT ${slow.rcpt.toFixed(1)}, DATA ${slow.data.toFixed(1)}, data to 250 ${slow.body.toFixed(1)} ms (means)`,
+    );
+    if (r.node.stages.length > 0)
+      console.log(`  its own accept times  p50 / p99 ms: ${r.node.stages.join(", ")} (moat_accept_seconds)`);
     console.log(
       `  ${HELD_SESSIONS} sessions held     ${r.sessions.open} open (${r.sessions.errors} failed), fresh start: PSS ${r.sessions.idleMb.toFixed(0)} MB idle -> ${r.sessions.heldMb.toFixed(0)} MB`,
     );
