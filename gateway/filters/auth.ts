@@ -24,6 +24,7 @@ import { Resolver } from "node:dns/promises";
 import { Readable } from "node:stream";
 import { authenticate } from "mailauth";
 import { createExpiringCache } from "../expiring-cache";
+import { emptyLineEnd } from "../headers";
 import { domainOf } from "../verify/recipients";
 import "./mailauth-header-scan";
 import type { Filter, FilterResult, Finding } from "./types";
@@ -83,9 +84,9 @@ export function authInput(message: Readable): Readable {
             continue;
           }
           head = Buffer.concat([head, chunk]);
-          const crlf = head.indexOf("\r\n\r\n");
-          const lf = head.indexOf("\n\n");
-          const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf + 4 : lf >= 0 ? lf + 2 : -1;
+          // The empty line may end in LF or CRLF after either (headers.ts emptyLineEnd).
+          const emptyLine = emptyLineEnd(head);
+          const end = emptyLine < 0 ? -1 : emptyLine + 1;
           if (end < 0 && head.length <= HEADER_BLOCK_MAX_BYTES) continue;
           const block = end < 0 ? head : head.subarray(0, end);
           if (end < 0 || SIGNATURE_HEADER.test(block.toString("latin1"))) {

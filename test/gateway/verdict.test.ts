@@ -4,6 +4,7 @@
  * need an authenticated sender, engine failures that never pass a message as clean.
  */
 import { generateKeyPairSync } from "node:crypto";
+import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { dkimSign } from "mailauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -120,6 +121,14 @@ describe("sender authentication", () => {
     const unsigned = message({ from: "Carl <carl@partner.example>", text: "no signature" });
     const headerBlock = unsigned.subarray(0, unsigned.indexOf("\r\n\r\n") + 4);
     expect((await buffer(authInput(streamOf(unsigned)))).equals(headerBlock)).toBe(true);
+    // Mixed line ends: the header block ends at its own empty line (LF then CRLF), not at a
+    // blank line further down the body, also when the empty line comes split across chunks.
+    const mixed = Buffer.from("From: carl@partner.example\nSubject: mixed\n\r\nbody\r\n\r\nmore\r\n", "latin1");
+    const mixedBlock = mixed.subarray(0, mixed.indexOf("\n\r\n") + 3);
+    expect((await buffer(authInput(streamOf(mixed)))).equals(mixedBlock)).toBe(true);
+    const split = mixed.indexOf("\n\r\n") + 1;
+    const pieces = Readable.from([mixed.subarray(0, split), mixed.subarray(split)]);
+    expect((await buffer(authInput(pieces))).equals(mixedBlock)).toBe(true);
   });
 
   it("asks DNS once a minute per name: answers and 'no such name' are reused, server failures are not", async () => {
