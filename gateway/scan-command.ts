@@ -19,6 +19,7 @@ import type { Env } from "./env";
 import { createScannerFromConfig, openBayesStoreFor } from "./filters";
 import { createDirectoryStateStore } from "./store/directory-state";
 import { bufferSource } from "./filters/source";
+import { headerBlock } from "./headers";
 
 export interface ScanOptions {
   readonly configFile: string | undefined;
@@ -28,10 +29,8 @@ export interface ScanOptions {
   readonly from?: string;
 }
 
-function headerBlock(raw: Buffer): string {
-  const text = raw.subarray(0, 256 * 1024).toString("latin1");
-  const end = text.search(/\r?\n\r?\n/);
-  return (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, " ");
+function unfoldedHeaders(raw: Buffer): string {
+  return headerBlock(raw.subarray(0, 256 * 1024).toString("latin1")).replace(/\r\n[ \t]+/g, " ");
 }
 
 export function envelopeFromHeaders(raw: Buffer): {
@@ -41,7 +40,7 @@ export function envelopeFromHeaders(raw: Buffer): {
   helo: string;
   rcptTo: string[];
 } {
-  const headers = headerBlock(raw).split(/\r?\n/);
+  const headers = unfoldedHeaders(raw).split("\r\n");
   const value = (name: string) =>
     headers.filter((h) => h.toLowerCase().startsWith(`${name}:`)).map((h) => h.slice(name.length + 1).trim());
   const addressIn = (text: string) =>
