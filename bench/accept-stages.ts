@@ -38,5 +38,3 @@ export function quantileMs(before: Buckets, after: Buckets, stage: string, q: nu
   }
   return undefined;
 }
-
-export const ACCEPT_STAGES = ["transfer", "verdict", "spool", "record", "total"] as const;

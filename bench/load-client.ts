@@ -61,7 +61,6 @@ async function open(options: LoadOptions): Promise<RawSession> {
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const latencies: number[] = [];
   const phases: (Phases & { total: number })[] = [];
   let next = 0;
   let failed = 0;
@@ -89,7 +88,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           const done = await session.send(bodies[n % bodies.length] as Buffer);
           if (!done.startsWith("250")) throw new Error(`after data: ${done}`);
           const finished = performance.now();
-          latencies.push(finished - due);
           phases.push({
             waited: sending - due,
             mail: mailed - sending,
@@ -111,7 +109,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     await session.send("QUIT").catch(() => "");
     session.close();
   }
-  latencies.sort((a, b) => a - b);
+  const latencies = phases.map((p) => p.total).sort((a, b) => a - b);
   const slowest = phases.sort((a, b) => b.total - a.total).slice(0, Math.max(1, Math.floor(phases.length / 100)));
   const mean = (key: keyof Phases) => slowest.reduce((sum, p) => sum + p[key], 0) / Math.max(1, slowest.length);
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;

@@ -30,7 +30,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
-import { ACCEPT_STAGES, quantileMs, scrapeAcceptStages } from "./accept-stages";
+import { ACCEPT_STAGES } from "../gateway/metrics";
+import { quantileMs, scrapeAcceptStages } from "./accept-stages";
 import { startDnsStub } from "./dns-stub";
 import { type LoadResult, holdSessions, runLoad } from "./load-client";
 import {

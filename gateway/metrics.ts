@@ -19,6 +19,10 @@ const LATENCY_BUCKETS = [
   60,
 ] as const;
 
+/** The stages of `moat_accept_seconds`, in the order a message passes them. */
+export const ACCEPT_STAGES = ["transfer", "verdict", "spool", "record", "total"] as const;
+export type AcceptStage = (typeof ACCEPT_STAGES)[number];
+
 export const HISTOGRAMS = {
   moat_accept_seconds: {
     help: "time to accept a message (250), by stage: transfer (354 to the end of the data), verdict (to the verdict; with filters on), spool (to on disk), record (to on record in the tracker and the 250), total (354 to 250)",

@@ -14,7 +14,7 @@ import { type ClientNames, createClientNames, knownClientName } from "./client-n
 import { createSessionLimits } from "./limits";
 import { createPregreetMemory, greetPassedClientsAtOnce } from "./pregreet";
 import { receivedHeader } from "./received";
-import type { Metrics } from "../metrics";
+import type { AcceptStage, Metrics } from "../metrics";
 import type { TrackerStore } from "../store/tracker";
 import { headerValues } from "../headers";
 import { createOutboundRelayPolicy } from "./outbound-relay";
@@ -36,14 +36,13 @@ function acceptTimer(metrics: Metrics | undefined, data: NodeJS.ReadableStream) 
       if (!metrics) return;
       const now = performance.now();
       const end = ended ?? spooledAt;
-      const stages: [string, number][] = [
-        ["transfer", end - started],
-        ...(decidedAt === undefined ? [] : ([["verdict", decidedAt - end]] as [string, number][])),
-        ["spool", spooledAt - (decidedAt ?? end)],
-        ["record", now - spooledAt],
-        ["total", now - started],
-      ];
-      for (const [stage, ms] of stages) metrics.observe("moat_accept_seconds", { stage }, Math.max(0, ms) / 1000);
+      const observe = (stage: AcceptStage, ms: number) =>
+        metrics.observe("moat_accept_seconds", { stage }, Math.max(0, ms) / 1000);
+      observe("transfer", end - started);
+      if (decidedAt !== undefined) observe("verdict", decidedAt - end);
+      observe("spool", spooledAt - (decidedAt ?? end));
+      observe("record", now - spooledAt);
+      observe("total", now - started);
     },
   };
 }
