@@ -50,6 +50,44 @@ export async function startSmtpSink(): Promise<Sink> {
  * one smtpd per session — are divided among them instead of counted once per process.
  */
 export function treeUsage(rootPid: number): { cpuMs: number; rssKb: number } {
+  let cpuMs = 0;
+  let rssKb = 0;
+  for (const [pid, stat] of processTree(rootPid)) {
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime + stime, and cutime + cstime: children that exited (Postfix's smtpd) still count.
+    cpuMs += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * CLK_TCK_MS;
+    try {
+      rssKb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return { cpuMs, rssKb };
+}
+
+/**
+ * CPU (ms) of every thread in a process tree, by thread id. Between two readings the busiest
+ * thread shows whether a system is held by one thread (an event loop at a full core) while
+ * the machine still has cores to spare.
+ */
+export function threadCpu(rootPid: number): Map<number, number> {
+  const threads = new Map<number, number>();
+  for (const pid of processTree(rootPid).keys()) {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        threads.set(Number(tid), (Number(fields[11]) + Number(fields[12])) * CLK_TCK_MS);
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return threads;
+}
+
+/** The root and every descendant, each with its /proc/PID/stat line. */
+function processTree(rootPid: number): Map<number, string> {
   const parent = new Map<number, number>();
   const stats = new Map<number, string>();
   for (const entry of readdirSync("/proc")) {
@@ -67,20 +105,24 @@ export function treeUsage(rootPid: number): { cpuMs: number; rssKb: number } {
     for (let p = pid, hops = 0; p > 1 && hops < 20; p = parent.get(p) ?? 0, hops++) if (p === rootPid) return true;
     return false;
   };
-  let cpuMs = 0;
-  let rssKb = 0;
-  for (const [pid, stat] of stats) {
-    if (!inTree(pid)) continue;
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // utime + stime, and cutime + cstime: children that exited (Postfix's smtpd) still count.
-    cpuMs += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * CLK_TCK_MS;
-    try {
-      rssKb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return { cpuMs, rssKb };
+  return new Map([...stats].filter(([pid]) => inTree(pid)));
+}
+
+/**
+ * The whole machine's busy CPU time (ms, all cores: user, nice, system, irq, softirq, steal)
+ * from /proc/stat: over a run, whether the machine was the limit (busy near cores x wall
+ * time). Like the processes' times in /proc, counted by the scheduler tick.
+ */
+export function machineUsage(): { busyMs: number } {
+  const cpuLine = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpuLine
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busyMs: busy * CLK_TCK_MS };
 }
 
 export interface System {

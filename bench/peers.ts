@@ -19,8 +19,9 @@
  * accept times by stage from /metrics), and memory with 500 concurrent sessions held
  * mid-transaction.
  *
- * Reported: messages/s, CPU ms per message of the system's processes (from /proc), peak RSS,
- * and ratios to Postfix and Haraka. Needs root (Postfix), Debian's postfix package and the
+ * Reported: messages/s, CPU ms per message of the system's processes (from /proc), how many
+ * of the machine's cores were busy and how much of a core the system's busiest thread took
+ * (what held its rate), peak RSS, and ratios to Postfix and Haraka. Needs root (Postfix), Debian's postfix package and the
  * npm registry (Haraka is installed into a temporary directory).
  *
  *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset)
@@ -38,10 +39,12 @@ import {
   HELD_SESSIONS,
   type Sink,
   type System,
+  machineUsage,
   startHaraka,
   startMoat,
   startPostfix,
   startSmtpSink,
+  threadCpu,
   treeUsage,
 } from "./peer-systems";
 
@@ -51,14 +54,37 @@ const SIZE = 10240;
 const FROM = "sender@outside.example";
 const TO = "anna.berg@northwind.example";
 
-async function measure(
-  system: System,
-  sink: Sink,
-  persistent: boolean,
-): Promise<{ rate: number; cpuPerMsg: number; rssMb: number }> {
+/**
+ * One load mode's figures. Beside the rate and the system's CPU per message: how many of the
+ * machine's cores were busy (the system, the load generator, the sink, the kernel) and how
+ * much of one core the system's busiest thread took. A system whose busiest thread is near a
+ * full core is held by that thread (an event loop); one with every core busy, by the machine;
+ * one with neither, by waiting (a disk, a downstream reply, too few sessions).
+ */
+interface Mode {
+  readonly rate: number;
+  readonly cpuPerMsg: number;
+  readonly busyCores: number;
+  readonly busiestThread: number;
+}
+
+/** Starts counting CPU for one load mode; the returned function ends it. */
+function cpuWindow(system: System): (messages: number, seconds: number) => Omit<Mode, "rate"> {
+  const [tree, machine, threads] = [treeUsage(system.pid).cpuMs, machineUsage().busyMs, threadCpu(system.pid)];
+  return (messages, seconds) => {
+    const busiestMs = Math.max(0, ...[...threadCpu(system.pid)].map(([tid, ms]) => ms - (threads.get(tid) ?? 0)));
+    return {
+      cpuPerMsg: (treeUsage(system.pid).cpuMs - tree) / Math.max(1, messages),
+      busyCores: (machineUsage().busyMs - machine) / 1000 / seconds,
+      busiestThread: busiestMs / 1000 / seconds,
+    };
+  };
+}
+
+async function measure(system: System, sink: Sink, persistent: boolean): Promise<Mode & { rssMb: number }> {
   const start = sink.count();
-  const before = treeUsage(system.pid);
-  let peakKb = before.rssKb;
+  const cpu = cpuWindow(system);
+  let peakKb = treeUsage(system.pid).rssKb;
   const started = process.hrtime.bigint();
   const args = ["-s", String(SESSIONS), "-l", String(SIZE), "-m", String(MESSAGES), "-f", FROM, "-t", TO];
   if (persistent) args.push("-d");
@@ -70,13 +96,8 @@ async function measure(
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   source.kill("SIGKILL");
-  const after = treeUsage(system.pid);
   const delivered = sink.count() - start;
-  return {
-    rate: delivered / seconds,
-    cpuPerMsg: (after.cpuMs - before.cpuMs) / Math.max(1, delivered),
-    rssMb: peakKb / 1024,
-  };
+  return { rate: delivered / seconds, ...cpu(delivered, seconds), rssMb: peakKb / 1024 };
 }
 
 /** Memory with HELD_SESSIONS sessions held mid-transaction, on a freshly started system. */
@@ -101,14 +122,14 @@ async function measureWithNodeClient(system: System, sink: Sink) {
   const base = { port: system.port, sessions: SESSIONS, size: SIZE, from: FROM, to: TO };
   const run = async (options: Partial<Parameters<typeof runLoad>[0]>) => {
     const since = sink.count();
-    const before = treeUsage(system.pid);
+    const cpu = cpuWindow(system);
     const started = performance.now();
     const result = await runLoad({ ...base, messages: MESSAGES, ...options });
     const deadline = Date.now() + 120_000;
     while (sink.count() - since < result.sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const endToEnd = (sink.count() - since) / ((performance.now() - started) / 1000);
-    const cpuPerMsg = (treeUsage(system.pid).cpuMs - before.cpuMs) / Math.max(1, result.sent);
-    return { ...result, endToEnd, cpuPerMsg };
+    const seconds = (performance.now() - started) / 1000;
+    const endToEnd = (sink.count() - since) / seconds;
+    return { ...result, endToEnd, ...cpu(result.sent, seconds) };
   };
   const plain = await run({});
   const tls = await run({ tls: true });
@@ -179,20 +200,22 @@ async function main(): Promise<void> {
       ...(postfix ? [`${(value / pick(postfix)).toFixed(2)}x Postfix`] : []),
       ...(haraka ? [`${(value / pick(haraka)).toFixed(2)}x Haraka`] : []),
     ].join(", ") || "no peer measured";
+  const cpu = (m: Mode) =>
+    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core`;
   const failures = (r: LoadResult) => (r.failed ? ` [${r.failed} failed: ${r.firstError}]` : "");
   for (const r of results) {
     console.log(`${r.name}`);
     console.log(
-      `  smtp-source conn/msg  ${r.conn.rate.toFixed(0).padStart(5)} msgs/s (${ratio(r.conn.rate, (x) => x.conn.rate)}; ${r.conn.cpuPerMsg.toFixed(2)} ms CPU/msg)`,
+      `  smtp-source conn/msg  ${r.conn.rate.toFixed(0).padStart(5)} msgs/s (${ratio(r.conn.rate, (x) => x.conn.rate)}; ${cpu(r.conn)})`,
     );
     console.log(
-      `  smtp-source persist.  ${r.persistent.rate.toFixed(0).padStart(5)} msgs/s (${ratio(r.persistent.rate, (x) => x.persistent.rate)}; ${r.persistent.cpuPerMsg.toFixed(2)} ms CPU/msg)`,
+      `  smtp-source persist.  ${r.persistent.rate.toFixed(0).padStart(5)} msgs/s (${ratio(r.persistent.rate, (x) => x.persistent.rate)}; ${cpu(r.persistent)})`,
     );
     console.log(
-      `  node client plain     ${r.node.plain.rate.toFixed(0).padStart(5)} msgs/s accepted, ${r.node.plain.endToEnd.toFixed(0)} end to end (${ratio(r.node.plain.endToEnd, (x) => x.node.plain.endToEnd)}; ${r.node.plain.cpuPerMsg.toFixed(2)} ms CPU/msg)${failures(r.node.plain)}`,
+      `  node client plain     ${r.node.plain.rate.toFixed(0).padStart(5)} msgs/s accepted, ${r.node.plain.endToEnd.toFixed(0)} end to end (${ratio(r.node.plain.endToEnd, (x) => x.node.plain.endToEnd)}; ${cpu(r.node.plain)})${failures(r.node.plain)}`,
     );
     console.log(
-      `  node client STARTTLS  ${r.node.tls.rate.toFixed(0).padStart(5)} msgs/s accepted, ${r.node.tls.endToEnd.toFixed(0)} end to end (${ratio(r.node.tls.endToEnd, (x) => x.node.tls.endToEnd)}; ${r.node.tls.cpuPerMsg.toFixed(2)} ms CPU/msg)${failures(r.node.tls)}`,
+      `  node client STARTTLS  ${r.node.tls.rate.toFixed(0).padStart(5)} msgs/s accepted, ${r.node.tls.endToEnd.toFixed(0)} end to end (${ratio(r.node.tls.endToEnd, (x) => x.node.tls.endToEnd)}; ${cpu(r.node.tls)})${failures(r.node.tls)}`,
     );
     console.log(
       `  latency at half load  ${r.node.halfRate.toFixed(0)} msgs/s offered (half of its plain rate with the mix): p50 ${r.node.half.p50Ms.toFixed(1)} ms, p99 ${r.node.half.p99Ms.toFixed(1)} ms${failures(r.node.half)}`,
