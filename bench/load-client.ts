@@ -1,6 +1,6 @@
 /**
- * The benchmarks' Node load client (beside Postfix's smtp-source): persistent SMTP sessions,
- * optionally over STARTTLS, sending 10 KB messages of a fixed mix (message-mix.ts: text, HTML,
+ * The benchmarks' Node load client (beside Postfix's smtp-source): persistent SMTP sessions or
+ * a connection per message, optionally over STARTTLS, sending 10 KB messages of a fixed mix (message-mix.ts: text, HTML,
  * an attachment, DKIM-signed) either as fast as the system takes them
  * (closed loop) or at a fixed rate (open loop, for latency at a given load), and a way to
  * hold many idle sessions open (memory per session).
@@ -21,6 +21,11 @@ export interface LoadOptions {
   /** Messages per second; undefined: as fast as the system answers. */
   readonly rate?: number;
   readonly tls?: boolean;
+  /**
+   * A new connection for every message (greeting, EHLO, STARTTLS when `tls`, the message,
+   * QUIT), as most sending MTAs connect: with `tls`, a full TLS handshake a message.
+   */
+  readonly perMessage?: boolean;
   readonly size: number;
   readonly from: string;
   readonly to: string;
@@ -28,6 +33,7 @@ export interface LoadOptions {
 
 /** Where a message's time went, in ms: from when it was due to its MAIL, then each reply. */
 export interface Phases {
+  /** With a connection per message, the connection, greeting, EHLO and STARTTLS included. */
   readonly waited: number;
   readonly mail: number;
   readonly rcpt: number;
@@ -66,16 +72,20 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let failed = 0;
   let firstError: string | undefined;
   const bodies = await messageMix(options.size, options.to);
-  const sessions = await Promise.all(Array.from({ length: options.sessions }, () => open(options)));
+  const persistent = options.perMessage
+    ? []
+    : await Promise.all(Array.from({ length: options.sessions }, () => open(options)));
   const started = performance.now();
   await Promise.all(
-    sessions.map(async (session) => {
+    Array.from({ length: options.sessions }, async (_, worker) => {
       while (next < options.messages) {
         const n = next++;
         const due = options.rate ? started + (n * 1000) / options.rate : performance.now();
         const wait = due - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        let session = persistent[worker];
         try {
+          session ??= await open(options);
           const sending = performance.now();
           const mail = await session.send(`MAIL FROM:<${options.from}>`);
           const mailed = performance.now();
@@ -99,13 +109,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         } catch (error) {
           failed++;
           firstError ??= (error as Error).message;
-          await session.send("RSET").catch(() => "");
+          if (!options.perMessage) await session?.send("RSET").catch(() => "");
+        }
+        if (options.perMessage && session) {
+          await session.send("QUIT").catch(() => "");
+          session.close();
         }
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  for (const session of sessions) {
+  for (const session of persistent) {
     await session.send("QUIT").catch(() => "");
     session.close();
   }
