@@ -1,8 +1,8 @@
 /**
  * The benchmarks' Node load client (beside Postfix's smtp-source): persistent SMTP sessions or
- * a connection per message, optionally over STARTTLS, sending 10 KB messages of a fixed mix (message-mix.ts: text, HTML,
- * an attachment, DKIM-signed) either as fast as the system takes them
- * (closed loop) or at a fixed rate (open loop, for latency at a given load), and a way to
+ * a connection per message, optionally over STARTTLS, sending 10 KB messages of a fixed mix
+ * (message-mix.ts: text, HTML, an attachment, DKIM-signed) either as fast as the system takes
+ * them (closed loop) or at a fixed rate (open loop, for latency at a given load), and a way to
  * hold many idle sessions open (memory per session).
  *
  * Latency is measured the way a sending MTA sees it on a persistent session: from the moment a

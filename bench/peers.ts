@@ -14,16 +14,17 @@
  *
  * Then, with the Node load client (bench/load-client.ts): throughput on persistent sessions in
  * plain SMTP and over STARTTLS, and over STARTTLS with a connection (and a full handshake) per
- * message, as most sending MTAs connect (every system gets the same self-signed certificate), accept
- * latency p50/p99 at half of the system's own maximum with the mix (open loop: latency counts
- * from when a message was due; for the slowest 1%, where the time went; for Moat, its own
- * accept times by stage from /metrics), and memory with 500 concurrent sessions held
+ * message, as most sending MTAs connect (every system gets the same self-signed certificate);
+ * accept latency p50/p99 at half of the system's own maximum with the mix (open loop: latency
+ * counts from when a message was due; for the slowest 1%, where the time went; for Moat, its
+ * own accept times by stage from /metrics); and memory with 500 concurrent sessions held
  * mid-transaction.
  *
  * Reported: messages/s, CPU ms per message of the system's processes (from /proc), how many
  * of the machine's cores were busy and how much of a core the system's busiest thread took
- * (what held its rate), peak RSS, and ratios to Postfix and Haraka. Needs root (Postfix), Debian's postfix package and the
- * npm registry (Haraka is installed into a temporary directory).
+ * (what held its rate), peak RSS, and ratios to Postfix and Haraka. Needs root (Postfix),
+ * Debian's postfix package and the npm registry (Haraka is installed into a temporary
+ * directory).
  *
  *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset)
  */
