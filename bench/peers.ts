@@ -198,31 +198,38 @@ async function main(): Promise<void> {
   );
   const postfix = results.find((r) => r.name === "postfix");
   const haraka = results.find((r) => r.name === "haraka (smtp_forward)");
-  const ratio = (value: number, pick: (r: (typeof results)[number]) => number) =>
+  type Result = (typeof results)[number];
+  const ratio = (value: number, pick: (r: Result) => number) =>
     [
       ...(postfix ? [`${(value / pick(postfix)).toFixed(2)}x Postfix`] : []),
       ...(haraka ? [`${(value / pick(haraka)).toFixed(2)}x Haraka`] : []),
     ].join(", ") || "no peer measured";
   const cpu = (m: Mode) =>
     `${m.cpuPerMsg.toFixed(2)} ms CPU/msg; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core`;
+  const smtpSourceModes: [string, (r: Result) => Mode][] = [
+    ["smtp-source conn/msg", (r) => r.conn],
+    ["smtp-source persist.", (r) => r.persistent],
+  ];
+  const nodeClientModes: [string, (r: Result) => Result["node"]["plain"]][] = [
+    ["node client plain", (r) => r.node.plain],
+    ["node client STARTTLS", (r) => r.node.tls],
+    ["STARTTLS, conn/msg", (r) => r.node.tlsPerMessage],
+  ];
   const failures = (r: LoadResult) => (r.failed ? ` [${r.failed} failed: ${r.firstError}]` : "");
   for (const r of results) {
     console.log(`${r.name}`);
-    console.log(
-      `  smtp-source conn/msg  ${r.conn.rate.toFixed(0).padStart(5)} msgs/s (${ratio(r.conn.rate, (x) => x.conn.rate)}; ${cpu(r.conn)})`,
-    );
-    console.log(
-      `  smtp-source persist.  ${r.persistent.rate.toFixed(0).padStart(5)} msgs/s (${ratio(r.persistent.rate, (x) => x.persistent.rate)}; ${cpu(r.persistent)})`,
-    );
-    console.log(
-      `  node client plain     ${r.node.plain.rate.toFixed(0).padStart(5)} msgs/s accepted, ${r.node.plain.endToEnd.toFixed(0)} end to end (${ratio(r.node.plain.endToEnd, (x) => x.node.plain.endToEnd)}; ${cpu(r.node.plain)})${failures(r.node.plain)}`,
-    );
-    console.log(
-      `  node client STARTTLS  ${r.node.tls.rate.toFixed(0).padStart(5)} msgs/s accepted, ${r.node.tls.endToEnd.toFixed(0)} end to end (${ratio(r.node.tls.endToEnd, (x) => x.node.tls.endToEnd)}; ${cpu(r.node.tls)})${failures(r.node.tls)}`,
-    );
-    console.log(
-      `  STARTTLS, conn/msg    ${r.node.tlsPerMessage.rate.toFixed(0).padStart(5)} msgs/s accepted, ${r.node.tlsPerMessage.endToEnd.toFixed(0)} end to end (${ratio(r.node.tlsPerMessage.endToEnd, (x) => x.node.tlsPerMessage.endToEnd)}; ${cpu(r.node.tlsPerMessage)})${failures(r.node.tlsPerMessage)}`,
-    );
+    for (const [label, pick] of smtpSourceModes) {
+      const m = pick(r);
+      console.log(
+        `  ${label.padEnd(21)} ${m.rate.toFixed(0).padStart(5)} msgs/s (${ratio(m.rate, (x) => pick(x).rate)}; ${cpu(m)})`,
+      );
+    }
+    for (const [label, pick] of nodeClientModes) {
+      const m = pick(r);
+      console.log(
+        `  ${label.padEnd(21)} ${m.rate.toFixed(0).padStart(5)} msgs/s accepted, ${m.endToEnd.toFixed(0)} end to end (${ratio(m.endToEnd, (x) => pick(x).endToEnd)}; ${cpu(m)})${failures(m)}`,
+      );
+    }
     console.log(
       `  latency at half load  ${r.node.halfRate.toFixed(0)} msgs/s offered (half of its plain rate with the mix): p50 ${r.node.half.p50Ms.toFixed(1)} ms, p99 ${r.node.half.p99Ms.toFixed(1)} ms${failures(r.node.half)}`,
     );
