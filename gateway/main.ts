@@ -26,6 +26,7 @@ import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
 import { type Metrics, createMetrics } from "./metrics";
+import { monitorEventLoop } from "./event-loop";
 import { LOOP_GUARD_HEADER } from "./inbound/received";
 import { createSpool } from "./queue/spool";
 import { openSqliteTracker } from "./store/tracker";
@@ -104,6 +105,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   if (recovered.requeued > 0 || recovered.discardedPartial > 0) log.info("queue recovered", recovered);
 
   const metrics = createMetrics();
+  const eventLoop = monitorEventLoop(); // its timer does not keep the process alive
   const pool = createConnectionPool();
   const resolver = createMxResolver(config.dns.servers);
   const outboundRelay = config.outbound.smartHost;
@@ -203,6 +205,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
           values: directory()?.size ?? spreadsheet.size,
         },
         ...directorySyncGauges(sync),
+        ...eventLoop.scrape(),
         ...(bayes
           ? {
               moat_bayes_learned_messages: {
@@ -278,6 +281,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       await web.close();
       await tracker.close();
       bayes?.close();
+      eventLoop.stop();
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics (text exposition format 0.0.4) for `GET /metrics`: counters the mail
  * path increments, histograms it observes (how long accepting a message took, by stage), and
- * gauges read at scrape time (queue sizes). No client library: the format is a few lines, and
+ * series read at scrape time (queue sizes, the event loop's load: event-loop.ts). No client library: the format is a few lines, and
  * the series here are plain numbers in one process.
  */
 export const COUNTERS = {
@@ -31,15 +31,22 @@ export const HISTOGRAMS = {
 } as const;
 export type HistogramName = keyof typeof HISTOGRAMS;
 
+/**
+ * Series read at scrape time: name -> value, or label value -> value. A gauge unless `type`
+ * says counter (a total kept elsewhere, such as the event loop's busy time).
+ */
+export type Gauges = Readonly<
+  Record<
+    string,
+    { type?: "gauge" | "counter"; help: string; label?: string; values: number | Readonly<Record<string, number>> }
+  >
+>;
+
 export interface Metrics {
   inc(name: CounterName, labels?: Readonly<Record<string, string>>): void;
   observe(name: HistogramName, labels: Readonly<Record<string, string>>, seconds: number): void;
-  /** The exposition text, with the given gauges (name -> value, or label value -> value). */
-  render(
-    gauges: Readonly<
-      Record<string, { help: string; label?: string; values: number | Readonly<Record<string, number>> }>
-    >,
-  ): string;
+  /** The exposition text, with the series read at scrape time. */
+  render(gauges: Gauges): string;
 }
 
 function labelText(labels: Readonly<Record<string, string>>): string {
@@ -104,7 +111,7 @@ export function createMetrics(): Metrics {
         }
       }
       for (const [name, gauge] of Object.entries(gauges)) {
-        lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`);
+        lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} ${gauge.type ?? "gauge"}`);
         if (typeof gauge.values === "number") lines.push(`${name} ${gauge.values}`);
         else
           for (const [label, value] of Object.entries(gauge.values))

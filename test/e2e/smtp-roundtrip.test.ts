@@ -165,6 +165,10 @@ describe("serve --config with a stack output file", () => {
     // Nothing learned yet: an admin sees the Bayes filter is not voting.
     expect(metrics).toMatch(/^moat_bayes_learned_messages\{label="spam"\} 0$/m);
     expect(metrics).toMatch(/^moat_bayes_learned_messages\{label="ham"\} 0$/m);
+    // The event loop's load: it has run every message above, and each scrape is a new delay window.
+    expect(metrics).toContain("# TYPE moat_event_loop_busy_seconds_total counter\n");
+    expect(Number(/^moat_event_loop_busy_seconds_total (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^moat_event_loop_delay_seconds\{quantile="0\.99"\} \d/m);
   });
 });
 

@@ -103,4 +103,37 @@ describe("metrics", () => {
     expect(Number(/^moat_accept_seconds_sum\{stage="total"\} (\S+)$/m.exec(text)?.[1])).toBeCloseTo(100.021, 6);
     expect(text).toMatch(/^moat_accept_seconds_count\{stage="spool"\} 1$/m);
   });
+
+  it("reports the event loop's busy time as a counter and how late it ran since the previous scrape", async () => {
+    const { createMetrics } = await import("../../gateway/metrics.js");
+    const { monitorEventLoop } = await import("../../gateway/event-loop.js");
+    const metrics = createMetrics();
+    const loop = monitorEventLoop();
+    const scrape = () => metrics.render(loop.scrape());
+    const busy = (text: string) => Number(/^moat_event_loop_busy_seconds_total (\S+)$/m.exec(text)?.[1]);
+    const late = (text: string, quantile: string) =>
+      Number(new RegExp(`^moat_event_loop_delay_seconds\\{quantile="${quantile}"\\} (\\S+)$`, "m").exec(text)?.[1]);
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      await sleep(50);
+      const before = scrape();
+      expect(before).toContain("# TYPE moat_event_loop_busy_seconds_total counter\n");
+      expect(before).toContain("# TYPE moat_event_loop_delay_seconds gauge\n");
+      await sleep(30);
+      const blockedAt = performance.now();
+      while (performance.now() - blockedAt < 200); // the loop held for 200 ms, as by a stuck verdict
+      await sleep(40);
+      const blocked = scrape();
+      expect(busy(blocked) - busy(before)).toBeGreaterThanOrEqual(0.19);
+      expect(late(blocked, "max")).toBeGreaterThanOrEqual(0.15);
+      expect(late(blocked, "max")).toBeLessThan(1);
+      // The next window does not hold the stall, and the counter only grows.
+      await sleep(120);
+      const after = scrape();
+      expect(late(after, "max")).toBeLessThan(0.15);
+      expect(busy(after)).toBeGreaterThanOrEqual(busy(blocked));
+    } finally {
+      loop.stop();
+    }
+  });
 });
