@@ -17,7 +17,7 @@
  * message, as most sending MTAs connect (every system gets the same self-signed certificate);
  * accept latency p50/p99 at half of the system's own maximum with the mix (open loop: latency
  * counts from when a message was due; for the slowest 1%, where the time went; for Moat, its
- * own accept times by stage from /metrics); and memory with 500 concurrent sessions held
+ * own accept times by stage and its event loop's load from /metrics); and memory with 500 concurrent sessions held
  * mid-transaction.
  *
  * Reported: messages/s, CPU ms per message of the system's processes (from /proc), how many
@@ -34,7 +34,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { ACCEPT_STAGES } from "../gateway/metrics";
-import { quantileMs, scrapeAcceptStages } from "./accept-stages";
+import { eventLoopBetween, quantileMs, scrapeAcceptStages } from "./accept-stages";
 import { startDnsStub } from "./dns-stub";
 import { type LoadResult, holdSessions, runLoad } from "./load-client";
 import {
@@ -147,7 +147,8 @@ async function measureWithNodeClient(system: System, sink: Sink) {
           return p50 === undefined || p99 === undefined ? [] : [`${stage} ${p50.toFixed(1)} / ${p99.toFixed(1)}`];
         })
       : [];
-  return { plain, tls, tlsPerMessage, half, halfRate, stages };
+  const eventLoop = before && after ? eventLoopBetween(before, after) : undefined;
+  return { plain, tls, tlsPerMessage, half, halfRate, stages, eventLoop };
 }
 
 async function main(): Promise<void> {
@@ -235,10 +236,11 @@ async function main(): Promise<void> {
     );
     const slow = r.node.half.slowest;
     console.log(
-      `  slowest 1% there     waited ${slow.waited.toFixed(1)}, MAIL ${slow.mail.toFixed(1)}, RCPT ${slow.rcpt.toFixed(1)}, DATA ${slow.data.toFixed(1)}, data to 250 ${slow.body.toFixed(1)} ms (means)`,
+      `  slowest 1% there     waited ${slow.waited.toFixed(1)}, MAIL ${slow.mail.toFixed(1)}, RCPT ${slow.rcpt.toFixed(1)}, DATA ${slow.data.toFixed(1)}, data to 250 ${slow.body.toFixed(1)} ms (means); the client's own loop late p99 ${r.node.half.clientLateMs.p99.toFixed(1)} / max ${r.node.half.clientLateMs.max.toFixed(1)} ms`,
     );
     if (r.node.stages.length > 0)
       console.log(`  its own accept times  p50 / p99 ms: ${r.node.stages.join(", ")} (moat_accept_seconds)`);
+    if (r.node.eventLoop) console.log(`  its event loop there  ${r.node.eventLoop}`);
     console.log(
       `  ${HELD_SESSIONS} sessions held     ${r.sessions.open} open (${r.sessions.errors} failed), fresh start: PSS ${r.sessions.idleMb.toFixed(0)} MB idle -> ${r.sessions.heldMb.toFixed(0)} MB`,
     );

@@ -3,12 +3,20 @@
  * pipeline (as bench/peers.ts does: compiled, as the image runs it) with a CPU profiler in it,
  * sends MESSAGES messages with smtp-source (persistent sessions; `--conn`: a connection per
  * message; `--mix`: the Node client's message mix instead; `--off`: filters off), stops the
- * gateway and prints the functions and packages with the most CPU of their own. The profile is kept for Chrome
+ * gateway and prints the functions and packages with the most CPU of their own.
+ *
+ * `--rate N`: after 1,000 messages of the mix as fast as they go (a warm-up), MESSAGES of it at
+ * N messages a second (open loop, as bench/peers.ts measures latency), for where the latency
+ * tail comes from. It prints the client's p50/p99 and the event loop's busy
+ * stretches (back-to-back samples that are not idle): how much of its busy time came in
+ * stretches long enough to hold a reply up, and what ran in them. The profiler samples every
+ * 1 ms then (200 µs otherwise), which adds less to the latencies it is run to explain, though
+ * still some: compare the p99 with bench/peers.ts's. The profile is kept for Chrome
  * DevTools (Performance, "Load profile"). Start-up is in the profile too, and line numbers are
  * those of the compiled JavaScript in dist/. Only the gateway's main thread is sampled: with
  * `--thread` the verdict's own thread is not in the profile.
  *
- *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn] [--thread | --off]
+ *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn | --rate N] [--thread | --off]
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
@@ -16,11 +24,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { startDnsStub } from "./dns-stub";
+import { eventLoopBetween, scrapeAcceptStages } from "./accept-stages";
 import { runLoad } from "./load-client";
 import { startMoat, startSmtpSink } from "./peer-systems";
 
-const MESSAGES = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 4000);
-const MIX = process.argv.includes("--mix");
+const rateAt = process.argv.indexOf("--rate");
+const RATE = rateAt > 0 ? Number(process.argv[rateAt + 1]) : undefined;
+if (RATE !== undefined && !(RATE > 0)) throw new Error("--rate needs a number of messages a second");
+const MESSAGES = Number(process.argv.find((a, i) => /^\d+$/.test(a) && i !== rateAt + 1) ?? 4000);
+const MIX = process.argv.includes("--mix") || RATE !== undefined;
+/** With --rate: the mix as fast as it goes first, this many messages (not in the busy stretches). */
+const WARM_UP = 1000;
+/** Messages in the profile, for the per-message figures. */
+const PROFILED = MESSAGES + (RATE === undefined ? 0 : WARM_UP);
+/** A stretch of the loop at least this long holds up a reply by a large part of the 20 ms target. */
+const LONG_STRETCH_MS = [4, 8];
 const FROM = "sender@outside.example";
 const TO = "anna.berg@northwind.example";
 
@@ -29,34 +47,92 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
 }
 
-/** Self time by function and by package (node_modules package, node: module or our folder). */
-function summarize(file: string): void {
-  const profile = JSON.parse(readFileSync(file, "utf8")) as {
-    nodes: ProfileNode[];
-    samples: number[];
-    startTime: number;
-    endTime: number;
-  };
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  /** µs between samples; V8's clock is CLOCK_MONOTONIC, as process.hrtime's. */
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+/** The package a frame belongs to (node_modules package, node: module or our folder), and the function. */
+function frameNames({ functionName, url, lineNumber }: ProfileNode["callFrame"]): { pkg: string; fn: string } {
+  const where = url.replace(/^.*node_modules\//, "").replace(/^file:\/\/.*?\/(gateway|bench|test)\//, "$1/");
+  const pkg =
+    /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? (url ? where.replace(/\/[^/]*$/, "/") : functionName);
+  return { pkg, fn: `${functionName || "(anonymous)"} ${where}:${lineNumber + 1}` };
+}
+
+const top = (m: Map<string, number>, n: number, per: number) =>
+  [...m]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, ms]) => `  ${ms.toFixed(0).padStart(7)} ms  ${(ms / per).toFixed(3)} ms/msg  ${k}`)
+    .join("\n");
+
+/** Self time by function and by package. */
+function summarize(profile: Profile): void {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const msPerSample = (profile.endTime - profile.startTime) / 1000 / profile.samples.length;
   const functions = new Map<string, number>();
   const packages = new Map<string, number>();
   for (const id of profile.samples) {
-    const { functionName, url, lineNumber } = (byId.get(id) as ProfileNode).callFrame;
-    const where = url.replace(/^.*node_modules\//, "").replace(/^file:\/\/.*?\/(gateway|bench|test)\//, "$1/");
-    const pkg =
-      /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? (url ? where.replace(/\/[^/]*$/, "/") : functionName);
-    const fn = `${functionName || "(anonymous)"} ${where}:${lineNumber + 1}`;
+    const { pkg, fn } = frameNames((byId.get(id) as ProfileNode).callFrame);
     functions.set(fn, (functions.get(fn) ?? 0) + msPerSample);
     packages.set(pkg, (packages.get(pkg) ?? 0) + msPerSample);
   }
-  const top = (m: Map<string, number>, n: number) =>
-    [...m]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, n)
-      .map(([k, ms]) => `  ${ms.toFixed(0).padStart(7)} ms  ${(ms / MESSAGES).toFixed(3)} ms/msg  ${k}`)
-      .join("\n");
-  console.log(`by package (self time):\n${top(packages, 20)}\nby function (self time):\n${top(functions, 30)}`);
+  console.log(
+    `by package (self time):\n${top(packages, 20, PROFILED)}\nby function (self time):\n${top(functions, 30, PROFILED)}`,
+  );
+}
+
+/**
+ * The event loop between `from` and `to` (µs, CLOCK_MONOTONIC): its busy stretches, runs of
+ * samples that are not idle (one callback after another with no wait between: a reply that
+ * arrives during one waits for its end), and the self time in the long ones by package.
+ */
+function busyStretches(profile: Profile, from: number, to: number): void {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const stretches: { ms: number; samples: [number, number][] }[] = [];
+  let current: (typeof stretches)[number] | undefined;
+  let at = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
+    const ms = (profile.timeDeltas[i + 1] ?? 0) / 1000; // this sample stands for the time to the next
+    if (at < from || at > to) continue;
+    const id = profile.samples[i] as number;
+    if ((byId.get(id) as ProfileNode).callFrame.functionName === "(idle)") {
+      if (current) stretches.push(current);
+      current = undefined;
+      continue;
+    }
+    current ??= { ms: 0, samples: [] };
+    current.ms += ms;
+    current.samples.push([id, ms]);
+  }
+  if (current) stretches.push(current);
+  const busy = stretches.reduce((sum, s) => sum + s.ms, 0);
+  const seconds = (to - from) / 1e6;
+  const longest = Math.max(0, ...stretches.map((s) => s.ms));
+  console.log(
+    `event loop: busy ${((100 * busy) / 1000 / seconds).toFixed(0)}% of ${seconds.toFixed(1)} s, ${stretches.length} busy stretches, the longest ${longest.toFixed(1)} ms`,
+  );
+  for (const limit of LONG_STRETCH_MS) {
+    const long = stretches.filter((s) => s.ms > limit);
+    const ms = long.reduce((sum, s) => sum + s.ms, 0);
+    console.log(
+      `  longer than ${limit} ms: ${long.length} (${((100 * long.length) / Math.max(1, stretches.length)).toFixed(1)}% of them), ${((100 * ms) / Math.max(1, busy)).toFixed(0)}% of the busy time`,
+    );
+  }
+  const limit = LONG_STRETCH_MS[LONG_STRETCH_MS.length - 1] as number;
+  const packages = new Map<string, number>();
+  for (const stretch of stretches.filter((s) => s.ms > limit))
+    for (const [id, ms] of stretch.samples) {
+      const { pkg } = frameNames((byId.get(id) as ProfileNode).callFrame);
+      packages.set(pkg, (packages.get(pkg) ?? 0) + ms);
+    }
+  console.log(`in the stretches longer than ${limit} ms (self time by package):\n${top(packages, 15, MESSAGES)}`);
 }
 
 async function main(): Promise<void> {
@@ -66,6 +142,7 @@ async function main(): Promise<void> {
   const certificate = makeCertificate(dir, "bench", "relay.bench.test");
   process.env.NODE_OPTIONS = `--require ${join(__dirname, "cpu-profile-hook.cjs")}`;
   process.env.MOAT_CPU_PROFILE_DIR = dir;
+  if (RATE !== undefined) process.env.MOAT_PROFILE_INTERVAL_US = "1000";
   const moat = await startMoat(
     sink.port,
     process.argv.includes("--thread") ? "thread" : process.argv.includes("--off") ? "off" : "full",
@@ -77,8 +154,28 @@ async function main(): Promise<void> {
     throw error;
   });
   delete process.env.NODE_OPTIONS;
+  let window: { from: number; to: number } | undefined;
   try {
-    if (MIX) await runLoad({ port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO });
+    if (RATE !== undefined) {
+      const load = { port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO };
+      // Warmed up first, as bench/peers.ts's latency run is: a cold gateway's first seconds (code
+      // loaded and compiled) are busy stretches of 100-200 ms that no production gateway has.
+      await runLoad({ ...load, messages: WARM_UP });
+      const metricsUrl = moat.metricsUrl as string;
+      const before = await scrapeAcceptStages(metricsUrl);
+      const from = Number(process.hrtime.bigint() / 1000n);
+      const result = await runLoad({ ...load, rate: RATE });
+      window = { from, to: Number(process.hrtime.bigint() / 1000n) };
+      const after = await scrapeAcceptStages(metricsUrl);
+      const phases = Object.entries(result.slowest)
+        .map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`)
+        .join(", ");
+      console.log(
+        `${result.sent} sent at ${result.rate.toFixed(0)} msgs/s (${result.failed} failed): p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms; the slowest 1% waited (ms) ${phases}; the client's own loop late p99 ${result.clientLateMs.p99.toFixed(1)} ms`,
+      );
+      console.log(`its event loop: ${eventLoopBetween(before, after)}`);
+    } else if (MIX)
+      await runLoad({ port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO });
     else {
       const args = ["-s", "20", "-l", "10240", "-m", String(MESSAGES), "-f", FROM, "-t", TO];
       if (!process.argv.includes("--conn")) args.push("-d");
@@ -86,7 +183,7 @@ async function main(): Promise<void> {
       await new Promise((resolve) => source.on("exit", resolve));
     }
     const deadline = Date.now() + 120_000;
-    while (sink.count() < MESSAGES && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (sink.count() < PROFILED && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   } finally {
     await moat.stop();
     sink.stop();
@@ -95,9 +192,11 @@ async function main(): Promise<void> {
   const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
   if (!file) throw new Error("the gateway wrote no profile");
   console.log(
-    `${sink.count()} messages delivered (${MIX ? "the Node client's mix" : process.argv.includes("--conn") ? "smtp-source, a connection per message" : "smtp-source, persistent sessions"})`,
+    `${sink.count()} messages delivered (${RATE ? `the Node client's mix at ${RATE} msgs/s` : MIX ? "the Node client's mix" : process.argv.includes("--conn") ? "smtp-source, a connection per message" : "smtp-source, persistent sessions"})`,
   );
-  summarize(join(dir, file));
+  const profile = JSON.parse(readFileSync(join(dir, file), "utf8")) as Profile;
+  summarize(profile);
+  if (window) busyStretches(profile, window.from, window.to);
   console.log(`profile: ${join(dir, file)}`);
 }
 
