@@ -12,6 +12,7 @@
  * reply slow) from one slow stage (only the reply after the data).
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { DELAY_RESOLUTION_MS, lateMs } from "../gateway/event-loop";
 import { type RawSession, openRawSession } from "../test/helpers/raw-smtp";
 import { messageMix } from "./message-mix";
 
@@ -61,9 +62,6 @@ export interface LoadResult {
   readonly firstError?: string;
 }
 
-/** As gateway/event-loop.ts: the monitor records the timer's interval, lateness is beyond it. */
-const MONITOR_RESOLUTION_MS = 10;
-
 async function open(options: LoadOptions): Promise<RawSession> {
   const session = await openRawSession(options.port, 30_000);
   const greeting = await session.reply();
@@ -86,7 +84,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     ? []
     : await Promise.all(Array.from({ length: options.sessions }, () => open(options)));
   const started = performance.now();
-  const loop = monitorEventLoopDelay({ resolution: MONITOR_RESOLUTION_MS });
+  const loop = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
   loop.enable();
   await Promise.all(
     Array.from({ length: options.sessions }, async (_, worker) => {
@@ -132,7 +130,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   );
   const seconds = (performance.now() - started) / 1000;
   loop.disable();
-  const late = (ns: number) => (loop.count === 0 ? 0 : Math.max(0, ns / 1e6 - MONITOR_RESOLUTION_MS));
+  const late = (ns: number) => (loop.count === 0 ? 0 : lateMs(ns));
   const clientLateMs = { p99: late(loop.percentile(99)), max: late(loop.max) };
   for (const session of persistent) {
     await session.send("QUIT").catch(() => "");

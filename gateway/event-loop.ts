@@ -14,7 +14,15 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import type { Gauges } from "./metrics";
 
 /** How often the delay monitor's timer is due (libuv timer, in C++: no JavaScript runs for it). */
-const RESOLUTION_MS = 10;
+export const DELAY_RESOLUTION_MS = 10;
+
+/**
+ * How late the monitor's timer ran, in ms, from one of its readings (ns). The monitor records
+ * the whole interval: a timer due in 10 ms that ran at 10 ms is a 10 ms reading, 0 late.
+ */
+export function lateMs(ns: number): number {
+  return Math.max(0, ns / 1e6 - DELAY_RESOLUTION_MS);
+}
 
 export interface EventLoopMonitor {
   /** The series as of now; restarts the delay's window. */
@@ -23,13 +31,11 @@ export interface EventLoopMonitor {
 }
 
 export function monitorEventLoop(): EventLoopMonitor {
-  const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  const delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
   delay.enable();
   return {
     scrape() {
-      // The monitor counts its own resolution as delay-free: a timer due in 10 ms that ran at
-      // 10 ms is recorded as 10 ms. The figures here are what is late beyond that.
-      const late = (ns: number) => (delay.count === 0 ? 0 : Math.max(0, ns / 1e6 - RESOLUTION_MS) / 1e3);
+      const late = (ns: number) => (delay.count === 0 ? 0 : lateMs(ns) / 1e3);
       const values = {
         "0.5": late(delay.percentile(50)),
         "0.99": late(delay.percentile(99)),
