@@ -1,6 +1,6 @@
 /**
  * Benchmark (not a test): Moat side by side with its peers, in one run on this machine
- * (issue #8). Load: Postfix's `smtp-source` (20 sessions, 10 KB messages, one recipient),
+ * (issue #8). Load: Postfix's `smtp-source` (20 sessions unless BENCH_SESSIONS says, 10 KB messages, one recipient),
  * once with a new connection per message and once with persistent sessions (`-d`). Every
  * system relays to the same sink, Postfix's `smtp-sink`; a run ends when the sink has every
  * message. Systems:
@@ -26,7 +26,8 @@
  * Debian's postfix package and the npm registry (Haraka is installed into a temporary
  * directory).
  *
- *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset)
+ *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset;
+ *                                       BENCH_SESSIONS=50: sessions at once instead of 20)
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -51,7 +52,13 @@ import {
 } from "./peer-systems";
 
 const MESSAGES = Number(process.argv[2] ?? 2000);
-const SESSIONS = 20;
+/**
+ * Sessions at once, for smtp-source and the Node client (BENCH_SESSIONS; 20 unless set). With
+ * 20, Haraka's smtp_forward is held by waiting on the sink (it forwards during the DATA); with
+ * 50 or more it is held by its event loop, as Moat is.
+ */
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 20);
+if (!Number.isInteger(SESSIONS) || SESSIONS < 1) throw new Error(`BENCH_SESSIONS must be a whole number of sessions`);
 const SIZE = 10240;
 const FROM = "sender@outside.example";
 const TO = "anna.berg@northwind.example";
