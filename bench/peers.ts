@@ -1,9 +1,9 @@
 /**
  * Benchmark (not a test): Moat side by side with its peers, in one run on this machine
- * (issue #8). Load: Postfix's `smtp-source` (20 sessions unless BENCH_SESSIONS says, 10 KB messages, one recipient),
- * once with a new connection per message and once with persistent sessions (`-d`). Every
- * system relays to the same sink, Postfix's `smtp-sink`; a run ends when the sink has every
- * message. Systems:
+ * (issue #8). Load: Postfix's `smtp-source` (20 sessions unless BENCH_SESSIONS says, 10 KB
+ * messages, one recipient), once with a new connection per message and once with persistent
+ * sessions (`-d`). Every system relays to the same sink, Postfix's `smtp-sink`; a run ends
+ * when the sink has every message. Systems:
  *
  *   postfix       Postfix as a plain relay (its queue, fsync on, no filter), from Debian
  *   haraka        Haraka from npm with smtp_forward (no local queue), one process; and with its
@@ -17,8 +17,8 @@
  * message, as most sending MTAs connect (every system gets the same self-signed certificate);
  * accept latency p50/p99 at half of the system's own maximum with the mix (open loop: latency
  * counts from when a message was due; for the slowest 1%, where the time went; for Moat, its
- * own accept times by stage and its event loop's load from /metrics); and memory with 500 concurrent sessions held
- * mid-transaction.
+ * own accept times by stage and its event loop's load from /metrics); and memory with 500
+ * concurrent sessions held mid-transaction.
  *
  * Reported: messages/s, CPU ms per message of the system's processes (from /proc), how many
  * of the machine's cores were busy and how much of a core the system's busiest thread took
