@@ -17,7 +17,7 @@ export interface Scrape {
   readonly at: number;
 }
 
-export async function scrapeAcceptStages(metricsUrl: string): Promise<Scrape> {
+export async function scrapeMoatMetrics(metricsUrl: string): Promise<Scrape> {
   const text = await (await fetch(metricsUrl)).text();
   const at = performance.now();
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);

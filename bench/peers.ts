@@ -35,7 +35,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { ACCEPT_STAGES } from "../gateway/metrics";
-import { eventLoopBetween, quantileMs, scrapeAcceptStages } from "./accept-stages";
+import { eventLoopBetween, quantileMs, scrapeMoatMetrics } from "./accept-stages";
 import { startDnsStub } from "./dns-stub";
 import { type LoadResult, holdSessions, runLoad } from "./load-client";
 import {
@@ -144,9 +144,9 @@ async function measureWithNodeClient(system: System, sink: Sink) {
   const tls = await run({ tls: true });
   const tlsPerMessage = await run({ tls: true, perMessage: true });
   const halfRate = plain.endToEnd / 2;
-  const before = system.metricsUrl ? await scrapeAcceptStages(system.metricsUrl) : undefined;
+  const before = system.metricsUrl ? await scrapeMoatMetrics(system.metricsUrl) : undefined;
   const half = await run({ messages: Math.max(400, Math.round(halfRate * 10)), rate: halfRate });
-  const after = system.metricsUrl ? await scrapeAcceptStages(system.metricsUrl) : undefined;
+  const after = system.metricsUrl ? await scrapeMoatMetrics(system.metricsUrl) : undefined;
   const stages =
     before && after
       ? ACCEPT_STAGES.flatMap((stage) => {

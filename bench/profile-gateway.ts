@@ -7,11 +7,12 @@
  *
  * `--rate N`: after 1,000 messages of the mix as fast as they go (a warm-up), MESSAGES of it at
  * N messages a second (open loop, as bench/peers.ts measures latency), for where the latency
- * tail comes from. It prints the client's p50/p99 and the event loop's busy
- * stretches (back-to-back samples that are not idle): how much of its busy time came in
- * stretches long enough to hold a reply up, and what ran in them. The profiler samples every
- * 1 ms then (200 µs otherwise), which adds less to the latencies it is run to explain, though
- * still some: compare the p99 with bench/peers.ts's. The profile is kept for Chrome
+ * tail comes from. It prints the client's p50/p99, the event loop's load from /metrics
+ * (moat_event_loop_*), and its busy stretches in the profile (back-to-back samples that are
+ * not idle): how much of its busy time came in stretches long enough to hold a reply up, and
+ * what ran in them. The profiler samples every 1 ms then (200 µs otherwise), which adds less
+ * to the latencies it is run to explain, though still some: compare the p99 with
+ * bench/peers.ts's. The profile is kept for Chrome
  * DevTools (Performance, "Load profile"). Start-up is in the profile too, and line numbers are
  * those of the compiled JavaScript in dist/. Only the gateway's main thread is sampled: with
  * `--thread` the verdict's own thread is not in the profile.
@@ -24,7 +25,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { startDnsStub } from "./dns-stub";
-import { eventLoopBetween, scrapeAcceptStages } from "./accept-stages";
+import { eventLoopBetween, scrapeMoatMetrics } from "./accept-stages";
 import { runLoad } from "./load-client";
 import { startMoat, startSmtpSink } from "./peer-systems";
 
@@ -156,17 +157,17 @@ async function main(): Promise<void> {
   delete process.env.NODE_OPTIONS;
   let window: { from: number; to: number } | undefined;
   try {
+    const load = { port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO };
     if (RATE !== undefined) {
-      const load = { port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO };
       // Warmed up first, as bench/peers.ts's latency run is: a cold gateway's first seconds (code
       // loaded and compiled) are busy stretches of 100-200 ms that no production gateway has.
       await runLoad({ ...load, messages: WARM_UP });
       const metricsUrl = moat.metricsUrl as string;
-      const before = await scrapeAcceptStages(metricsUrl);
+      const before = await scrapeMoatMetrics(metricsUrl);
       const from = Number(process.hrtime.bigint() / 1000n);
       const result = await runLoad({ ...load, rate: RATE });
       window = { from, to: Number(process.hrtime.bigint() / 1000n) };
-      const after = await scrapeAcceptStages(metricsUrl);
+      const after = await scrapeMoatMetrics(metricsUrl);
       const phases = Object.entries(result.slowest)
         .map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`)
         .join(", ");
@@ -174,8 +175,7 @@ async function main(): Promise<void> {
         `${result.sent} sent at ${result.rate.toFixed(0)} msgs/s (${result.failed} failed): p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms; the slowest 1% waited (ms) ${phases}; the client's own loop late p99 ${result.clientLateMs.p99.toFixed(1)} ms`,
       );
       console.log(`its event loop: ${eventLoopBetween(before, after)}`);
-    } else if (MIX)
-      await runLoad({ port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO });
+    } else if (MIX) await runLoad(load);
     else {
       const args = ["-s", "20", "-l", "10240", "-m", String(MESSAGES), "-f", FROM, "-t", TO];
       if (!process.argv.includes("--conn")) args.push("-d");

@@ -11,7 +11,7 @@
  *   that long before the gateway reads it.
  */
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import type { Gauges } from "./metrics";
+import type { ScrapedSeries } from "./metrics";
 
 /** How often the delay monitor's timer is due (libuv timer, in C++: no JavaScript runs for it). */
 export const DELAY_RESOLUTION_MS = 10;
@@ -26,7 +26,7 @@ export function lateMs(ns: number): number {
 
 export interface EventLoopMonitor {
   /** The series as of now; restarts the delay's window. */
-  scrape(): Gauges;
+  scrape(): ScrapedSeries;
   stop(): void;
 }
 

@@ -25,7 +25,7 @@ import { createGatewayScanner } from "./filters/thread-scanner";
 import { createInboundServer } from "./inbound/server";
 import { loadCertificate, watchCertificate } from "./inbound/tls";
 import type { Logger } from "./log";
-import { type Metrics, createMetrics } from "./metrics";
+import { type ScrapedSeries, createMetrics } from "./metrics";
 import { monitorEventLoop } from "./event-loop";
 import { LOOP_GUARD_HEADER } from "./inbound/received";
 import { createSpool } from "./queue/spool";
@@ -295,7 +295,7 @@ function directoryHealth(sync: DirectorySync | undefined): string {
   return status.lastError ? `${synced}; last run FAILED ${status.lastErrorAt}: ${status.lastError}` : synced;
 }
 
-function directorySyncGauges(sync: DirectorySync | undefined): Parameters<Metrics["render"]>[0] {
+function directorySyncGauges(sync: DirectorySync | undefined): ScrapedSeries {
   if (!sync) return {};
   const status = sync.status();
   return {

@@ -1,8 +1,8 @@
 /**
  * Prometheus metrics (text exposition format 0.0.4) for `GET /metrics`: counters the mail
  * path increments, histograms it observes (how long accepting a message took, by stage), and
- * series read at scrape time (queue sizes, the event loop's load: event-loop.ts). No client library: the format is a few lines, and
- * the series here are plain numbers in one process.
+ * series read at scrape time (queue sizes, the event loop's load: event-loop.ts). No client
+ * library: the format is a few lines, and the series here are plain numbers in one process.
  */
 export const COUNTERS = {
   moat_smtp_sessions_total: "SMTP sessions opened",
@@ -35,7 +35,7 @@ export type HistogramName = keyof typeof HISTOGRAMS;
  * Series read at scrape time: name -> value, or label value -> value. A gauge unless `type`
  * says counter (a total kept elsewhere, such as the event loop's busy time).
  */
-export type Gauges = Readonly<
+export type ScrapedSeries = Readonly<
   Record<
     string,
     { type?: "gauge" | "counter"; help: string; label?: string; values: number | Readonly<Record<string, number>> }
@@ -46,7 +46,7 @@ export interface Metrics {
   inc(name: CounterName, labels?: Readonly<Record<string, string>>): void;
   observe(name: HistogramName, labels: Readonly<Record<string, string>>, seconds: number): void;
   /** The exposition text, with the series read at scrape time. */
-  render(gauges: Gauges): string;
+  render(scraped: ScrapedSeries): string;
 }
 
 function labelText(labels: Readonly<Record<string, string>>): string {
@@ -86,7 +86,7 @@ export function createMetrics(): Metrics {
       series.set(key, (series.get(key) ?? 0) + 1);
       counts.set(name, series);
     },
-    render(gauges) {
+    render(scraped) {
       const lines: string[] = [];
       for (const [name, help] of Object.entries(COUNTERS) as [CounterName, string][]) {
         lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
@@ -110,7 +110,7 @@ export function createMetrics(): Metrics {
           lines.push(`${name}_count${labelText(series.labels)} ${cumulative}`);
         }
       }
-      for (const [name, gauge] of Object.entries(gauges)) {
+      for (const [name, gauge] of Object.entries(scraped)) {
         lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} ${gauge.type ?? "gauge"}`);
         if (typeof gauge.values === "number") lines.push(`${name} ${gauge.values}`);
         else
