@@ -1,6 +1,6 @@
 /**
  * Prometheus metrics (text exposition format 0.0.4) for `GET /metrics`: counters the mail
- * path increments, histograms it observes (how long accepting a message took, by stage), and
+ * path increments, histograms it observes (how long accepting and delivering took, by stage), and
  * series read at scrape time (queue sizes, the event loop's load: event-loop.ts). No client
  * library: the format is a few lines, and the series here are plain numbers in one process.
  */
@@ -19,6 +19,15 @@ const LATENCY_BUCKETS = [
   60,
 ] as const;
 
+/**
+ * Upper bounds in seconds for delivery: an attempt takes milliseconds to a minute; a message
+ * deferred can wait hours to days in the queue (the last bound is Postfix's default queue
+ * lifetime, five days).
+ */
+const DELIVERY_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400, 432000,
+] as const;
+
 /** The stages of `moat_accept_seconds`, in the order a message passes them. */
 export const ACCEPT_STAGES = ["transfer", "verdict", "spool", "record", "total"] as const;
 export type AcceptStage = (typeof ACCEPT_STAGES)[number];
@@ -27,6 +36,10 @@ export const HISTOGRAMS = {
   moat_accept_seconds: {
     help: "time to accept a message (250), by stage: transfer (354 to the end of the data), verdict (to the verdict; with filters on), spool (to on disk), record (to on record in the tracker and the 250), total (354 to 250)",
     buckets: LATENCY_BUCKETS,
+  },
+  moat_delivery_seconds: {
+    help: "delivery, by stage: attempt (one attempt to deliver a message, whatever its outcome), delivered (from the message's arrival to its delivery, per recipient delivered, deferrals included)",
+    buckets: DELIVERY_BUCKETS,
   },
 } as const;
 export type HistogramName = keyof typeof HISTOGRAMS;

@@ -162,10 +162,13 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     const { envelope } = message;
     // Headers the verdict added (Authentication-Results) go on top; the spooled bytes stay the original.
     const added = (message.meta?.headers ?? []).map((h) => `${h}\r\n`).join("");
+    const started = performance.now();
     const result = await attemptAllRoutes(message, added);
+    options.metrics?.observe("moat_delivery_seconds", { stage: "attempt" }, (performance.now() - started) / 1000);
     const pending: { rcpt: string; response: string }[] = [];
     const failed: { recipient: string; response: string }[] = [];
     const attemptedAt = now();
+    const inQueueSeconds = Math.max(0, attemptedAt - Date.parse(envelope.receivedAt)) / 1000;
     for (const rcpt of envelope.rcptTo) {
       const outcome = result.outcomes.get(rcpt) ?? { outcome: "temporary", response: "no outcome" };
       options.tracker
@@ -179,8 +182,11 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         .catch((error: Error) => log.error("tracker write failed", { id, error: error.message }));
       options.metrics?.inc("moat_delivery_attempts_total", { outcome: outcome.outcome });
       const fields = { id, to: rcpt, reply: outcome.response };
-      if (outcome.outcome === "delivered") log.info("delivered", fields);
-      else if (outcome.outcome === "permanent") {
+      if (outcome.outcome === "delivered") {
+        log.info("delivered", fields);
+        if (Number.isFinite(inQueueSeconds))
+          options.metrics?.observe("moat_delivery_seconds", { stage: "delivered" }, inQueueSeconds);
+      } else if (outcome.outcome === "permanent") {
         log.warn("delivery refused permanently", fields);
         failed.push({ recipient: rcpt, response: outcome.response });
       } else {

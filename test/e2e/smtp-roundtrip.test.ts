@@ -150,6 +150,10 @@ describe("serve --config with a stack output file", () => {
     ).toBeGreaterThanOrEqual(7); // 1 + 1 mixed + 5 reused, from the tests above
     expect(metrics).toMatch(/^moat_smtp_refusals_total\{reason="unknown"\} [1-9]/m);
     expect(metrics).toMatch(/^moat_delivery_attempts_total\{outcome="delivered"\} [1-9]/m);
+    // Every recipient delivered is timed from its arrival (the sink has had every one above).
+    const delivered = Number(/^moat_delivery_attempts_total\{outcome="delivered"\} (\d+)$/m.exec(metrics)?.[1]);
+    expect(metrics).toMatch(new RegExp(`^moat_delivery_seconds_count\\{stage="delivered"\\} ${delivered}$`, "m"));
+    expect(metrics).toMatch(/^moat_delivery_seconds_count\{stage="attempt"\} [1-9]/m);
     expect(metrics).toMatch(/^moat_queue_messages\{state="corrupt"\} 0$/m);
     // Every accepted message is timed, stage by stage, up to its 250.
     const accepted = [...metrics.matchAll(/^moat_messages_accepted_total\{direction="\w+"\} (\d+)$/gm)].reduce(

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { createDelivery } from "../../gateway/delivery/scheduler";
 import type { RecipientOutcome } from "../../gateway/delivery/smtp-client";
 import { silentLogger } from "../../gateway/log";
+import { type Metrics, createMetrics } from "../../gateway/metrics";
 import { type Spool, createSpool } from "../../gateway/queue/spool";
 import { waitUntil } from "../helpers/gateway-process";
 
@@ -39,7 +40,12 @@ async function countingSpool(): Promise<{ spool: Spool; reads: () => number }> {
 }
 
 /** Delivery whose smart host answers `outcome()` and records what it was sent. */
-function recordingDelivery(spool: Spool, outcome: () => RecipientOutcome, inMemoryMaxBytes?: number) {
+function recordingDelivery(
+  spool: Spool,
+  outcome: () => RecipientOutcome,
+  inMemoryMaxBytes?: number,
+  metrics?: Metrics,
+) {
   const sent: Buffer[] = [];
   const delivery = createDelivery({
     spool,
@@ -48,6 +54,7 @@ function recordingDelivery(spool: Spool, outcome: () => RecipientOutcome, inMemo
     log: silentLogger,
     smartHostHeader: "X-Moat-Relayed: tenant-1",
     ...(inMemoryMaxBytes === undefined ? {} : { inMemoryMaxBytes }),
+    ...(metrics ? { metrics } : {}),
     attempt: async (_target, env, open) => {
       sent.push(await buffer(open()));
       const result = outcome();
@@ -103,5 +110,43 @@ describe("delivery of a message the spool held in memory", () => {
     await delivery.close();
     expect(reads()).toBe(1);
     expect(sent[0]?.toString()).toContain(`${prelude.toString()}${body.toString()}`);
+  });
+});
+
+describe("delivery metrics", () => {
+  it("times each attempt and, per recipient delivered, the time since it arrived, deferrals included", async () => {
+    const { spool } = await countingSpool();
+    const metrics = createMetrics();
+    let outcome: RecipientOutcome = "temporary";
+    const { delivery, sent } = recordingDelivery(spool, () => outcome, undefined, metrics);
+    await delivery.start();
+    const arrived = Date.now();
+    const accepted = await spool.accept(
+      { ...envelope, receivedAt: new Date(arrived).toISOString() },
+      prelude,
+      Readable.from([body]),
+      () => false,
+      undefined,
+      async () => ({ to: "incoming", meta }),
+    );
+    delivery.enqueued(accepted.id, accepted.message);
+    await waitUntil(() => sent.length === 1, "the first attempt");
+    outcome = "delivered";
+    const delivered = () => /^moat_delivery_seconds_count\{stage="delivered"\} 1$/m.test(metrics.render({}));
+    await waitUntil(delivered, "the retry, delivered");
+    const waited = (Date.now() - arrived) / 1000;
+    await delivery.close();
+
+    const text = metrics.render({});
+    expect(text).toContain("# TYPE moat_delivery_seconds histogram\n");
+    expect(text).toMatch(/^moat_delivery_seconds_count\{stage="attempt"\} 2$/m);
+    const inGateway = Number(/^moat_delivery_seconds_sum\{stage="delivered"\} (\S+)$/m.exec(text)?.[1]);
+    // It waited out the 50 ms backoff after the first attempt, and no longer than the test did.
+    expect(inGateway).toBeGreaterThanOrEqual(0.05);
+    expect(inGateway).toBeLessThanOrEqual(waited);
+    expect(text).toMatch(/^moat_delivery_seconds_bucket\{stage="delivered",le="0.025"\} 0$/m);
+    expect(text).toMatch(/^moat_delivery_seconds_bucket\{stage="delivered",le="\+Inf"\} 1$/m);
+    const attempts = Number(/^moat_delivery_seconds_sum\{stage="attempt"\} (\S+)$/m.exec(text)?.[1]);
+    expect(attempts).toBeLessThan(inGateway);
   });
 });
