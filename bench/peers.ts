@@ -103,16 +103,22 @@ function cpuWindow(system: System): (messages: number, seconds: number) => Omit<
  */
 const WARM_UP = { connections: 200, persistent: 500, mix: 500, tls: 100 } as const;
 
+/** Postfix's smtp-source sending `messages` to the system: SESSIONS at once, a connection each unless `persistent`. */
+function smtpSource(system: System, messages: number, persistent: boolean) {
+  const args = ["-s", String(SESSIONS), "-l", String(SIZE), "-m", String(messages), "-f", FROM, "-t", TO];
+  if (persistent) args.push("-d");
+  return spawn("smtp-source", [...args, `127.0.0.1:${system.port}`], { stdio: "ignore" });
+}
+
 async function warmUp(system: System, sink: Sink): Promise<void> {
   const since = sink.count();
-  const smtpSource = async (messages: number, persistent: boolean) => {
-    const args = ["-s", String(SESSIONS), "-l", String(SIZE), "-m", String(messages), "-f", FROM, "-t", TO];
-    if (persistent) args.push("-d");
-    const source = spawn("smtp-source", [...args, `127.0.0.1:${system.port}`], { stdio: "ignore" });
+  for (const [messages, persistent] of [
+    [WARM_UP.connections, false],
+    [WARM_UP.persistent, true],
+  ] as const) {
+    const source = smtpSource(system, messages, persistent);
     await new Promise((resolve) => source.once("exit", resolve));
-  };
-  await smtpSource(WARM_UP.connections, false);
-  await smtpSource(WARM_UP.persistent, true);
+  }
   const base = { port: system.port, sessions: SESSIONS, size: SIZE, from: FROM, to: TO };
   const mix = await runLoad({ ...base, messages: WARM_UP.mix });
   const tls = await runLoad({ ...base, messages: WARM_UP.tls, tls: true });
@@ -127,9 +133,7 @@ async function measure(system: System, sink: Sink, persistent: boolean): Promise
   const cpu = cpuWindow(system);
   let peakKb = treeUsage(system.pid).rssKb;
   const started = process.hrtime.bigint();
-  const args = ["-s", String(SESSIONS), "-l", String(SIZE), "-m", String(MESSAGES), "-f", FROM, "-t", TO];
-  if (persistent) args.push("-d");
-  const source = spawn("smtp-source", [...args, `127.0.0.1:${system.port}`], { stdio: "ignore" });
+  const source = smtpSource(system, MESSAGES, persistent);
   const deadline = Date.now() + 180_000;
   while (sink.count() - start < MESSAGES && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
