@@ -168,7 +168,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     const pending: { rcpt: string; response: string }[] = [];
     const failed: { recipient: string; response: string }[] = [];
     const attemptedAt = now();
-    const inQueueSeconds = Math.max(0, attemptedAt - Date.parse(envelope.receivedAt)) / 1000;
+    /** Since the message arrived (its time in the gateway; NaN for a file without a valid receivedAt). */
+    const age = attemptedAt - Date.parse(envelope.receivedAt);
     for (const rcpt of envelope.rcptTo) {
       const outcome = result.outcomes.get(rcpt) ?? { outcome: "temporary", response: "no outcome" };
       options.tracker
@@ -184,8 +185,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       const fields = { id, to: rcpt, reply: outcome.response };
       if (outcome.outcome === "delivered") {
         log.info("delivered", fields);
-        if (Number.isFinite(inQueueSeconds))
-          options.metrics?.observe("moat_delivery_seconds", { stage: "delivered" }, inQueueSeconds);
+        if (Number.isFinite(age))
+          options.metrics?.observe("moat_delivery_seconds", { stage: "delivered" }, Math.max(0, age) / 1000);
       } else if (outcome.outcome === "permanent") {
         log.warn("delivery refused permanently", fields);
         failed.push({ recipient: rcpt, response: outcome.response });
@@ -194,7 +195,6 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         pending.push({ rcpt, response: outcome.response });
       }
     }
-    const age = now() - Date.parse(envelope.receivedAt);
     const givingUp = pending.length > 0 && age >= retry.maxQueueLifetimeMs;
     if (givingUp) {
       const days = (age / 86_400_000).toFixed(1);
