@@ -29,6 +29,20 @@ export interface Sink {
   stop(): void;
 }
 
+/**
+ * Postfix's smtp-source sending `messages` to 127.0.0.1:`port` from `sessions` sessions at once:
+ * a connection per message, or persistent sessions (`-d`). Its output is ignored.
+ */
+export function smtpSource(
+  port: number,
+  options: { sessions: number; size: number; messages: number; from: string; to: string; persistent: boolean },
+): ChildProcess {
+  const { sessions, size, messages, from, to, persistent } = options;
+  const args = ["-s", String(sessions), "-l", String(size), "-m", String(messages), "-f", from, "-t", to];
+  if (persistent) args.push("-d");
+  return spawn("smtp-source", [...args, `127.0.0.1:${port}`], { stdio: "ignore" });
+}
+
 export async function startSmtpSink(): Promise<Sink> {
   const port = await freePort();
   const child = spawn("smtp-sink", ["-u", "nobody", "-c", "-m", "1024", `127.0.0.1:${port}`, "1024"], {

@@ -32,7 +32,7 @@
  *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset;
  *                                       BENCH_SESSIONS=50: sessions at once instead of 20)
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +49,7 @@ import {
   startHaraka,
   startMoat,
   startPostfix,
+  smtpSource,
   startSmtpSink,
   threadCpu,
   treeUsage,
@@ -103,12 +104,10 @@ function cpuWindow(system: System): (messages: number, seconds: number) => Omit<
  */
 const WARM_UP = { connections: 200, persistent: 500, mix: 500, tls: 100 } as const;
 
-/** Postfix's smtp-source sending `messages` to the system: SESSIONS at once, a connection each unless `persistent`. */
-function smtpSource(system: System, messages: number, persistent: boolean) {
-  const args = ["-s", String(SESSIONS), "-l", String(SIZE), "-m", String(messages), "-f", FROM, "-t", TO];
-  if (persistent) args.push("-d");
-  return spawn("smtp-source", [...args, `127.0.0.1:${system.port}`], { stdio: "ignore" });
-}
+/** Where and what every load sends: SESSIONS at once, SIZE bytes, FROM and TO. */
+const loadTo = (system: System) => ({ port: system.port, sessions: SESSIONS, size: SIZE, from: FROM, to: TO });
+const smtpSourceTo = (system: System, messages: number, persistent: boolean) =>
+  smtpSource(system.port, { ...loadTo(system), messages, persistent });
 
 async function warmUp(system: System, sink: Sink): Promise<void> {
   const since = sink.count();
@@ -116,10 +115,10 @@ async function warmUp(system: System, sink: Sink): Promise<void> {
     [WARM_UP.connections, false],
     [WARM_UP.persistent, true],
   ] as const) {
-    const source = smtpSource(system, messages, persistent);
+    const source = smtpSourceTo(system, messages, persistent);
     await new Promise((resolve) => source.once("exit", resolve));
   }
-  const base = { port: system.port, sessions: SESSIONS, size: SIZE, from: FROM, to: TO };
+  const base = loadTo(system);
   const mix = await runLoad({ ...base, messages: WARM_UP.mix });
   const tls = await runLoad({ ...base, messages: WARM_UP.tls, tls: true });
   const total = WARM_UP.connections + WARM_UP.persistent + mix.sent + tls.sent;
@@ -133,7 +132,7 @@ async function measure(system: System, sink: Sink, persistent: boolean): Promise
   const cpu = cpuWindow(system);
   let peakKb = treeUsage(system.pid).rssKb;
   const started = process.hrtime.bigint();
-  const source = smtpSource(system, MESSAGES, persistent);
+  const source = smtpSourceTo(system, MESSAGES, persistent);
   const deadline = Date.now() + 180_000;
   while (sink.count() - start < MESSAGES && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
@@ -164,7 +163,7 @@ async function measureSessions(system: System) {
  * message is higher with the mix, that put the latency run at 65-75% of its load, not half.)
  */
 async function measureWithNodeClient(system: System, sink: Sink) {
-  const base = { port: system.port, sessions: SESSIONS, size: SIZE, from: FROM, to: TO };
+  const base = loadTo(system);
   const run = async (options: Partial<Parameters<typeof runLoad>[0]>) => {
     const since = sink.count();
     const cpu = cpuWindow(system);

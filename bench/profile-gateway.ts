@@ -19,7 +19,6 @@
  *
  *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn | --rate N] [--thread | --off]
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,7 +26,7 @@ import { makeCertificate } from "../test/helpers/tls";
 import { startDnsStub } from "./dns-stub";
 import { eventLoopBetween, scrapeMoatMetrics } from "./accept-stages";
 import { runLoad } from "./load-client";
-import { startMoat, startSmtpSink } from "./peer-systems";
+import { smtpSource, startMoat, startSmtpSink } from "./peer-systems";
 
 const rateAt = process.argv.indexOf("--rate");
 const RATE = rateAt > 0 ? Number(process.argv[rateAt + 1]) : undefined;
@@ -177,9 +176,7 @@ async function main(): Promise<void> {
       console.log(`its event loop: ${eventLoopBetween(before, after)}`);
     } else if (MIX) await runLoad(load);
     else {
-      const args = ["-s", "20", "-l", "10240", "-m", String(MESSAGES), "-f", FROM, "-t", TO];
-      if (!process.argv.includes("--conn")) args.push("-d");
-      const source = spawn("smtp-source", [...args, `127.0.0.1:${moat.port}`], { stdio: "ignore" });
+      const source = smtpSource(moat.port, { ...load, persistent: !process.argv.includes("--conn") });
       await new Promise((resolve) => source.on("exit", resolve));
     }
     const deadline = Date.now() + 120_000;
