@@ -111,6 +111,23 @@ describe("the store", () => {
     expect(await learnMessage(second, corpusMessage("ham", 5), "ham")).toBe("unchanged");
     second.close();
   });
+  it("sees what another connection learned from its next read (moat learn beside a running gateway)", async () => {
+    const path = join(dir, "beside.sqlite");
+    const gateway = openBayesStore(path);
+    const learner = openBayesStore(path);
+    expect(gateway.totals()).toEqual({ spam: 0, ham: 0 });
+    await learnMessage(learner, corpusMessage("spam", 7), "spam");
+    expect(gateway.totals()).toEqual({ spam: 1, ham: 0 });
+    await learnMessage(gateway, corpusMessage("ham", 7), "ham"); // its own write (a release)
+    expect(gateway.totals()).toEqual({ spam: 1, ham: 1 });
+    expect(learner.totals()).toEqual({ spam: 1, ham: 1 });
+    await learnMessage(learner, corpusMessage("ham", 7), "spam"); // moved by the other
+    expect(gateway.totals()).toEqual({ spam: 2, ham: 0 });
+    const [token] = tokenize(await parseMessage(corpusMessage("ham", 7)));
+    expect(gateway.counts([token as string]).get(token as string)?.spam).toBeGreaterThan(0);
+    gateway.close();
+    learner.close();
+  });
 });
 
 describe("the classifier", () => {
