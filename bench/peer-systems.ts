@@ -278,7 +278,7 @@ export async function startHaraka(
   };
 }
 
-const MOAT_NAMES = {
+export const MOAT_NAMES = {
   full: "moat (spool + verdict + delivery)",
   thread: "moat (the same, verdict in its own thread)",
   off: "moat (filters off)",
