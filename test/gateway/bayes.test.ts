@@ -111,6 +111,7 @@ describe("the store", () => {
     expect(await learnMessage(second, corpusMessage("ham", 5), "ham")).toBe("unchanged");
     second.close();
   });
+
   it("sees what another connection learned from its next read (moat learn beside a running gateway)", async () => {
     const path = join(dir, "beside.sqlite");
     const gateway = openBayesStore(path);
