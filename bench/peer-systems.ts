@@ -228,6 +228,7 @@ export async function startHaraka(
       stdio: "ignore",
     });
   const site = join(home, `site-${mode}`);
+  rmSync(site, { recursive: true, force: true }); // a fresh site (and queue) at every start
   execFileSync(bin, ["-i", site], { stdio: "ignore" });
   writeFileSync(join(site, "config", "smtp.ini"), `listen=127.0.0.1:${port}\nnodes=0\n`);
   writeFileSync(join(site, "config", "tls_cert.pem"), readFileSync(certificate.certFile));
