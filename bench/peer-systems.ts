@@ -43,6 +43,24 @@ export function smtpSource(
   return spawn("smtp-source", [...args, `127.0.0.1:${port}`], { stdio: "ignore" });
 }
 
+/**
+ * Waits until the sink's count reaches `count`, looking every `everyMs` (and calling `each`
+ * then); true if it did within `timeoutMs`.
+ */
+export async function sinkReaches(
+  sink: Sink,
+  count: number,
+  timeoutMs: number,
+  poll: { readonly everyMs?: number; readonly each?: () => void } = {},
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (sink.count() < count && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, poll.everyMs ?? 50));
+    poll.each?.();
+  }
+  return sink.count() >= count;
+}
+
 export async function startSmtpSink(): Promise<Sink> {
   const port = await freePort();
   const child = spawn("smtp-sink", ["-u", "nobody", "-c", "-m", "1024", `127.0.0.1:${port}`, "1024"], {

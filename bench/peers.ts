@@ -52,6 +52,7 @@ import {
   startHaraka,
   startMoat,
   startPostfix,
+  sinkReaches,
   smtpSource,
   startSmtpSink,
   threadCpu,
@@ -134,9 +135,8 @@ async function warmUp(system: System, sink: Sink): Promise<void> {
   const mix = await runLoad({ ...base, messages: WARM_UP.mix });
   const tls = await runLoad({ ...base, messages: WARM_UP.tls, tls: true });
   const total = WARM_UP.connections + WARM_UP.persistent + mix.sent + tls.sent;
-  const deadline = Date.now() + 120_000;
-  while (sink.count() - since < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (sink.count() - since < total) throw new Error(`${system.name}: the warm-up's messages did not all arrive`);
+  if (!(await sinkReaches(sink, since + total, 120_000)))
+    throw new Error(`${system.name}: the warm-up's messages did not all arrive`);
 }
 
 async function measure(system: System, sink: Sink, persistent: boolean): Promise<Mode & { rssMb: number }> {
@@ -145,11 +145,9 @@ async function measure(system: System, sink: Sink, persistent: boolean): Promise
   let peakKb = treeUsage(system.pid).rssKb;
   const started = process.hrtime.bigint();
   const source = smtpSourceTo(system, MESSAGES, persistent);
-  const deadline = Date.now() + 180_000;
-  while (sink.count() - start < MESSAGES && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    peakKb = Math.max(peakKb, treeUsage(system.pid).rssKb);
-  }
+  await sinkReaches(sink, start + MESSAGES, 180_000, {
+    each: () => (peakKb = Math.max(peakKb, treeUsage(system.pid).rssKb)),
+  });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   source.kill("SIGKILL");
   const delivered = sink.count() - start;
@@ -181,8 +179,7 @@ async function measureWithNodeClient(system: System, sink: Sink) {
     const cpu = cpuWindow(system);
     const started = performance.now();
     const result = await runLoad({ ...base, messages: MESSAGES, ...options });
-    const deadline = Date.now() + 120_000;
-    while (sink.count() - since < result.sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await sinkReaches(sink, since + result.sent, 120_000, { everyMs: 20 });
     const seconds = (performance.now() - started) / 1000;
     const endToEnd = (sink.count() - since) / seconds;
     return { ...result, endToEnd, ...cpu(result.sent, seconds) };

@@ -26,7 +26,7 @@ import { makeCertificate } from "../test/helpers/tls";
 import { startDnsStub } from "./dns-stub";
 import { eventLoopBetween, scrapeMoatMetrics } from "./accept-stages";
 import { runLoad } from "./load-client";
-import { smtpSource, startMoat, startSmtpSink } from "./peer-systems";
+import { sinkReaches, smtpSource, startMoat, startSmtpSink } from "./peer-systems";
 
 const rateAt = process.argv.indexOf("--rate");
 const RATE = rateAt > 0 ? Number(process.argv[rateAt + 1]) : undefined;
@@ -179,8 +179,7 @@ async function main(): Promise<void> {
       const source = smtpSource(moat.port, { ...load, persistent: !process.argv.includes("--conn") });
       await new Promise((resolve) => source.on("exit", resolve));
     }
-    const deadline = Date.now() + 120_000;
-    while (sink.count() < PROFILED && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await sinkReaches(sink, PROFILED, 120_000);
   } finally {
     await moat.stop();
     sink.stop();
