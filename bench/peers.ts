@@ -40,7 +40,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { ACCEPT_STAGES } from "../gateway/metrics";
-import { eventLoopBetween, quantileMs, scrapeMoatMetrics } from "./accept-stages";
+import { eventLoopBetween, quantileMs, scrapeMoatMetrics } from "./moat-metrics";
 import { startDnsStub } from "./dns-stub";
 import { type LoadResult, holdSessions, runLoad } from "./load-client";
 import {

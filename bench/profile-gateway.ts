@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { startDnsStub } from "./dns-stub";
-import { eventLoopBetween, scrapeMoatMetrics } from "./accept-stages";
+import { eventLoopBetween, scrapeMoatMetrics } from "./moat-metrics";
 import { runLoad } from "./load-client";
 import { sinkReaches, smtpSource, startMoat, startSmtpSink } from "./peer-systems";
 
