@@ -20,9 +20,25 @@ const scanner = createScannerFromConfig(config, bayes ? { bayes } : {});
 const arriving = new Map<number, ArrivingMessage>();
 let directory: PeopleDirectory | undefined;
 
-const reply = (message: FromScanThread) => port.postMessage(message);
+/** The answers of this event-loop turn, posted as one batch at its end (see thread-scanner.ts's outbox). */
+let answers: FromScanThread[] | undefined;
+const reply = (message: FromScanThread) => {
+  if (!answers) {
+    const batch: FromScanThread[] = [];
+    answers = batch;
+    setImmediate(() => {
+      answers = undefined;
+      port.postMessage(batch);
+    });
+  }
+  answers.push(message);
+};
 
-port.on("message", (m: ToScanThread) => {
+port.on("message", (batch: readonly ToScanThread[]) => {
+  for (const m of batch) handle(m);
+});
+
+function handle(m: ToScanThread): void {
   switch (m.t) {
     case "people": {
       const people = m.people;
@@ -69,4 +85,4 @@ port.on("message", (m: ToScanThread) => {
       arriving.get(m.id)?.fail(new Error(m.message));
       return;
   }
-});
+}

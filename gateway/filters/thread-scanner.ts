@@ -28,7 +28,7 @@ import type { PeopleDirectory } from "./types";
 
 type Person = ReturnType<PeopleDirectory["people"]>[number];
 
-/** From this thread to the scan thread. */
+/** From this thread to the scan thread (in batches: each post is an array of these, in order). */
 export type ToScanThread =
   | {
       readonly t: "scan";
@@ -45,7 +45,7 @@ export type ToScanThread =
   | { readonly t: "people"; readonly people: readonly Person[] }
   | { readonly t: "learn"; readonly id: number; readonly bytes: Uint8Array; readonly label: BayesLabel };
 
-/** From the scan thread back. */
+/** From the scan thread back (in batches, as the other way). */
 export type FromScanThread =
   | { readonly t: "verdict"; readonly id: number; readonly verdict: Verdict }
   | { readonly t: "learned"; readonly id: number; readonly outcome: LearnOutcome }
@@ -107,12 +107,14 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
     // The listeners keep the gateway running, not the thread: a start that fails after this
     // (a bad certificate, a port in use) still ends the process.
     thread.unref();
-    thread.on("message", (message: FromScanThread) => {
-      const waiter = pending.get(message.id);
-      if (!waiter) return; // the scan stage gave up on it (timeout)
-      pending.delete(message.id);
-      if (message.t === "error") waiter.reject(new Error(message.message));
-      else waiter.resolve(message.t === "verdict" ? message.verdict : message.outcome);
+    thread.on("message", (answers: readonly FromScanThread[]) => {
+      for (const message of answers) {
+        const waiter = pending.get(message.id);
+        if (!waiter) continue; // the scan stage gave up on it (timeout)
+        pending.delete(message.id);
+        if (message.t === "error") waiter.reject(new Error(message.message));
+        else waiter.resolve(message.t === "verdict" ? message.verdict : message.outcome);
+      }
     });
     const gone = (error: Error) => {
       if (worker !== thread) return;
@@ -126,8 +128,24 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
     return thread;
   };
 
-  const post = (thread: Worker, message: ToScanThread, transfer?: ArrayBuffer[]) =>
-    thread.postMessage(message, transfer);
+  /**
+   * What goes to the thread in this event-loop turn, sent as one batch at its end: a message's
+   * scan, its chunks and its end (and other sessions' of the same turn) wake the thread once.
+   */
+  let outbox: { thread: Worker; items: ToScanThread[]; transfer: ArrayBuffer[] } | undefined;
+  const post = (thread: Worker, message: ToScanThread, transfer?: ArrayBuffer[]) => {
+    if (outbox?.thread !== thread) {
+      outbox = { thread, items: [], transfer: [] };
+      const batch = outbox;
+      setImmediate(() => {
+        if (outbox === batch) outbox = undefined;
+        // A thread that died meanwhile has failed these messages already (gone): posting to it is a no-op.
+        batch.thread.postMessage(batch.items, batch.transfer);
+      });
+    }
+    outbox.items.push(message);
+    if (transfer) outbox.transfer.push(...transfer);
+  };
 
   /** Forwards the message to the thread as it arrives; stops once `settled()`. */
   const feed = (thread: Worker, id: number, source: MessageSource, settled: () => boolean) => {

@@ -91,6 +91,35 @@ describe("the verdict in its own thread", () => {
     expect(seen(await thread.scan({ ...input, source: bufferSource(messages[2]!) })).category).toBe("banned");
   }, 60_000);
 
+  it("gives each of many messages begun in the same moment its own verdict", async () => {
+    // What crosses to the thread in one event-loop turn goes as one batch, and the answers come
+    // back in batches too: twenty messages of four kinds, interleaved, each keeps its verdict.
+    const thread = threadScanner();
+    const kinds = [
+      { raw: message({ text: "Hello, the minutes are attached." }), category: "clean" },
+      {
+        raw: message({
+          html: '<p>Your mailbox is full. <a href="http://203.0.113.50/login">Log in to Microsoft 365</a></p>',
+        }),
+        category: "phishing",
+      },
+      {
+        raw: message({ text: "Invoice", attachments: [{ filename: "invoice.exe", content: EXE_BYTES }] }),
+        category: "banned",
+      },
+      { raw: message({ from: "Anna Berg <ceo.office@gmail.test>", text: "Are you at your desk?" }), category: "clean" },
+    ];
+    const expected = await Promise.all(
+      kinds.map(async (k) => seen(await thread.scan({ ...input, source: bufferSource(k.raw) }))),
+    );
+    expect(expected.map((v) => v.category)).toEqual(kinds.map((k) => k.category));
+    const order = Array.from({ length: 20 }, (_, i) => (i * 3) % kinds.length);
+    const verdicts = await Promise.all(
+      order.map((k) => thread.scan({ ...input, source: bufferSource(kinds[k]!.raw) })),
+    );
+    expect(verdicts.map(seen)).toEqual(order.map((k) => expected[k]));
+  }, 60_000);
+
   it("follows a message arriving into the spool and reads past the part sent to it from the file", async () => {
     const thread = threadScanner();
     const spool = createSpool(join(config.dataDir, "queue-follow"));
