@@ -348,8 +348,8 @@ function median(values: readonly number[]): number {
 
 /**
  * Issue #8's targets for the full pipeline run as `moatName` (`what` names it): each figure, met
- * or missed, and by how much. Ratios are taken within a round (the systems minutes apart); over several rounds, each round's figure
- * and the median, which the verdict is on.
+ * or missed, and by how much. Ratios are taken within a round (the systems minutes apart); over
+ * several rounds, each round's figure and the median, which the verdict is on.
  */
 function targetVerdicts(rounds: readonly Result[][], moatName: string, what: string): string[] {
   const measured = rounds.map((results) => peersIn(results, moatName)).filter((p) => p.moat);
