@@ -24,6 +24,7 @@ import { splitMbox } from "../../gateway/learn-command";
 import { runCli, writeTestConfig } from "../helpers/gateway-process";
 import { message, quarantineEverything } from "../helpers/mail-fixtures";
 import { bufferSource } from "../../gateway/filters/source";
+import { seededRandom } from "../helpers/random";
 
 const SPAM_WORDS =
   "viagra cheap pills discount casino winner lottery claim prize offer bonus credit loan refinance mortgage guaranteed income".split(
@@ -35,19 +36,8 @@ const HAM_WORDS =
   );
 const COMMON_WORDS = "please the this your today about more information thanks regards".split(" ");
 
-/** A deterministic pseudo-random sequence (mulberry32), so the corpus is the same every run. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function corpusMessage(kind: "spam" | "ham", seed: number): Buffer {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const pick = (words: readonly string[], n: number) =>
     Array.from({ length: n }, () => words[Math.floor(next() * words.length)]).join(" ");
   const own = kind === "spam" ? SPAM_WORDS : HAM_WORDS;

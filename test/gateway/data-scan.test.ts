@@ -9,6 +9,7 @@
 import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
 import { describe, expect, it } from "vitest";
 import { installDataScan, smtpServerFeedDataStream } from "../../gateway/inbound/data-scan";
+import { seededRandom } from "../helpers/random";
 
 installDataScan();
 
@@ -43,17 +44,6 @@ async function feed(chunks: readonly Buffer[], original: boolean): Promise<Outco
   await new Promise<void>((resolve) => stream.end(() => resolve()));
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
   return { data: Buffer.concat(data).toString("latin1"), dataBytes: stream.dataBytes, ended, commands };
-}
-
-/** A small deterministic generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const PIECES = [
@@ -111,7 +101,7 @@ async function same(chunks: readonly Buffer[]): Promise<void> {
 
 describe("the scan of the message data", () => {
   it("ends a message where smtp-server does and passes the same bytes, however the data is cut", async () => {
-    const next = random(20261206);
+    const next = seededRandom(20261206);
     for (let n = 0; n < 1500; n++) {
       const text = message(next);
       await same(cut(text, next));
@@ -135,7 +125,7 @@ describe("the scan of the message data", () => {
   }, 60_000);
 
   it("reads a large message in socket-sized chunks as smtp-server does", async () => {
-    const next = random(7);
+    const next = seededRandom(7);
     const lines: string[] = [];
     for (let i = 0; i < 20_000; i++)
       lines.push(next() < 0.02 ? ".." + "y".repeat(40) : "z".repeat(Math.floor(next() * 76)));
