@@ -26,7 +26,8 @@
  * Reported: messages/s, CPU ms per message of the system's processes (from /proc), how many
  * of the machine's cores were busy and how much of a core the system's busiest thread took
  * (what held its rate), peak RSS, and ratios to Postfix and Haraka; last, issue #8's targets for
- * Moat's full pipeline in this run, each met or missed and by how much. Needs root (Postfix),
+ * Moat's full pipeline in this run (with the verdict in the gateway's thread and, when measured,
+ * in its own), each met or missed and by how much. Needs root (Postfix),
  * Debian's postfix package and the npm registry (Haraka is installed into a temporary
  * directory).
  *
@@ -224,11 +225,10 @@ const rates: [string, (r: Result) => number][] = [
   ...smtpSourceModes.map(([label, pick]): [string, (r: Result) => number] => [label, (r) => pick(r).rate]),
   ...nodeClientModes.map(([label, pick]): [string, (r: Result) => number] => [label, (r) => pick(r).endToEnd]),
 ];
-/** The peers and one of Moat's ways of running the full pipeline, as measured in one round. */
-const peersIn = (results: readonly Result[], moat: string) => ({
+/** The peers as measured in one round. */
+const peersIn = (results: readonly Result[]) => ({
   postfix: results.find((r) => r.name === "postfix"),
   haraka: results.find((r) => r.name === "haraka (smtp_forward)"),
-  moat: results.find((r) => r.name === moat),
 });
 
 async function main(): Promise<void> {
@@ -297,7 +297,7 @@ async function main(): Promise<void> {
 
 /** One round's figures, system by system, with ratios to that round's Postfix and Haraka. */
 function report(results: readonly Result[]): void {
-  const { postfix, haraka } = peersIn(results, MOAT_NAMES.full);
+  const { postfix, haraka } = peersIn(results);
   const ratio = (value: number, pick: (r: Result) => number) =>
     [
       ...(postfix ? [`${(value / pick(postfix)).toFixed(2)}x Postfix`] : []),
@@ -352,7 +352,9 @@ function median(values: readonly number[]): number {
  * several rounds, each round's figure and the median, which the verdict is on.
  */
 function targetVerdicts(rounds: readonly Result[][], moatName: string, what: string): string[] {
-  const measured = rounds.map((results) => peersIn(results, moatName)).filter((p) => p.moat);
+  const measured = rounds
+    .map((results) => ({ ...peersIn(results), moat: results.find((r) => r.name === moatName) }))
+    .filter((p) => p.moat);
   if (measured.length === 0) return [];
   const figures = (values: readonly number[], unit: string, digits: number) =>
     values.length === 1

@@ -28,6 +28,7 @@ const CR = 0x0d;
 const LF_DOT = Buffer.from("\n.", "latin1");
 /** Smaller chunks go to smtp-server's own function (the join is then a small copy anyway). */
 const SMALL_CHUNK = 16;
+const NOTHING_HELD = Buffer.alloc(0);
 
 type Done = (error?: Error) => void;
 
@@ -58,7 +59,7 @@ function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done): void 
     return;
   }
   // The data is head + chunk, as smtp-server's concat would have made it; h bytes of head.
-  const head = held ?? Buffer.alloc(0);
+  const head = held ?? NOTHING_HELD;
   const h = head.length;
   this._lastBytes = false;
   const dataStream = this._dataStream;
