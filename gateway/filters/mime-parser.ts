@@ -1,6 +1,6 @@
 /**
  * The MIME parser under `message.ts`: mailparser (3.14.2, pinned: this file uses its internals)
- * with two changes.
+ * with three changes.
  *
  * - Base64 attachments get HeadDecoder, which decodes only what detectors look at (see
  *   message.ts).
@@ -16,9 +16,12 @@
  *   other sessions run; and the splitter is ended at once. Left: a turn for each attachment (read by
  *   message.ts before the parse goes on) and the one mailparser waits before it collects the text
  *   (so that the text parts' streams have ended). A plain message now takes 1 turn, one with parts 2-3.
+ * - mailsplit's splitter goes through a part's plain body lines with Buffer.indexOf instead of
+ *   line by line (split-scan.ts).
  */
 import { MailParser } from "mailparser";
 import { Transform, type TransformCallback } from "node:stream";
+import { fastBodyLines } from "./split-scan";
 
 /** Enough for every magic number detectors look for (ISO 9660's is at 32,769). */
 export const HEAD_BYTES = 40 * 1024;
@@ -150,6 +153,7 @@ export class HeadOnlyParser extends MailParser {
       maxHtmlLengthToParse: 2_000_000,
       checksumAlgo: false,
     });
+    fastBodyLines((this as unknown as { splitter: Transform }).splitter);
   }
 
   // mailparser's read loop (readData, internal), replaced: see the file comment.
