@@ -49,7 +49,7 @@ describe("a message while it arrives", () => {
     let written = 0;
     let firstSeenAfter = -1;
     const earlyRead = readAll(arriving.source.open(), () => (firstSeenAfter = written)); // before anything arrived
-    const chunks = Array.from({ length: 12 }, () => randomBytes(30_000)); // 360 KB: most beyond memory
+    const chunks = Array.from({ length: 20 }, () => randomBytes(30_000)); // 600 KB: most beyond memory, in more than one read
     const writer = batchedWriter(handle, (chunk) => arriving.appended(chunk));
     for (const chunk of chunks) {
       await writer.write(chunk);
