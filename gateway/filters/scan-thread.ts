@@ -10,6 +10,7 @@ import { type ArrivingMessage, arrivingMessage } from "../queue/arriving";
 import { learnMessage } from "./bayes";
 import { createScannerFromConfig, openBayesStoreFor } from "./index";
 import type { FromScanThread, ToScanThread } from "./thread-scanner";
+import { perTurn } from "./turn-batches";
 import type { PeopleDirectory } from "./types";
 
 const port = parentPort;
@@ -20,19 +21,8 @@ const scanner = createScannerFromConfig(config, bayes ? { bayes } : {});
 const arriving = new Map<number, ArrivingMessage>();
 let directory: PeopleDirectory | undefined;
 
-/** The answers of this event-loop turn, posted as one batch at its end (see thread-scanner.ts's outbox). */
-let answers: FromScanThread[] | undefined;
-const reply = (message: FromScanThread) => {
-  if (!answers) {
-    const batch: FromScanThread[] = [];
-    answers = batch;
-    setImmediate(() => {
-      answers = undefined;
-      port.postMessage(batch);
-    });
-  }
-  answers.push(message);
-};
+/** The answers of this event-loop turn, posted as one batch at its end. */
+const reply = perTurn<FromScanThread>((answers) => port.postMessage(answers));
 
 port.on("message", (batch: readonly ToScanThread[]) => {
   for (const m of batch) handle(m);

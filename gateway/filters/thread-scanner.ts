@@ -25,6 +25,7 @@ import type { BayesLabel, BayesStore } from "./bayes-store";
 import type { Scanner, Verdict } from "./pipeline";
 import type { FeedListener, MessageSource } from "./source";
 import type { PeopleDirectory } from "./types";
+import { perTurn } from "./turn-batches";
 
 type Person = ReturnType<PeopleDirectory["people"]>[number];
 
@@ -104,6 +105,11 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
     // execArgv [] so the thread does not inherit the parent's loader flags (tsx, vitest's):
     // scan-thread.cjs registers tsx itself.
     const thread = new Worker(entry, { workerData: { config }, execArgv: [] });
+    // A thread that died meanwhile has failed its messages already (gone): posting to it is a no-op.
+    senders.set(
+      thread,
+      perTurn<ToScanThread>((items, transfer) => thread.postMessage(items, transfer)),
+    );
     // The listeners keep the gateway running, not the thread: a start that fails after this
     // (a bad certificate, a port in use) still ends the process.
     thread.unref();
@@ -128,24 +134,10 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
     return thread;
   };
 
-  /**
-   * What goes to the thread in this event-loop turn, sent as one batch at its end: a message's
-   * scan, its chunks and its end (and other sessions' of the same turn) wake the thread once.
-   */
-  let outbox: { thread: Worker; items: ToScanThread[]; transfer: ArrayBuffer[] } | undefined;
-  const post = (thread: Worker, message: ToScanThread, transfer?: ArrayBuffer[]) => {
-    if (outbox?.thread !== thread) {
-      outbox = { thread, items: [], transfer: [] };
-      const batch = outbox;
-      setImmediate(() => {
-        if (outbox === batch) outbox = undefined;
-        // A thread that died meanwhile has failed these messages already (gone): posting to it is a no-op.
-        batch.thread.postMessage(batch.items, batch.transfer);
-      });
-    }
-    outbox.items.push(message);
-    if (transfer) outbox.transfer.push(...transfer);
-  };
+  /** Each thread's sender: what goes to it in one event-loop turn goes as one batch (turn-batches.ts). */
+  const senders = new WeakMap<Worker, (message: ToScanThread, transfer?: readonly ArrayBuffer[]) => void>();
+  const post = (thread: Worker, message: ToScanThread, transfer?: ArrayBuffer[]) =>
+    senders.get(thread)?.(message, transfer);
 
   /** Forwards the message to the thread as it arrives; stops once `settled()`. */
   const feed = (thread: Worker, id: number, source: MessageSource, settled: () => boolean) => {
