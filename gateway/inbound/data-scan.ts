@@ -50,6 +50,12 @@ export const smtpServerFeedDataStream: StreamInternals["_feedDataStream"] = prot
 const TERMINATOR = 1;
 const ESCAPE = 2;
 
+/** For a dot at `i` after a line feed: the end ("\r\n.\r\n" from i - 2), an escape (another dot next), or 0. */
+function kindAt(bytes: Buffer, i: number): number {
+  if (bytes[i - 2] === CR && bytes[i + 1] === CR && bytes[i + 2] === LF) return TERMINATOR;
+  return bytes[i + 1] === DOT ? ESCAPE : 0;
+}
+
 function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done): void {
   const held = this._lastBytes && this._lastBytes.length > 0 ? this._lastBytes : undefined;
   // smtp-server's own checks at the start of a message (a message that is only ".", one that
@@ -73,8 +79,7 @@ function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done): void 
     const join = Buffer.concat([head, chunk.subarray(0, 8)]);
     for (let i = 2; i < h + 2; i++) {
       if (join[i] !== DOT || join[i - 1] !== LF) continue;
-      if (join[i - 2] === CR && join[i + 1] === CR && join[i + 2] === LF) kind = TERMINATOR;
-      else if (join[i + 1] === DOT) kind = ESCAPE;
+      kind = kindAt(join, i);
       if (kind) {
         found = i;
         break;
@@ -86,8 +91,7 @@ function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done): void 
     const last = chunk.length - 2;
     for (let lf = chunk.indexOf(LF_DOT, 1); lf >= 0 && lf + 1 < last; lf = chunk.indexOf(LF_DOT, lf + 1)) {
       const j = lf + 1;
-      if (chunk[j - 2] === CR && chunk[j + 1] === CR && chunk[j + 2] === LF) kind = TERMINATOR;
-      else if (chunk[j + 1] === DOT) kind = ESCAPE;
+      kind = kindAt(chunk, j);
       if (kind) {
         found = j + h;
         break;
