@@ -15,6 +15,7 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { FeedListener, MessageSource } from "../filters/source";
+import { largeMessageBytes } from "./young-collection";
 
 /**
  * A reader behind the file reads this much at a time: each read is a round trip through libuv's
@@ -93,6 +94,7 @@ export function arrivingMessage(path: string, offset: number, memoryLimit: numbe
           const { bytesRead } = await handle.read(buffer, 0, length, offset + position);
           if (bytesRead === 0) throw new Error(`${path} ended at ${position} of ${written} bytes written`);
           position += bytesRead;
+          largeMessageBytes.handled(bytesRead); // with the parser's copy, garbage soon (young-collection.ts)
           if (!stream.destroyed) stream.push(buffer.subarray(0, bytesRead));
           return;
         }

@@ -41,6 +41,7 @@ import type { MessageSource } from "../filters/source";
 import { arrivingMessage } from "./arriving";
 import { coalescedDirectorySync, fsyncDirectory, readFileText, writeAtomically } from "./files";
 import { batchedWriter } from "./batched-writer";
+import { largeMessageBytes } from "./young-collection";
 import {
   type Envelope,
   type MessageMeta,
@@ -194,6 +195,7 @@ export function createSpool(root: string): Spool {
         if (chunk === header) return;
         if (early > 0) early--;
         else arriving?.appended(chunk);
+        largeMessageBytes.handled(chunk.length); // written: garbage soon (young-collection.ts)
       });
       const write = async (chunk: Buffer) => {
         const inMemory = arriving ? arriving.received(chunk) : heldBytes + chunk.length <= HOLD_MAX_BYTES;
