@@ -11,6 +11,7 @@
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
+import { largeMessageBytes } from "./young-collection";
 
 export interface Envelope {
   readonly id: string;
@@ -100,8 +101,17 @@ export function queuedMessage(
     envelope,
     ...(meta ? { meta } : {}),
     bytes: size - offset,
-    openMessage: () => (size > offset ? createReadStream(path, { start: offset, end: size - 1 }) : Readable.from([])),
+    openMessage: () =>
+      size > offset ? Readable.from(fromFile(path, offset, size - 1), { objectMode: false }) : Readable.from([]),
   };
+}
+
+/** A message read back from its file (delivery, a release), its reads counted for young-collection.ts. */
+async function* fromFile(path: string, start: number, end: number): AsyncGenerator<Buffer> {
+  for await (const chunk of createReadStream(path, { start, end })) {
+    largeMessageBytes.handled((chunk as Buffer).length);
+    yield chunk as Buffer;
+  }
 }
 
 /**

@@ -2,8 +2,9 @@
  * A large message's buffers, collected while it streams instead of after.
  *
  * Past the 256 KB the spool holds in memory, a message passes through the gateway in buffers
- * that are garbage a moment later: the socket's reads once they are written to the spool, and
- * the verdict's reads of the spool file with the parser's copies of them. V8 frees a buffer's
+ * that are garbage a moment later: the socket's reads once they are written to the spool, the
+ * verdict's reads of the spool file with the parser's copies of them, and delivery's reads of
+ * it with the SMTP client's dot-stuffed copies. V8 frees a buffer's
  * memory only when it collects the buffer's young generation, and while little JavaScript is
  * allocated it does that for buffers alone once 32 MB of them have piled up in that thread
  * (V8's Heap::AllocateExternalBackingStore: twice the default maximum semi-space). With the
