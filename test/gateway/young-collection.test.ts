@@ -36,12 +36,24 @@ async function peakArrayBuffers(run: (sample: () => void) => Promise<void>): Pro
   return peak;
 }
 
+const envelope = {
+  mailFrom: "a@outside.example",
+  rcptTo: ["jo@acme.com"],
+  receivedAt: new Date().toISOString(),
+  client: { ip: "192.0.2.1", helo: "mx.outside.example", tls: false },
+};
+
 const made: string[] = [];
 /** A directory of its own, removed after the tests (the messages here are 48 MB). */
 function scratch(): string {
   const dir = mkdtempSync(join(tmpdir(), "moat-young-"));
   made.push(dir);
   return dir;
+}
+async function freshSpool() {
+  const spool = createSpool(scratch());
+  await spool.recover();
+  return spool;
 }
 afterAll(() => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
@@ -76,8 +88,7 @@ describe("collecting a large message's buffers as it streams", () => {
   });
 
   it("frees the socket's chunks as the spool writes them, not at V8's 32 MB", async () => {
-    const spool = createSpool(scratch());
-    await spool.recover();
+    const spool = await freshSpool();
     const chunkBytes = 64 * 1024;
     const peak = await peakArrayBuffers(async (sample) => {
       // Each chunk fresh, as a socket's reads are; garbage once written.
@@ -87,17 +98,7 @@ describe("collecting a large message's buffers as it streams", () => {
           yield Buffer.alloc(chunkBytes, 0x41);
         }
       }
-      const { bytes } = await spool.accept(
-        {
-          mailFrom: "a@outside.example",
-          rcptTo: ["jo@acme.com"],
-          receivedAt: new Date().toISOString(),
-          client: { ip: "192.0.2.1", helo: "mx.outside.example", tls: false },
-        },
-        Buffer.alloc(0),
-        Readable.from(socket()),
-        () => false,
-      );
+      const { bytes } = await spool.accept(envelope, Buffer.alloc(0), Readable.from(socket()), () => false);
       expect(bytes).toBe(MESSAGE_BYTES);
     });
     expect(peak).toBeGreaterThan(COLLECT_EVERY_BYTES / 2); // the measure sees the buffers at all
@@ -124,15 +125,9 @@ describe("collecting a large message's buffers as it streams", () => {
   });
 
   it("frees a queued message's reads as delivery reads it back, not at V8's 32 MB", async () => {
-    const spool = createSpool(scratch());
-    await spool.recover();
+    const spool = await freshSpool();
     const { id } = await spool.accept(
-      {
-        mailFrom: "a@outside.example",
-        rcptTo: ["jo@acme.com"],
-        receivedAt: new Date().toISOString(),
-        client: { ip: "192.0.2.1", helo: "mx.outside.example", tls: false },
-      },
+      envelope,
       Buffer.alloc(0),
       Readable.from([Buffer.alloc(MESSAGE_BYTES, 0x43)]),
       () => false,
