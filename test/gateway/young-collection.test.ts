@@ -1,8 +1,8 @@
 /**
  * A large message's buffers are freed while it streams (young-collection.ts): the spool's
- * written chunks and the verdict's reads of the spool file do not pile up to V8's own 32 MB
- * before anything collects them, and the collection itself is had without --expose-gc and
- * leaves no `gc` behind.
+ * written chunks, the verdict's reads of the spool file and delivery's reads of the queued file
+ * do not pile up to V8's own 32 MB before anything collects them, and the collection itself is
+ * had without --expose-gc and leaves no `gc` behind.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
