@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { runInNewContext } from "node:vm";
+import { Worker } from "node:worker_threads";
 import { afterAll, describe, expect, it } from "vitest";
 import { arrivingMessage } from "../../gateway/queue/arriving";
 import { createSpool } from "../../gateway/queue/spool";
@@ -93,6 +94,29 @@ describe("collecting a large message's buffers as it streams", () => {
     collect?.();
     expect(runInNewContext("typeof gc")).toBe("undefined");
     expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+  });
+
+  it("has its own collection in a worker thread (the verdict's own thread, filters.scanThread)", async () => {
+    const module = join(__dirname, "../../gateway/queue/young-collection.ts");
+    // As scan-thread.cjs starts the verdict's thread: tsx registered, no loader flags inherited.
+    const thread = new Worker(
+      `require("tsx/cjs/api").register();
+       const { parentPort } = require("node:worker_threads");
+       const { runInNewContext } = require("node:vm");
+       const { COLLECT_EVERY_BYTES, largeMessageBytes } = require(${JSON.stringify(module)});
+       largeMessageBytes.handled(COLLECT_EVERY_BYTES);
+       parentPort.postMessage({ collections: largeMessageBytes.collections, gc: runInNewContext("typeof gc") });`,
+      { eval: true, execArgv: [] },
+    );
+    try {
+      const answer = await new Promise((resolve, reject) => {
+        thread.once("message", resolve);
+        thread.once("error", reject);
+      });
+      expect(answer).toEqual({ collections: 1, gc: "undefined" });
+    } finally {
+      await thread.terminate();
+    }
   });
 
   it("frees the socket's chunks as the spool writes them, not at V8's 32 MB", async () => {
