@@ -8,8 +8,11 @@
  *   postfix       Postfix as a plain relay (its queue, fsync on, no filter), from Debian
  *   haraka        Haraka from npm with smtp_forward (no local queue), one process; and with its
  *                 own disk queue and outbound delivery (the ratios are to smtp_forward)
- *   moat-full     `moat serve`: spool (fsync) + the verdict without external engines + delivery
- *   moat-thread   moat-full with filters.scanThread=true (the verdict in a thread of its own)
+ *   moat-full     `moat serve`: spool (fsync) + the verdict without external engines + delivery,
+ *                 the verdict in the gateway's thread (filters.scanThread=false; what "auto", the
+ *                 default, chooses where one CPU is usable, as in the Azure hosting)
+ *   moat-thread   moat-full with filters.scanThread=true (the verdict in a thread of its own;
+ *                 what "auto" chooses from two usable CPUs, as on the development machine)
  *   moat-nofilter the same with filters.enabled=false
  *
  * Then, with the Node load client (bench/load-client.ts): throughput on persistent sessions in
@@ -41,6 +44,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { ACCEPT_STAGES } from "../gateway/metrics";
+import { verdictPlacement } from "../gateway/filters/thread-scanner";
 import { eventLoopBetween, quantileMs, scrapeMoatMetrics } from "./moat-metrics";
 import { startDnsStub } from "./dns-stub";
 import { type LoadResult, holdSessions, runLoad } from "./load-client";
@@ -289,10 +293,14 @@ async function main(): Promise<void> {
   });
   // Both are the full pipeline the targets are set for (the same work; filters.scanThread only moves the verdict).
   const ways: [string, string][] = [
-    [MOAT_NAMES.full, "the full pipeline"],
+    [MOAT_NAMES.full, "the full pipeline, the verdict in the gateway's thread"],
     [MOAT_NAMES.thread, "the full pipeline with the verdict in its own thread (filters.scanThread)"],
   ];
   for (const [moat, what] of ways) for (const line of targetVerdicts(rounds, moat, what)) console.log(line);
+  const auto = verdictPlacement("auto");
+  console.log(
+    `the default (filters.scanThread "auto") on this machine: the verdict ${auto.ownThread ? "in its own thread" : "in the gateway's thread"} (${auto.why})`,
+  );
 }
 
 /** One round's figures, system by system, with ratios to that round's Postfix and Haraka. */

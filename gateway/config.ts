@@ -332,8 +332,16 @@ export const zGatewayConfig = z.strictObject({
       spamThreshold: z.number().positive().default(6),
       /** The per-customer Bayes filter (<dataDir>/bayes.sqlite, trained by `moat learn` and releases). */
       bayes: zBayes.prefault({}),
-      /** true: the verdict in a thread of its own (filters/thread-scanner.ts; README "Where the verdict runs"). */
-      scanThread: z.boolean().default(false),
+      /**
+       * Where the verdict runs (filters/thread-scanner.ts; README "Where the verdict runs"): true,
+       * in a thread of its own; false, in the gateway's thread; "auto", its own thread when the
+       * process can keep two CPUs busy (usable-cpus.ts: the cgroup quota counts).
+       */
+      scanThread: z
+        .union([z.boolean(), z.literal("auto")], {
+          error: (issue) => `${JSON.stringify(issue.input)} is not true, false or "auto"`,
+        })
+        .default("auto"),
     })
     .prefault({}), // absent: parsed as {}, so the defaults above apply (stated once)
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */

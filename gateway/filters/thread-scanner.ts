@@ -20,6 +20,7 @@
 import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import type { GatewayConfig } from "../config";
+import { usableCpus } from "../usable-cpus";
 import type { Logger } from "../log";
 import type { BayesLabel, BayesStore } from "./bayes-store";
 import type { Scanner, Verdict } from "./pipeline";
@@ -63,6 +64,23 @@ export interface GatewayScanner extends Scanner {
 }
 
 /**
+ * Where `filters.scanThread` puts the verdict on this machine, and why (logged at start-up).
+ * "auto" gives it a thread of its own when the process can keep two CPUs busy: with one, the
+ * thread would take turns with the event loop on it and only add the crossings between them.
+ */
+export function verdictPlacement(
+  setting: GatewayConfig["filters"]["scanThread"],
+  cpus: () => number = usableCpus,
+): { readonly ownThread: boolean; readonly why: string } {
+  if (setting !== "auto") return { ownThread: setting, why: `filters.scanThread is ${setting}` };
+  const usable = cpus();
+  return {
+    ownThread: usable >= 2,
+    why: `filters.scanThread is auto and ${usable} CPU${usable === 1 ? " is" : "s are"} usable`,
+  };
+}
+
+/**
  * `filters.scanThread`: in a thread of its own, or in this one. The detectors' modules are
  * loaded here only in the second case, so with the thread the gateway's thread does not hold
  * them twice.
@@ -71,8 +89,13 @@ export async function createGatewayScanner(
   config: GatewayConfig,
   bayes: BayesStore | undefined,
   log: Logger,
+  cpus: () => number = usableCpus,
 ): Promise<GatewayScanner> {
-  if (config.filters.scanThread) return createThreadScanner(config, log);
+  const { ownThread, why } = verdictPlacement(config.filters.scanThread, cpus);
+  log.info(ownThread ? "the verdict runs in a thread of its own" : "the verdict runs in the gateway's thread", {
+    why,
+  });
+  if (ownThread) return createThreadScanner(config, log);
   const [{ createScannerFromConfig }, { learnMessage }] = await Promise.all([
     import("./index.js"),
     import("./bayes.js"),

@@ -45,6 +45,9 @@ describe("the gatewayConfig document", () => {
     expect(problemsOf({ ...doc, smtp: { ...doc.smtp, listen: "25" } })).toEqual([
       'gatewayConfig.smtp.listen: "25" is not host:port',
     ]);
+    expect(problemsOf({ ...doc, filters: { ...doc.filters, scanThread: "yes" } })).toEqual([
+      'gatewayConfig.filters.scanThread: "yes" is not true, false or "auto"',
+    ]);
   });
 
   it("explains a masked secret output", () => {

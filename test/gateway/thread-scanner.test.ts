@@ -5,7 +5,8 @@
  * it when the directory changes; a thread that dies fails its messages and the next one starts
  * a new thread.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -16,7 +17,12 @@ import { createDirectory } from "../../gateway/directory/directory";
 import { createScannerFromConfig, openBayesStoreFor } from "../../gateway/filters";
 import type { Verdict } from "../../gateway/filters/pipeline";
 import { bufferSource } from "../../gateway/filters/source";
-import { type GatewayScanner, createThreadScanner } from "../../gateway/filters/thread-scanner";
+import {
+  type GatewayScanner,
+  createGatewayScanner,
+  createThreadScanner,
+  verdictPlacement,
+} from "../../gateway/filters/thread-scanner";
 import { createLogger } from "../../gateway/log";
 import { createSpool } from "../../gateway/queue/spool";
 import { type DnsServer, startDnsServer } from "../helpers/dns-server";
@@ -199,4 +205,57 @@ describe("the verdict in its own thread", () => {
     ).rejects.toThrow(/scan thread exited \(code 3\)/);
     expect((await thread.scan({ ...input, source: bufferSource(raw) })).action).toBe("deliver");
   }, 60_000);
+});
+
+describe("where the verdict runs (filters.scanThread)", () => {
+  const notAsked = () => {
+    throw new Error("the CPUs were counted for a fixed setting");
+  };
+
+  it('"auto" gives the verdict a thread of its own from two usable CPUs; true and false are kept as set', () => {
+    expect(verdictPlacement("auto", () => 1)).toEqual({
+      ownThread: false,
+      why: "filters.scanThread is auto and 1 CPU is usable",
+    });
+    expect(verdictPlacement("auto", () => 2)).toEqual({
+      ownThread: true,
+      why: "filters.scanThread is auto and 2 CPUs are usable",
+    });
+    expect(verdictPlacement(true, notAsked).ownThread).toBe(true);
+    expect(verdictPlacement(false, notAsked).ownThread).toBe(false);
+    expect(parseGatewayConfig(embeddedDefaultConfig()).filters.scanThread).toBe("auto");
+  });
+
+  /** Threads of this process now (the OS's count: a worker is one more). */
+  const osThreads = () => readdirSync("/proc/self/task").length;
+
+  it.each([
+    [1, "the gateway's thread", 0],
+    [2, "a thread of its own", 1],
+  ])(
+    "with %i usable CPU(s) the gateway runs it in %s, and says so at start-up",
+    async (cpus, where, more) => {
+      await stat(tmpdir()); // libuv's pool is started before the count
+      const lines: string[] = [];
+      const logged = createLogger({ level: "info", write: (line) => lines.push(line) });
+      const before = osThreads();
+      const scanner = await createGatewayScanner(
+        { ...config, filters: { ...config.filters, scanThread: "auto" } },
+        undefined,
+        logged,
+        () => cpus,
+      );
+      scanners.push(scanner);
+      expect(osThreads() - before).toBe(more);
+      expect(lines.join("\n")).toContain(
+        `info the verdict runs in ${where} why="filters.scanThread is auto and ${cpus} CPU`,
+      );
+      const verdict = await scanner.scan({ ...input, source: bufferSource(message({ text: "Hello." })) });
+      expect(verdict.action).toBe("deliver");
+      expect(verdict.headers.join("\n")).toMatch(/spf=pass/);
+      await scanner.close();
+      expect(osThreads()).toBe(before);
+    },
+    60_000,
+  );
 });
