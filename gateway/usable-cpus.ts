@@ -5,11 +5,12 @@
  * given one vCPU on a many-core host (Azure Container Apps, `docker --cpus=1`, Kubernetes'
  * `resources.limits.cpu`) sees every core of the host in the mask: only the quota says 1.
  *
- * The quota is read as libuv 1.51 reads it, from `/proc/self/cgroup`: cgroup v2's `cpu.max`
- * ("limit period", or "max") in the process's cgroup and every parent up to the mount, the
- * smallest; cgroup v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us` (-1: none) in the cpu
+ * The quota is found from `/proc/self/cgroup`: cgroup v2's `cpu.max` ("limit period", or
+ * "max") in the process's cgroup and every parent up to the mount, the smallest (as libuv 1.51
+ * reads it); cgroup v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us` (-1: none) in the cpu
  * controller's hierarchy, likewise. Hybrid hosts list both; each found limit counts. A quota
- * of 1.5 CPUs is 1: a second busy thread would be throttled, not run beside the first.
+ * of 1.5 CPUs is 1 (libuv rounds down too): a second busy thread would be throttled, not run
+ * beside the first.
  */
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
