@@ -7,7 +7,8 @@
  * parser before it is returned, so a document the gateway would refuse never becomes a stack
  * output.
  */
-import { GATEWAY_CONFIG_VERSION, type GatewayConfigInput, parseGatewayConfig, parseHostPort } from "../gateway/config";
+import { GATEWAY_CONFIG_VERSION, type GatewayConfigInput, parseGatewayConfig } from "../gateway/config";
+import { parseHostPort } from "../gateway/config-values";
 import { mxHosts } from "./dns-records";
 import { defaultSmartHost, gatewayHostname } from "./settings";
 import type { LoadedStack } from "./stack-config";

@@ -8,12 +8,8 @@
  */
 import { z } from "zod";
 import { CLOUD_NAMES, type CloudName } from "./clouds";
+import { zAdminAccount, zApiToken, zRetention, POLICY_ACTIONS, formatIssues } from "../gateway/config";
 import {
-  zAdminAccount,
-  zApiToken,
-  zRetention,
-  POLICY_ACTIONS,
-  formatIssues,
   isCidr,
   parseHostPort,
   zDnsName,
@@ -22,7 +18,7 @@ import {
   zGuid,
   zHostName,
   zIpOrCidr,
-} from "../gateway/config";
+} from "../gateway/config-values";
 
 const zAction = z.enum(POLICY_ACTIONS);
 

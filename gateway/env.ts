@@ -3,7 +3,8 @@
  * the parsed gatewayConfig into a new object. A malformed value is an error naming the
  * variable; it never silently falls back to the config.
  */
-import { type GatewayConfig, GatewayConfigError, parseHostPort, zHostPortOrIp } from "./config";
+import { type GatewayConfig, GatewayConfigError } from "./config";
+import { parseHostPort, zHostPortOrIp } from "./config-values";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

@@ -8,7 +8,8 @@
  * still parse, but callers treat any problem as a failed import (a stack with a broken users
  * file must not deploy a directory that silently lacks people).
  */
-import { isDomainName, type StaticUser } from "../config";
+import type { StaticUser } from "../config";
+import { isDomainName } from "../config-values";
 import { type CsvProblem, byLine, readTable } from "../csv";
 
 export const USERS_CSV_COLUMNS = ["address", "displayName", "aliases"] as const;
