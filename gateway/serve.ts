@@ -9,9 +9,12 @@ import { type DevMailbox, startDevMailbox } from "./dev-mailbox";
 import type { Env } from "./env";
 import { createLogger, parseLogLevel } from "./log";
 import { startGateway } from "./main";
+import { tuneV8 } from "./v8-tuning";
 
 export async function serve(configFile: string | undefined, env: Env): Promise<void> {
   const log = createLogger({ level: parseLogLevel(env.MOAT_LOG_LEVEL) });
+  const untuned = tuneV8(); // before the first message: v8-tuning.ts
+  if (untuned.length > 0) log.warn("V8 flags not set; V8's defaults apply", { flags: untuned.join(" ") });
   const resolved = resolveConfig(configFile, env);
   const { config } = resolved;
 

@@ -109,15 +109,14 @@ export async function createGatewayScanner(
 }
 
 /**
- * The thread's young generation: 12 MB, a 4 MB semi-space (V8's default is 16 MB, 48 MB in all).
- * The MIME parse leaves mailparser's text strings of every message since the last young
- * collection alive through it (they are freed only by a full collection; bench/RESULTS.md, the
- * AJ session), so a young collection's pause grows with the young generation: 5.8 ms at V8's
- * default against 1.9 ms at this size (mailparser alone at 200 messages a second), for about
- * the same collection time in all. Every verdict waiting in the thread waits out the pause. In
- * the gateway at 200 msgs/s of the mix the verdict's p99 fell from a median of 29.4 to 23.8 ms
- * over nine alternating rounds (the client's from 73.3 to 48.3), with no loss of throughput and
- * 30 MB less at the peak.
+ * The thread's young generation: 12 MB, a 4 MB semi-space (V8 gives a thread 48 MB in all).
+ * Chosen while V8 still pretenured the MIME parse's objects (v8-tuning.ts), when every young
+ * collection kept every message's text since the last one and its pause grew with the young
+ * generation: in the gateway at 200 msgs/s of the mix the verdict's p99 fell from a median of
+ * 29.4 to 23.8 ms over nine alternating rounds (the client's from 73.3 to 48.3), as fast at full
+ * speed, 30 MB less at the peak. With pretenuring off, three rounds could not tell 12 from 48 MB
+ * in p99 or rate on this VM, and 12 MB held 37–68 MB less at the peak: kept (bench/RESULTS.md,
+ * the AJ session).
  */
 export const VERDICT_THREAD_YOUNG_GENERATION_MB = 12;
 

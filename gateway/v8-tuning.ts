@@ -1,0 +1,35 @@
+/**
+ * V8 settings the gateway gives its own process when it starts serving, before the first
+ * message (V8's flags are the process's: the verdict's thread gets them too). Set with
+ * `v8.setFlagsFromString`, as young-collection.ts sets its flag; where one cannot be set, V8
+ * keeps its own default and the gateway runs as before.
+ *
+ * `--no-allocation-site-pretenuring`. V8 allocates the objects of an allocation site straight
+ * into the old generation once enough of them have survived young collections. The MIME parse
+ * (mailparser) makes objects per message that V8 comes to pretenure although each message's
+ * die within milliseconds; every young object they point to, the text part's string first, is
+ * then kept by every young collection until the next full one (old objects count as alive
+ * until a full collection finds otherwise), promoted, and left for the full collections. In
+ * mailparser alone at 200 messages a second 3.3–3.5 MB survived each young collection (pauses
+ * 6–9 ms) with pretenuring and 0.01 MB without it (1 ms). In the gateway at 200 msgs/s of the
+ * mix (bench/RESULTS.md, the AJ session): young-collection pauses p50 1.7–1.9 ms against
+ * 3.3–4.0, the client's p99 32.3 and 37.0 ms against 58.3 and 78.5 with the verdict in the
+ * gateway's thread, 33.5 and 37.1 against 48.9 and 50.8 in its own, 25–35 MB less at the peak.
+ * What pretenuring saves, a second copy of objects that do live long, matters little here: the
+ * gateway's long-lived state (the directory, the rules index) is built rarely.
+ */
+import { setFlagsFromString } from "node:v8";
+
+export const V8_FLAGS: readonly string[] = ["--no-allocation-site-pretenuring"];
+
+/** Applies V8_FLAGS; returns those that could not be set. */
+export function tuneV8(set: (flag: string) => void = setFlagsFromString): string[] {
+  const failed: string[] = [];
+  for (const flag of V8_FLAGS)
+    try {
+      set(flag);
+    } catch {
+      failed.push(flag);
+    }
+  return failed;
+}
