@@ -40,6 +40,13 @@ function upTo(mount: string, dir: string): string[] {
   return dirs;
 }
 
+/** The smallest of the limits found, or undefined when none was. */
+function smallest(limits: Iterable<number | undefined>): number | undefined {
+  let least: number | undefined;
+  for (const limit of limits) if (limit !== undefined) least = Math.min(least ?? limit, limit);
+  return least;
+}
+
 /** CPUs a `limit` of CPU time every `period` allows, or undefined for no limit or bad text. */
 function cpusOf(limit: number, period: number): number | undefined {
   if (!Number.isFinite(limit) || !Number.isFinite(period) || limit <= 0 || period <= 0) return undefined;
@@ -47,15 +54,14 @@ function cpusOf(limit: number, period: number): number | undefined {
 }
 
 function v2Quota(path: string, read: ReadText): number | undefined {
-  let least: number | undefined;
-  for (const dir of upTo(CGROUP_MOUNT, `${CGROUP_MOUNT}${path}`)) {
-    const text = read(`${dir}/cpu.max`)?.trim();
-    if (!text || text.startsWith("max")) continue;
-    const [limit, period] = text.split(/\s+/).map(Number);
-    const cpus = cpusOf(limit ?? NaN, period ?? NaN);
-    if (cpus !== undefined) least = Math.min(least ?? cpus, cpus);
-  }
-  return least;
+  return smallest(
+    upTo(CGROUP_MOUNT, `${CGROUP_MOUNT}${path}`).map((dir) => {
+      const text = read(`${dir}/cpu.max`)?.trim();
+      if (!text || text.startsWith("max")) return undefined;
+      const [limit, period] = text.split(/\s+/).map(Number);
+      return cpusOf(limit ?? NaN, period ?? NaN);
+    }),
+  );
 }
 
 /**
@@ -65,38 +71,31 @@ function v2Quota(path: string, read: ReadText): number | undefined {
  * itself is read too (it is the last of `upTo`).
  */
 function v1Quota(controllers: string, path: string, read: ReadText): number | undefined {
-  let least: number | undefined;
-  for (const mount of new Set([`${CGROUP_MOUNT}/${controllers}`, `${CGROUP_MOUNT}/cpu`])) {
-    for (const dir of upTo(mount, `${mount}${path}`)) {
-      const quota = Number(read(`${dir}/cpu.cfs_quota_us`)?.trim());
-      const period = Number(read(`${dir}/cpu.cfs_period_us`)?.trim());
-      const cpus = cpusOf(quota, period);
-      if (cpus !== undefined) least = Math.min(least ?? cpus, cpus);
-    }
-  }
-  return least;
+  const mounts = new Set([`${CGROUP_MOUNT}/${controllers}`, `${CGROUP_MOUNT}/cpu`]);
+  return smallest(
+    [...mounts].flatMap((mount) =>
+      upTo(mount, `${mount}${path}`).map((dir) =>
+        cpusOf(Number(read(`${dir}/cpu.cfs_quota_us`)?.trim()), Number(read(`${dir}/cpu.cfs_period_us`)?.trim())),
+      ),
+    ),
+  );
 }
 
 /** The cgroup CPU quota in whole CPUs (at least 1), or undefined when none limits this process. */
 export function cgroupCpuQuota(read: ReadText = readText): number | undefined {
   const table = read("/proc/self/cgroup");
   if (!table) return undefined;
-  let least: number | undefined;
-  for (const line of table.split("\n")) {
-    // "hierarchy-id:controllers:path"; the path may itself contain ':'
-    const match = /^(\d+):([^:]*):(\/.*)$/.exec(line.trim());
-    if (!match) continue;
-    const [, id, controllers = "", rawPath = "/"] = match;
-    const path = rawPath === "/" ? "" : rawPath;
-    const quota =
-      id === "0" && controllers === ""
-        ? v2Quota(path, read)
-        : controllers.split(",").includes("cpu")
-          ? v1Quota(controllers, path, read)
-          : undefined;
-    if (quota !== undefined) least = Math.min(least ?? quota, quota);
-  }
-  return least;
+  return smallest(
+    table.split("\n").map((line) => {
+      // "hierarchy-id:controllers:path"; the path may itself contain ':'
+      const match = /^(\d+):([^:]*):(\/.*)$/.exec(line.trim());
+      if (!match) return undefined;
+      const [, id, controllers = "", rawPath = "/"] = match;
+      const path = rawPath === "/" ? "" : rawPath;
+      if (id === "0" && controllers === "") return v2Quota(path, read);
+      return controllers.split(",").includes("cpu") ? v1Quota(controllers, path, read) : undefined;
+    }),
+  );
 }
 
 /** CPUs this process can keep busy: the affinity mask's count, at most the cgroup quota. */
