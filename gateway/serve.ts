@@ -13,8 +13,7 @@ import { tuneV8 } from "./v8-tuning";
 
 export async function serve(configFile: string | undefined, env: Env): Promise<void> {
   const log = createLogger({ level: parseLogLevel(env.MOAT_LOG_LEVEL) });
-  const untuned = tuneV8(); // before the first message: v8-tuning.ts
-  if (untuned.length > 0) log.warn("V8 flags not set; V8's defaults apply", { flags: untuned.join(" ") });
+  tuneV8(); // before the first message: v8-tuning.ts
   const resolved = resolveConfig(configFile, env);
   const { config } = resolved;
 
