@@ -6,7 +6,7 @@ export default defineConfig({
   test: {
     pool: "forks",
     include: ["test/**/*.test.ts"],
-    globalSetup: ["test/setup/graph-tls.ts"],
+    globalSetup: ["test/setup/global.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

@@ -1,6 +1,6 @@
 /**
  * A protocol-faithful double of what directory sync uses of Microsoft Graph and Entra ID,
- * over real HTTPS on loopback (the certificate from test/setup/graph-tls.ts, trusted through
+ * over real HTTPS on loopback (the certificate from test/setup/global.ts, trusted through
  * NODE_EXTRA_CA_CERTS). One listener plays both hosts: the authority
  * (`/{tenant}/v2.0/.well-known/openid-configuration`, `/{tenant}/oauth2/v2.0/token`) and Graph
  * (`/v1.0/users/delta`, `/v1.0/groups/delta`).
@@ -132,7 +132,7 @@ export class GraphDouble {
   async start(): Promise<this> {
     const cert = process.env.MOAT_TEST_DOUBLES_CERT;
     const key = process.env.MOAT_TEST_DOUBLES_KEY;
-    if (!cert || !key) throw new Error("the Graph double needs test/setup/graph-tls.ts (vitest globalSetup)");
+    if (!cert || !key) throw new Error("the Graph double needs test/setup/global.ts (vitest globalSetup)");
     this.server = createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
       void this.handle(req, res);
     });
