@@ -4,7 +4,8 @@
  * 1,000,000 addresses.
  *
  * The Graph double (HTTPS, loopback) runs in this process; the sync runs in a child process
- * (the real Graph client, @azure/identity, the state file written as the gateway writes it),
+ * (the real Graph client, @azure/identity, the state file written as the gateway writes it,
+ * with the V8 flags `moat serve` sets),
  * so its peak RSS (VmHWM) is the sync's alone, and so is what it keeps once the runs are over
  * (heap and buffers, collected: the state the next delta starts from, and the directory, which
  * a gateway holds for as long as it runs). Then lookups are timed one by one
@@ -21,6 +22,7 @@ import { createDirectory, type DirectoryRecord } from "../gateway/directory/dire
 import { createGraphReader } from "../gateway/directory/graph-client";
 import { createDirectorySync } from "../gateway/directory/sync";
 import { silentLogger } from "../gateway/log";
+import { tuneV8 } from "../gateway/v8-tuning";
 import { createDirectoryStateStore } from "../gateway/store/directory-state";
 import { GraphDouble, seedUsers } from "../test/doubles/graph";
 import { makeCertificate } from "../test/helpers/tls";
@@ -37,6 +39,7 @@ function vmHwmMb(): number {
 
 /** Child: one full sync from the double at `url`, reports JSON on stdout. */
 async function client(url: string, dataDir: string): Promise<void> {
+  tuneV8(); // as `moat serve` runs its hourly sync (gateway/v8-tuning.ts)
   const startMb = heapMb();
   const sync = createDirectorySync({
     read: createGraphReader(TENANT, {
