@@ -9,6 +9,7 @@ import { GatewayConfigError, zApiToken } from "./config";
 import { CertificateError } from "./inbound/tls";
 import { serve } from "./serve";
 import { newApiToken } from "./web/auth";
+import { tuneV8 } from "./v8-tuning";
 
 const USAGE = `usage: npm run moat -- <command>
 
@@ -160,6 +161,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Before any command's work: the flags are the process's (v8-tuning.ts). serve, scan and learn
+// parse messages by the thousand; the others run no differently.
+tuneV8();
 main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exitCode = code;

@@ -9,11 +9,9 @@ import { type DevMailbox, startDevMailbox } from "./dev-mailbox";
 import type { Env } from "./env";
 import { createLogger, parseLogLevel } from "./log";
 import { startGateway } from "./main";
-import { tuneV8 } from "./v8-tuning";
 
 export async function serve(configFile: string | undefined, env: Env): Promise<void> {
   const log = createLogger({ level: parseLogLevel(env.MOAT_LOG_LEVEL) });
-  tuneV8(); // before the first message: v8-tuning.ts
   const resolved = resolveConfig(configFile, env);
   const { config } = resolved;
 
