@@ -30,6 +30,41 @@ import { setFlagsFromString } from "node:v8";
 
 export const V8_FLAGS: readonly string[] = ["--no-allocation-site-pretenuring"];
 
+/**
+ * Flags V8 reads only when it makes the heap, so `setFlagsFromString` cannot set them: they
+ * are on node's command line wherever the gateway is started (the Dockerfile's CMD, `npm start`
+ * and `npm run moat`, the tests' and benchmarks' gateways; a test checks each), or in
+ * NODE_OPTIONS. `moat serve` warns when one is missing (`missingNodeFlags`).
+ *
+ * `--max-semi-space-size=4`: the gateway's thread gets a 4 MB semi-space (a 12 MB young
+ * generation, as the verdict's thread has, thread-scanner.ts) instead of V8's 16 MB. With 16 MB
+ * the thread's young generation was so large beside its old one (about 23 MB live) that V8
+ * started incremental marking from a task before the young generation filled: with the verdict
+ * in its own thread, a full collection every 0.6 s at 200 msgs/s (pauses up to 8–19 ms, marking
+ * steps up to 8 ms), and the young collections that did run copied about 1 MB each (pauses p50
+ * 3–6 ms). With 4 MB: a young collection every 0.16 s (p50 about 1 ms), three full ones in 10 s.
+ * In alternating runs at 200 msgs/s of the mix (the AK session, bench/RESULTS.md) the client's
+ * p99 was lower in every pair: 19.5–37.7 ms (median 28.2) against 21.5–45.5 (38.2) in six pairs
+ * with the verdict in its own thread, 38.7–47.6 (42.2) against 42.3–64.0 (52.4) in four with it
+ * in the gateway's thread; the full-speed rate within this machine's noise, peak RSS 20–40 MB lower.
+ */
+export const NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4"];
+
+/** The flag's name, as node spells it either way (`--max_semi_space_size` is the same flag). */
+const flagName = (flag: string) => (flag.split("=")[0] as string).replace(/_/g, "-");
+
+/**
+ * NODE_FLAGS the process was started without, from node's own arguments and NODE_OPTIONS. A flag
+ * given with another value counts as given: an admin's choice.
+ */
+export function missingNodeFlags(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string = process.env.NODE_OPTIONS ?? "",
+): string[] {
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].filter(Boolean).map(flagName));
+  return NODE_FLAGS.filter((flag) => !given.has(flagName(flag)));
+}
+
 /** Applies V8_FLAGS (through `set`, for the test). */
 export function tuneV8(set: (flag: string) => void = setFlagsFromString): void {
   for (const flag of V8_FLAGS) set(flag);

@@ -12,6 +12,7 @@ import { type ChildResult, runTsx } from "../../components/offline/child";
 import { buildGatewayConfig } from "../../components/gateway-document";
 import { PROJECT_DIR, loadStackFile } from "../../components/stack-config";
 import type { GatewayConfigInput } from "../../gateway/config";
+import { NODE_FLAGS } from "../../gateway/v8-tuning";
 
 export const ROOT = join(__dirname, "..", "..");
 const START_TIMEOUT_MS = 20_000;
@@ -47,13 +48,18 @@ export function compiledGateway(): string[] {
   return [join(ROOT, "dist", "gateway", "cli.js")];
 }
 
-/** `cli`: how the gateway is started; by default the TypeScript through tsx, as `npm start` does. */
+/**
+ * `cli`: how the gateway is started; by default the TypeScript through tsx, as `npm start` does.
+ * `nodeFlags`: node's own flags in front, by default those every start of the gateway gives it
+ * (v8-tuning.ts), as the image and `npm start` do.
+ */
 export async function startGatewayProcess(
   args: string[],
   env: Record<string, string>,
   cli: string[] = ["--import", "tsx", join(ROOT, "gateway", "cli.ts")],
+  nodeFlags: readonly string[] = NODE_FLAGS,
 ): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [...cli, "serve", ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, ...cli, "serve", ...args], {
     cwd: ROOT,
     env: { ...process.env, MOAT_CONFIG: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
