@@ -9,7 +9,7 @@
  *   tsx bench/large-message.ts [MB] [--filters-off | --scan-thread]
  *   (--filters-off: the receive path alone; --scan-thread: the verdict in its own thread)
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { cpus } from "node:os";
 import { compiledGateway, startGatewayProcess, writeTestConfig } from "../test/helpers/gateway-process";
 import { startSink } from "../test/helpers/sink";
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const filters = !process.argv.includes("--filters-off");
   const scanThread = process.argv.includes("--scan-thread");
   const sink = await startSink();
-  const { file } = writeTestConfig({
+  const { file, dir } = writeTestConfig({
     smartHostPort: sink.port,
     edit: (d) => ({ ...d, filters: { ...d.filters, enabled: filters, scanThread } }),
   });
@@ -96,6 +96,7 @@ async function main(): Promise<void> {
   } finally {
     await gateway.stop();
     await sink.close();
+    rmSync(dir, { recursive: true, force: true }); // its config, spool and tracker
   }
 }
 

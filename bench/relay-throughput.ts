@@ -8,7 +8,7 @@
  *
  *   tsx bench/relay-throughput.ts
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { startDnsStub } from "./dns-stub";
 import { cpus } from "node:os";
 import {
@@ -37,7 +37,7 @@ function percentile(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const sink = await startSink();
   // One load generator on one IP: lift the per-client limits that would (rightly) stop it.
-  const { file } = writeTestConfig({
+  const { file, dir } = writeTestConfig({
     smartHostPort: sink.port,
     edit: (d) => ({
       ...d,
@@ -96,6 +96,7 @@ async function main(): Promise<void> {
     await gateway.stop();
     await sink.close();
     await dns.close();
+    rmSync(dir, { recursive: true, force: true }); // its config, spool and tracker
   }
 }
 
