@@ -14,95 +14,14 @@
  *
  * On demand: throttles with 429 + Retry-After, fails with 503, answers 401 for a while
  * (permission propagation), hides new objects from Get- for a few reads (replication lag),
- * and redirects to a "regional" host (a second listener) like outlook.office365.com does.
+ * and redirects to a "regional" host (a second listener) like outlook.office365.com does. The
+ * cmdlets themselves, their parameters, checks and defaults, are in exchange-cmdlets.ts.
  */
 import { randomUUID } from "node:crypto";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EntraTokenIssuer } from "./entra-token";
-
-type ExoObject = Record<string, unknown> & { Guid: string; Name: string };
-type Kind = "InboundConnector" | "OutboundConnector" | "TransportRule";
-
-const COMMON = ["Confirm", "ErrorAction", "WarningAction"];
-const PARAMETERS: Record<string, readonly string[]> = {
-  "New-InboundConnector": [
-    "Name",
-    "ConnectorType",
-    "SenderDomains",
-    "SenderIPAddresses",
-    "RequireTls",
-    "RestrictDomainsToIPAddresses",
-    "RestrictDomainsToCertificate",
-    "TlsSenderCertificateName",
-    "EFSkipIPs",
-    "EFSkipLastIP",
-    "EFUsers",
-    "Enabled",
-    "Comment",
-    "CloudServicesMailEnabled",
-    "TreatMessagesAsInternal",
-    "AssociatedAcceptedDomains",
-  ],
-  "New-OutboundConnector": [
-    "Name",
-    "ConnectorType",
-    "UseMXRecord",
-    "SmartHosts",
-    "TlsSettings",
-    "TlsDomain",
-    "RecipientDomains",
-    "IsTransportRuleScoped",
-    "RouteAllMessagesViaOnPremises",
-    "Enabled",
-    "Comment",
-    "CloudServicesMailEnabled",
-    "AllAcceptedDomains",
-  ],
-  "New-TransportRule": [
-    "Name",
-    "Priority",
-    "Comments",
-    "Mode",
-    "Enabled",
-    "FromScope",
-    "SentToScope",
-    "RouteMessageOutboundConnector",
-    "ExceptIfHeaderContainsMessageHeader",
-    "ExceptIfHeaderContainsWords",
-    "SetSCL",
-    "SenderIpRanges",
-    "RecipientDomainIs",
-    "StopRuleProcessing",
-  ],
-};
-PARAMETERS["Set-InboundConnector"] = ["Identity", ...(PARAMETERS["New-InboundConnector"] ?? [])];
-PARAMETERS["Set-OutboundConnector"] = ["Identity", ...(PARAMETERS["New-OutboundConnector"] ?? [])];
-PARAMETERS["Set-TransportRule"] = [
-  "Identity",
-  ...(PARAMETERS["New-TransportRule"] ?? []).filter((p) => p !== "Enabled"),
-];
-for (const kind of ["InboundConnector", "OutboundConnector", "TransportRule"]) {
-  PARAMETERS[`Get-${kind}`] = ["Identity", "ResultSize"];
-  PARAMETERS[`Remove-${kind}`] = ["Identity"];
-}
-PARAMETERS["Enable-TransportRule"] = ["Identity"];
-PARAMETERS["Disable-TransportRule"] = ["Identity"];
-const REQUIRED: Record<string, readonly string[]> = {
-  "New-InboundConnector": ["Name", "SenderDomains"],
-  "New-OutboundConnector": ["Name"],
-  "New-TransportRule": ["Name"],
-};
-
-class CmdletError extends Error {
-  constructor(
-    readonly status: number,
-    readonly exceptionType: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { CmdletError, type ExoObject, type Kind, bindParameters, created, stored, validate } from "./exchange-cmdlets";
 
 export interface ExchangeDoubleOptions {
   readonly tenantId: string;
@@ -293,31 +212,7 @@ export class ExchangeAdminDouble {
   }
 
   private run(cmdlet: string, parameters: Record<string, unknown>): ExoObject[] {
-    const allowed = PARAMETERS[cmdlet];
-    if (!allowed)
-      throw new CmdletError(
-        400,
-        "System.Management.Automation.CommandNotFoundException",
-        `The term '${cmdlet}' is not recognized as a name of a cmdlet.`,
-      );
-    for (const key of Object.keys(parameters)) {
-      if (!allowed.includes(key) && !COMMON.includes(key)) {
-        throw new CmdletError(
-          400,
-          "System.Management.Automation.ParameterBindingException",
-          `A parameter cannot be found that matches parameter name '${key}'.`,
-        );
-      }
-    }
-    for (const key of REQUIRED[cmdlet] ?? []) {
-      if (parameters[key] === undefined || parameters[key] === null) {
-        throw new CmdletError(
-          400,
-          "System.Management.Automation.ParameterBindingException",
-          `Cannot process command because of one or more missing mandatory parameters: ${key}.`,
-        );
-      }
-    }
+    bindParameters(cmdlet, parameters);
     const [verb, noun] = cmdlet.split("-") as [string, Kind];
     const list = this.objects[noun];
     const find = (): ExoObject => {
@@ -353,7 +248,7 @@ export class ExchangeAdminDouble {
         return [found];
       }
       case "New": {
-        this.validate(noun, parameters, undefined);
+        validate(this.objects, noun, parameters, undefined);
         if (list.some((o) => o.Name.toLowerCase() === String(parameters.Name).toLowerCase())) {
           throw new CmdletError(
             400,
@@ -361,7 +256,7 @@ export class ExchangeAdminDouble {
             `A ${noun} with the name '${String(parameters.Name)}' already exists.`,
           );
         }
-        const object = this.create(noun, parameters);
+        const object = created(this.objects, noun, parameters);
         list.splice(noun === "TransportRule" ? Number(object.Priority) : list.length, 0, object);
         this.renumber(noun);
         if (this.replicationLagReads > 0) this.hiddenReads.set(object.Guid, this.replicationLagReads);
@@ -369,9 +264,9 @@ export class ExchangeAdminDouble {
       }
       case "Set": {
         const object = find();
-        this.validate(noun, parameters, object);
+        validate(this.objects, noun, parameters, object);
         const { Identity: _identity, ...changes } = parameters;
-        Object.assign(object, this.stored(noun, changes));
+        Object.assign(object, stored(noun, changes));
         if (noun === "TransportRule" && changes.Priority !== undefined) {
           list.splice(list.indexOf(object), 1);
           list.splice(Number(changes.Priority), 0, object);
@@ -403,166 +298,5 @@ export class ExchangeAdminDouble {
 
   private renumber(noun: Kind): void {
     if (noun === "TransportRule") this.objects.TransportRule.forEach((rule, index) => (rule.Priority = index));
-  }
-
-  private validate(noun: Kind, parameters: Record<string, unknown>, existing: ExoObject | undefined): void {
-    const value = (key: string) => (key in parameters ? parameters[key] : existing?.[key]);
-    const name = parameters.Name;
-    if (name !== undefined && (typeof name !== "string" || name.trim() === ""))
-      throw new CmdletError(400, "System.ArgumentException", "Name can't be empty.");
-    if (noun === "TransportRule") {
-      if (typeof name === "string" && name.length > 64)
-        throw new CmdletError(
-          400,
-          "Microsoft.Exchange.Configuration.Tasks.TaskArgumentException",
-          `The length of the property is too long. The maximum length is 64 and the length of the value provided is ${name.length}.`,
-        );
-      const priority = parameters.Priority;
-      const max = this.objects.TransportRule.length - (existing ? 1 : 0);
-      if (
-        priority !== undefined &&
-        (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > max)
-      ) {
-        throw new CmdletError(
-          400,
-          "System.ArgumentOutOfRangeException",
-          `The value of priority is out of range. Specify a value between 0 and ${max}.`,
-        );
-      }
-      const connector = parameters.RouteMessageOutboundConnector;
-      if (
-        connector !== undefined &&
-        !this.objects.OutboundConnector.some((c) => c.Name === connector || c.Guid === connector)
-      ) {
-        throw new CmdletError(
-          400,
-          "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
-          `The outbound connector '${String(connector)}' couldn't be found.`,
-        );
-      }
-      return;
-    }
-    const partner = String(value("ConnectorType") ?? "Partner").toLowerCase() === "partner";
-    if (noun === "InboundConnector") {
-      for (const flag of ["RequireTls", "RestrictDomainsToIPAddresses", "RestrictDomainsToCertificate"]) {
-        if (value(flag) === true && !partner)
-          throw new CmdletError(
-            400,
-            "Microsoft.Exchange.Management.Tasks.InboundConnectorInvalidRestrictDomainsException",
-            `${flag} can only be set on a Partner connector.`,
-          );
-      }
-      for (const ip of (parameters.SenderIPAddresses as string[] | undefined) ?? []) {
-        const [address, prefix] = ip.split("/");
-        if (
-          !/^\d+\.\d+\.\d+\.\d+$/.test(address ?? "") ||
-          (prefix !== undefined && (Number(prefix) < 24 || Number(prefix) > 32))
-        ) {
-          throw new CmdletError(
-            400,
-            "Microsoft.Exchange.Management.Tasks.InvalidSenderIPAddressException",
-            `SenderIPAddresses '${ip}': only IPv4 addresses and CIDR ranges from /24 to /32 are allowed.`,
-          );
-        }
-      }
-      if (
-        value("RestrictDomainsToIPAddresses") === true &&
-        ((value("SenderIPAddresses") as unknown[] | undefined) ?? []).length === 0
-      ) {
-        throw new CmdletError(
-          400,
-          "Microsoft.Exchange.Management.Tasks.InboundConnectorMissingIPAddressesException",
-          "SenderIPAddresses is required when RestrictDomainsToIPAddresses is true.",
-        );
-      }
-    }
-    if (
-      noun === "OutboundConnector" &&
-      value("UseMXRecord") === false &&
-      ((value("SmartHosts") as unknown[] | undefined) ?? []).length === 0
-    ) {
-      throw new CmdletError(
-        400,
-        "Microsoft.Exchange.Management.Tasks.OutboundConnectorSmarthostRequiredException",
-        "SmartHosts must be specified when UseMXRecord is false.",
-      );
-    }
-  }
-
-  private stored(noun: Kind, parameters: Record<string, unknown>): Record<string, unknown> {
-    const out: Record<string, unknown> = { ...parameters };
-    if (noun === "InboundConnector" && Array.isArray(parameters.SenderDomains))
-      out.SenderDomains = parameters.SenderDomains.map((d) => `smtp:${String(d)};1`);
-    delete out.Confirm;
-    return out;
-  }
-
-  private create(noun: Kind, parameters: Record<string, unknown>): ExoObject {
-    const base = {
-      Guid: randomUUID(),
-      Name: String(parameters.Name),
-      Identity: String(parameters.Name),
-      WhenCreated: new Date().toISOString(),
-      WhenChanged: new Date().toISOString(),
-    };
-    if (noun === "InboundConnector") {
-      return {
-        ...base,
-        Enabled: true,
-        ConnectorType: "Partner",
-        ConnectorSource: "Default",
-        Comment: null,
-        SenderIPAddresses: [],
-        AssociatedAcceptedDomains: [],
-        RequireTls: false,
-        RestrictDomainsToIPAddresses: false,
-        RestrictDomainsToCertificate: false,
-        CloudServicesMailEnabled: false,
-        TreatMessagesAsInternal: false,
-        TlsSenderCertificateName: null,
-        EFTestMode: false,
-        EFSkipLastIP: false,
-        EFSkipIPs: [],
-        EFUsers: [],
-        ...this.stored(noun, parameters),
-      } as ExoObject;
-    }
-    if (noun === "OutboundConnector") {
-      return {
-        ...base,
-        Enabled: true,
-        ConnectorType: "Partner",
-        ConnectorSource: "Default",
-        Comment: null,
-        UseMXRecord: true,
-        SmartHosts: [],
-        TlsSettings: null,
-        TlsDomain: null,
-        RecipientDomains: [],
-        IsTransportRuleScoped: false,
-        RouteAllMessagesViaOnPremises: false,
-        CloudServicesMailEnabled: false,
-        AllAcceptedDomains: false,
-        ...this.stored(noun, parameters),
-      } as ExoObject;
-    }
-    const { Enabled, ...rest } = parameters;
-    return {
-      ...base,
-      State: Enabled === false ? "Disabled" : "Enabled",
-      Mode: "Enforce",
-      Priority: this.objects.TransportRule.length,
-      Comments: null,
-      FromScope: null,
-      SentToScope: null,
-      RouteMessageOutboundConnector: null,
-      ExceptIfHeaderContainsMessageHeader: null,
-      ExceptIfHeaderContainsWords: null,
-      SetSCL: null,
-      SenderIpRanges: null,
-      RecipientDomainIs: null,
-      StopRuleProcessing: false,
-      ...this.stored(noun, rest),
-    } as ExoObject;
   }
 }
