@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "moat-bench-tracker-"));
   const path = join(dir, "tracker.sqlite");
   try {
-    (await openSqliteTracker(path)).close(); // creates the schema and indexes
+    await (await openSqliteTracker(path)).close(); // creates the schema and indexes
     const db = new Database(path);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = OFF");

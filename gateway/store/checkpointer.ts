@@ -96,7 +96,10 @@ export function startCheckpointer(
     },
     execArgv: [],
   });
-  thread.unref(); // a tracker left open does not keep the process alive
+  // A tracker left open does not keep the process alive; one being closed does, until the thread
+  // has ended: else a process with nothing else to do exits while close() waits for the thread,
+  // and nothing after the awaited close runs (a bench's clean-up did not).
+  thread.unref();
   thread.on("error", fallBack);
   const exited = new Promise<void>((resolve) =>
     thread.once("exit", (code) => {
@@ -108,6 +111,7 @@ export function startCheckpointer(
     threaded: () => threaded,
     async close() {
       closing = true;
+      thread.ref();
       thread.postMessage("stop");
       await exited;
     },

@@ -1,11 +1,14 @@
 /** The tracker's WAL checkpoints in their own thread (checkpointer.ts), on real SQLite. */
-import { closeSync, copyFileSync, mkdtempSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
+import { runTsx } from "../../components/offline/child";
 import { startCheckpointer } from "../../gateway/store/checkpointer";
 import { type ArrivalRecord, openSqliteTracker } from "../../gateway/store/tracker";
+
+const ROOT = resolve(__dirname, "..", "..");
 
 /** Messages in the database file itself: a copy of it without its WAL. */
 function messagesInDatabaseFile(path: string): number {
@@ -112,5 +115,30 @@ describe("the tracker's checkpoint thread", () => {
     const reopened = await openSqliteTracker(path);
     expect((await reopened.auditLog()).map((e) => e.detail)).toEqual(["before close"]);
     await reopened.close();
+  });
+
+  it("keeps the process running until an awaited close() is done, though an open tracker does not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-checkpoint-"));
+    const script = join(dir, "close.ts");
+    // Nothing else keeps this process running: only the close under way can.
+    writeFileSync(
+      script,
+      [
+        `import { openSqliteTracker } from ${JSON.stringify(join(ROOT, "gateway", "store", "tracker.ts"))};`,
+        `void (async () => {`,
+        `  const tracker = await openSqliteTracker(${JSON.stringify(join(dir, "tracker.sqlite"))});`,
+        `  await tracker.audit({ at: 1, actor: "test", action: "noted", detail: "x" });`,
+        `  await tracker.close();`,
+        `  console.log("after close");`,
+        // A second tracker left open: the process still ends by itself.
+        `  await openSqliteTracker(${JSON.stringify(join(dir, "other.sqlite"))});`,
+        `})();`,
+      ].join("\n"),
+    );
+    const run = await runTsx(script, []);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe("after close\n");
+    expect(existsSync(join(dir, "tracker.sqlite-wal"))).toBe(false); // closed cleanly: no WAL left
   });
 });
