@@ -85,9 +85,7 @@ export function treeUsage(rootPid: number): { cpuMs: number; rssKb: number } {
   let cpuMs = 0;
   let rssKb = 0;
   for (const [pid, stat] of processTree(rootPid)) {
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // utime + stime, and cutime + cstime: children that exited (Postfix's smtpd) still count.
-    cpuMs += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * CLK_TCK_MS;
+    cpuMs += statCpuMs(stat);
     try {
       rssKb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
     } catch {
@@ -95,6 +93,24 @@ export function treeUsage(rootPid: number): { cpuMs: number; rssKb: number } {
     }
   }
   return { cpuMs, rssKb };
+}
+
+/** A process's CPU from its /proc/PID/stat line: utime + stime, and cutime + cstime, so children that exited (Postfix's smtpd) still count. */
+function statCpuMs(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * CLK_TCK_MS;
+}
+
+/**
+ * CPU (ms) of the load's side of the machine: everything this benchmark runs besides the system
+ * measured (its own process, which is the Node load client and the polling, smtp-source, the
+ * sink, the DNS stub). Per process, as the system's own CPU is counted, so the two add up.
+ */
+export function loadCpuMs(systemPid: number): number {
+  const system = processTree(systemPid);
+  let cpuMs = 0;
+  for (const [pid, stat] of processTree(process.pid)) if (!system.has(pid)) cpuMs += statCpuMs(stat);
+  return cpuMs;
 }
 
 /**

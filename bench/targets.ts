@@ -6,19 +6,19 @@
  *
  * And why twice Haraka's rate is missed when the machine is the reason: what that rate would
  * keep busy of this machine at the CPU a message measured in the same run — Moat's own, and the
- * rest of the machine's (the load client, the sink, the kernel), which the load puts on the
- * same cores. Over the machine's cores, the rate cannot be reached here at that CPU a message.
+ * load's side (the load client, smtp-source, the sink, the DNS stub), which runs on the same
+ * cores. Over the machine's cores, the rate cannot be reached here at that CPU a message.
  */
 
 /** Accept latency p99 at half of the maximum load, and memory with the held sessions. */
 export const P99_TARGET_MS = 20;
 export const SESSIONS_TARGET_MB = 150;
 
-/** One load mode as measured: its rate, and CPU ms a message of the system and of the whole machine. */
+/** One load mode as measured: its rate, and CPU ms a message of the system and of the load's side. */
 export interface ModeFigures {
   readonly rate: number;
   readonly cpuPerMsg: number;
-  readonly machinePerMsg: number;
+  readonly loadPerMsg: number;
 }
 
 /** How to read one system's round (R: bench/peers.ts's result) for the targets. */
@@ -96,20 +96,19 @@ export function targetVerdicts<R extends { readonly name: string }>(
 
 /**
  * What `times` the peer's rate would keep busy of this machine, in cores, at Moat's CPU a
- * message in the same round (Moat's own + the rest of the machine's), the median over the rounds.
+ * message in the same round (Moat's own + the load's side), the median over the rounds.
  */
 function machineFor<R>(pairs: readonly { moat: R; other: R }[], times: number, inputs: TargetInputs<R>): string[] {
   if (pairs.length === 0) return [];
   const perMode = inputs.modes.map(([label, mode]) => {
     const cores = (perMsg: (m: ModeFigures) => number) =>
       median(pairs.map(({ moat, other }) => (times * mode(other).rate * perMsg(mode(moat))) / 1000));
-    const [moat, machine] = [cores((m) => m.cpuPerMsg), cores((m) => m.machinePerMsg)];
-    const [own, rest] = [moat, Math.max(0, machine - moat)].map((c) => c.toFixed(2));
-    const total = (Number(own) + Number(rest)).toFixed(2); // adds up as printed
+    const [own, load] = [cores((m) => m.cpuPerMsg), cores((m) => m.loadPerMsg)].map((c) => c.toFixed(2));
+    const total = (Number(own) + Number(load)).toFixed(2); // adds up as printed
     const over = Number(total) > inputs.cores ? ", more than the machine has" : "";
-    return `${label} ${own} + ${rest} = ${total}${over}`;
+    return `${label} ${own} + ${load} = ${total}${over}`;
   });
   return [
-    `    at this run's CPU a message, ${times}x Haraka's rate would keep busy (cores of ${inputs.cores}: Moat + the load client, sink and kernel): ${perMode.join("; ")}`,
+    `    at this run's CPU a message, ${times}x Haraka's rate would keep busy (cores of ${inputs.cores}: Moat + the load's side): ${perMode.join("; ")}`,
   ];
 }
