@@ -95,7 +95,10 @@ export function treeUsage(rootPid: number): { cpuMs: number; rssKb: number } {
   return { cpuMs, rssKb };
 }
 
-/** A process's CPU from its /proc/PID/stat line: utime + stime, and cutime + cstime, so children that exited (Postfix's smtpd) still count. */
+/**
+ * A process's CPU (ms) from its /proc/PID/stat line: utime + stime, and cutime + cstime, so
+ * children that exited (Postfix's smtpd) still count.
+ */
 function statCpuMs(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * CLK_TCK_MS;

@@ -6,8 +6,9 @@
  *
  * And why twice Haraka's rate is missed when the machine is the reason: what that rate would
  * keep busy of this machine at the CPU a message measured in the same run — Moat's own, and the
- * load's side (the load client, smtp-source, the sink, the DNS stub), which runs on the same
- * cores. Over the machine's cores, the rate cannot be reached here at that CPU a message.
+ * load's side (the load client, smtp-source, the sink, the DNS stub, the bench's own polling),
+ * which runs on the same cores. Over the machine's cores, the rate cannot be reached here at that
+ * CPU a message; the polling costs per second, not per message, so the load's part errs high.
  */
 
 /** Accept latency p99 at half of the maximum load, and memory with the held sessions. */
