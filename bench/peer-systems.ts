@@ -137,6 +137,31 @@ export function threadCpu(rootPid: number): Map<number, number> {
   return threads;
 }
 
+/**
+ * How long the threads of a process tree have waited for a CPU while ready to run (ms), and how
+ * often they were put on one: /proc/PID/task/TID/schedstat's second and third fields. A thread
+ * woken by another (a reply, a finished file operation, a message from another thread) waits
+ * there until a CPU takes it; on a VM, waking an idle virtual CPU is itself slow.
+ */
+export function runQueueWait(rootPid: number): { waitMs: number; slices: number } {
+  let waitMs = 0;
+  let slices = 0;
+  for (const pid of processTree(rootPid).keys()) {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const [, wait = 0, runs = 0] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8")
+          .split(" ")
+          .map(Number);
+        waitMs += wait / 1e6;
+        slices += runs;
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return { waitMs, slices };
+}
+
 /** The root and every descendant, each with its /proc/PID/stat line. */
 function processTree(rootPid: number): Map<number, string> {
   const parent = new Map<number, number>();

@@ -27,14 +27,15 @@
  * on a fresh start), so every mode is measured warm.
  *
  * Reported: messages/s, CPU ms per message of the system's processes (from /proc) and of the
- * load's side (the load client, smtp-source, the sink, the DNS stub), how many of the machine's cores
- * were busy and how much of a core the system's busiest thread took (what held its rate), peak
- * RSS, and ratios to Postfix and Haraka; last, issue #8's targets for Moat's full pipeline in
- * this run (with the verdict in the gateway's thread and, when measured, in its own), each met
- * or missed and by how much, and what twice Haraka's rate would keep busy of this machine at the
- * CPU a message measured (bench/targets.ts). Needs root (Postfix),
- * Debian's postfix package and the npm registry (Haraka is installed into a temporary
- * directory).
+ * load's side (the load client, smtp-source, the sink, the DNS stub), how many of the machine's
+ * cores were busy, how much of a core the system's busiest thread took (what held its rate) and
+ * how long its threads waited for a CPU while ready to run (/proc's schedstat; threads that ended
+ * during the run, as Postfix's smtpd processes do, are not counted), peak RSS, and ratios to
+ * Postfix and Haraka; last, issue #8's targets for Moat's full pipeline in this run (with the
+ * verdict in the gateway's thread and, when measured, in its own), each met or missed and by how
+ * much, and what twice Haraka's rate would keep busy of this machine at the CPU a message
+ * measured (bench/targets.ts). Needs root (Postfix), Debian's postfix package and the npm
+ * registry (Haraka is installed into a temporary directory).
  *
  *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset;
  *                                       BENCH_SESSIONS=50: sessions at once instead of 20;
@@ -55,6 +56,7 @@ import {
   HELD_SESSIONS,
   MOAT_NAMES,
   loadCpuMs,
+  runQueueWait,
   type Sink,
   type System,
   machineUsage,
@@ -96,15 +98,21 @@ const TO = "anna.berg@northwind.example";
 interface Mode extends ModeFigures {
   readonly busyCores: number;
   readonly busiestThread: number;
+  /** How often the system's threads were put on a CPU, and how long they waited for it (runQueueWait), a message. */
+  readonly wakesPerMsg: number;
+  readonly waitPerMsg: number;
 }
 
 /** Starts counting CPU for one load mode; the returned function ends it. */
 function cpuWindow(system: System): (messages: number, seconds: number) => Omit<Mode, "rate"> {
   const [tree, load, machine] = [treeUsage(system.pid).cpuMs, loadCpuMs(system.pid), machineUsage().busyMs];
-  const threads = threadCpu(system.pid);
+  const [threads, queued] = [threadCpu(system.pid), runQueueWait(system.pid)];
   return (messages, seconds) => {
     const busiestMs = Math.max(0, ...[...threadCpu(system.pid)].map(([tid, ms]) => ms - (threads.get(tid) ?? 0)));
+    const { waitMs, slices } = runQueueWait(system.pid);
     return {
+      wakesPerMsg: Math.max(0, slices - queued.slices) / Math.max(1, messages),
+      waitPerMsg: Math.max(0, waitMs - queued.waitMs) / Math.max(1, messages),
       cpuPerMsg: (treeUsage(system.pid).cpuMs - tree) / Math.max(1, messages),
       loadPerMsg: (loadCpuMs(system.pid) - load) / Math.max(1, messages),
       busyCores: (machineUsage().busyMs - machine) / 1000 / seconds,
@@ -326,7 +334,7 @@ function report(results: readonly Result[]): void {
       ...(haraka ? [`${(value / pick(haraka)).toFixed(2)}x Haraka`] : []),
     ].join(", ") || "no peer measured";
   const cpu = (m: Mode) =>
-    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg, the load's side ${m.loadPerMsg.toFixed(2)}; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core`;
+    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg, the load's side ${m.loadPerMsg.toFixed(2)}; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core; its threads put on a CPU ${m.wakesPerMsg.toFixed(1)} times a message, waiting ${((m.waitPerMsg / Math.max(m.wakesPerMsg, 1e-9)) * 1000).toFixed(0)} µs each for it`;
   const failures = (r: LoadResult) => (r.failed ? ` [${r.failed} failed: ${r.firstError}]` : "");
   for (const r of results) {
     console.log(`${r.name}`);
