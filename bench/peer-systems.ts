@@ -1,10 +1,10 @@
 /**
  * The systems bench/peers.ts compares, each started on a free loopback port and relaying to
  * the same sink: Postfix's smtp-sink, Postfix as a plain relay, Haraka (smtp_forward, or its
- * own queue), and `moat serve`; and how much CPU and memory a system's process tree uses.
+ * own queue), and `moat serve`. What each uses of the machine: proc-usage.ts.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   LOAD_TEST_LIMITS,
@@ -14,7 +14,6 @@ import {
   writeTestConfig,
 } from "../test/helpers/gateway-process";
 
-const CLK_TCK_MS = 10;
 /** Sessions the memory measurement holds open at once (Postfix needs a process for each). */
 export const HELD_SESSIONS = 500;
 
@@ -74,131 +73,6 @@ export async function startSmtpSink(): Promise<Sink> {
   });
   await new Promise((r) => setTimeout(r, 300));
   return { port, count: () => last, stop: () => child.kill("SIGKILL") };
-}
-
-/**
- * CPU (ms) and memory (kB) of a process tree: the root and every descendant. Memory is PSS
- * (proportional set size, /proc/PID/smaps_rollup): pages shared between processes — Postfix's
- * one smtpd per session — are divided among them instead of counted once per process.
- */
-export function treeUsage(rootPid: number): { cpuMs: number; rssKb: number } {
-  let cpuMs = 0;
-  let rssKb = 0;
-  for (const [pid, stat] of processTree(rootPid)) {
-    cpuMs += statCpuMs(stat);
-    try {
-      rssKb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return { cpuMs, rssKb };
-}
-
-/**
- * A process's CPU (ms) from its /proc/PID/stat line: utime + stime, and cutime + cstime, so
- * children that exited (Postfix's smtpd) still count.
- */
-function statCpuMs(stat: string): number {
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * CLK_TCK_MS;
-}
-
-/**
- * CPU (ms) of the load's side of the machine: everything this benchmark runs besides the system
- * measured (its own process, which is the Node load client and the polling, smtp-source, the
- * sink, the DNS stub). Per process, as the system's own CPU is counted, so the two add up.
- */
-export function loadCpuMs(systemPid: number): number {
-  const system = processTree(systemPid);
-  let cpuMs = 0;
-  for (const [pid, stat] of processTree(process.pid)) if (!system.has(pid)) cpuMs += statCpuMs(stat);
-  return cpuMs;
-}
-
-/**
- * CPU (ms) of every thread in a process tree, by thread id. Between two readings the busiest
- * thread shows whether a system is held by one thread (an event loop at a full core) while
- * the machine still has cores to spare.
- */
-export function threadCpu(rootPid: number): Map<number, number> {
-  const threads = new Map<number, number>();
-  for (const pid of processTree(rootPid).keys()) {
-    try {
-      for (const tid of readdirSync(`/proc/${pid}/task`)) {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        threads.set(Number(tid), (Number(fields[11]) + Number(fields[12])) * CLK_TCK_MS);
-      }
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return threads;
-}
-
-/**
- * How long the threads of a process tree have waited for a CPU while ready to run (ms), and how
- * often they were put on one: /proc/PID/task/TID/schedstat's second and third fields. A thread
- * woken by another (a reply, a finished file operation, a message from another thread) waits
- * there until a CPU takes it; on a VM, waking an idle virtual CPU is itself slow.
- */
-export function runQueueWait(rootPid: number): { waitMs: number; slices: number } {
-  let waitMs = 0;
-  let slices = 0;
-  for (const pid of processTree(rootPid).keys()) {
-    try {
-      for (const tid of readdirSync(`/proc/${pid}/task`)) {
-        const [, wait = 0, runs = 0] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8")
-          .split(" ")
-          .map(Number);
-        waitMs += wait / 1e6;
-        slices += runs;
-      }
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return { waitMs, slices };
-}
-
-/** The root and every descendant, each with its /proc/PID/stat line. */
-function processTree(rootPid: number): Map<number, string> {
-  const parent = new Map<number, number>();
-  const stats = new Map<number, string>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parent.set(Number(entry), Number(fields[1]));
-      stats.set(Number(entry), stat);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const inTree = (pid: number): boolean => {
-    for (let p = pid, hops = 0; p > 1 && hops < 20; p = parent.get(p) ?? 0, hops++) if (p === rootPid) return true;
-    return false;
-  };
-  return new Map([...stats].filter(([pid]) => inTree(pid)));
-}
-
-/**
- * The whole machine's busy CPU time (ms, all cores: user, nice, system, irq, softirq, steal)
- * from /proc/stat: over a run, whether the machine was the limit (busy near cores x wall
- * time). Like the processes' times in /proc, counted by the scheduler tick.
- */
-export function machineUsage(): { busyMs: number } {
-  const cpuLine = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
-  // cpu  user nice system idle iowait irq softirq steal ...
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpuLine
-    .trim()
-    .split(/\s+/)
-    .slice(1, 9)
-    .map(Number);
-  const busy = user + nice + system + irq + softirq + steal;
-  return { busyMs: busy * CLK_TCK_MS };
 }
 
 export interface System {
@@ -269,6 +143,12 @@ export async function startPostfix(sinkPort: number, dir: string, certificate: C
   };
 }
 
+/** How Haraka queues: forwarding during the DATA (smtp_forward), or its own disk queue. */
+type HarakaMode = "smtp_forward" | "queue";
+
+/** Haraka's name in the report. */
+export const harakaName = (mode: HarakaMode) => `haraka (${mode})`;
+
 /**
  * Haraka from npm, installed once per run. `smtp_forward`: each message is forwarded to the
  * sink during the client's DATA (no local queue). `queue`: connections are marked as relaying,
@@ -279,7 +159,7 @@ export async function startHaraka(
   sinkPort: number,
   dir: string,
   certificate: Certificate,
-  mode: "smtp_forward" | "queue",
+  mode: HarakaMode,
 ): Promise<System> {
   const port = await freePort();
   const home = join(dir, "haraka");
@@ -332,7 +212,7 @@ export async function startHaraka(
   const child: ChildProcess = spawn(bin, ["-c", site], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 2500));
   return {
-    name: `haraka (${mode})`,
+    name: harakaName(mode),
     port,
     pid: child.pid ?? 0,
     stop: async () => {

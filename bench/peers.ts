@@ -55,20 +55,17 @@ import { type ModeFigures, type TargetInputs, targetVerdicts } from "./targets";
 import {
   HELD_SESSIONS,
   MOAT_NAMES,
-  loadCpuMs,
-  runQueueWait,
   type Sink,
   type System,
-  machineUsage,
+  harakaName,
   startHaraka,
   startMoat,
   startPostfix,
   sinkReaches,
   smtpSource,
   startSmtpSink,
-  threadCpu,
-  treeUsage,
 } from "./peer-systems";
+import { loadCpuMs, machineUsage, runQueueWait, threadCpu, treeUsage } from "./proc-usage";
 
 const MESSAGES = Number(process.argv[2] ?? 2000);
 /**
@@ -259,8 +256,8 @@ const targetInputs: TargetInputs<Result> = {
   heldSessions: HELD_SESSIONS,
   cores: cpus().length,
 };
-/** Haraka's name with smtp_forward (peer-systems.ts startHaraka), the peer of the 2x target. */
-const HARAKA = "haraka (smtp_forward)";
+/** Haraka with smtp_forward: the peer of the 2x target. */
+const HARAKA = harakaName("smtp_forward");
 /** The peers as measured in one round. */
 const peersIn = (results: readonly Result[]) => ({
   postfix: results.find((r) => r.name === "postfix"),

@@ -1,14 +1,13 @@
 /** The tracker's WAL checkpoints in their own thread (checkpointer.ts), on real SQLite. */
 import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { runTsx } from "../../components/offline/child";
 import { startCheckpointer } from "../../gateway/store/checkpointer";
 import { type ArrivalRecord, openSqliteTracker } from "../../gateway/store/tracker";
-
-const ROOT = resolve(__dirname, "..", "..");
+import { ROOT } from "../helpers/gateway-process";
 
 /** Messages in the database file itself: a copy of it without its WAL. */
 function messagesInDatabaseFile(path: string): number {
