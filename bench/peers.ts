@@ -30,7 +30,8 @@
  * load's side (the load client, smtp-source, the sink, the DNS stub), how many of the machine's
  * cores were busy, how much of a core the system's busiest thread took (what held its rate) and
  * how long its threads waited for a CPU while ready to run (/proc's schedstat; threads that ended
- * during the run, as Postfix's smtpd processes do, are not counted), peak RSS, and ratios to
+ * during the run, as Postfix's smtpd processes do, are not counted), the same for its main thread
+ * (the event loop of Moat and Haraka) with how long it ran each time, peak RSS, and ratios to
  * Postfix and Haraka; last, issue #8's targets for Moat's full pipeline in this run (with the
  * verdict in the gateway's thread and, when measured, in its own), each met or missed and by how
  * much, and what twice Haraka's rate would keep busy of this machine at the CPU a message
@@ -98,6 +99,8 @@ interface Mode extends ModeFigures {
   /** How often the system's threads were put on a CPU, and how long they waited for it (runQueueWait), a message. */
   readonly wakesPerMsg: number;
   readonly waitPerMsg: number;
+  /** The same for the main thread alone (Moat's and Haraka's event loop; Postfix's master), with its time on a CPU. */
+  readonly main: { readonly wakesPerMsg: number; readonly runPerMsg: number; readonly waitPerMsg: number };
 }
 
 /** Starts counting CPU for one load mode; the returned function ends it. */
@@ -106,12 +109,18 @@ function cpuWindow(system: System): (messages: number, seconds: number) => Omit<
   const [threads, queued] = [threadCpu(system.pid), runQueueWait(system.pid)];
   return (messages, seconds) => {
     const busiestMs = Math.max(0, ...[...threadCpu(system.pid)].map(([tid, ms]) => ms - (threads.get(tid) ?? 0)));
-    const { waitMs, slices } = runQueueWait(system.pid);
+    const { waitMs, slices, main } = runQueueWait(system.pid);
+    const perMessage = (after: number, before: number) => Math.max(0, after - before) / Math.max(1, messages);
     return {
-      wakesPerMsg: Math.max(0, slices - queued.slices) / Math.max(1, messages),
-      waitPerMsg: Math.max(0, waitMs - queued.waitMs) / Math.max(1, messages),
-      cpuPerMsg: (treeUsage(system.pid).cpuMs - tree) / Math.max(1, messages),
-      loadPerMsg: (loadCpuMs(system.pid) - load) / Math.max(1, messages),
+      main: {
+        wakesPerMsg: perMessage(main.slices, queued.main.slices),
+        runPerMsg: perMessage(main.runMs, queued.main.runMs),
+        waitPerMsg: perMessage(main.waitMs, queued.main.waitMs),
+      },
+      wakesPerMsg: perMessage(slices, queued.slices),
+      waitPerMsg: perMessage(waitMs, queued.waitMs),
+      cpuPerMsg: perMessage(treeUsage(system.pid).cpuMs, tree),
+      loadPerMsg: perMessage(loadCpuMs(system.pid), load),
       busyCores: (machineUsage().busyMs - machine) / 1000 / seconds,
       busiestThread: busiestMs / 1000 / seconds,
     };
@@ -342,8 +351,10 @@ function report(results: readonly Result[]): void {
       ...(postfix ? [`${(value / pick(postfix)).toFixed(2)}x Postfix`] : []),
       ...(haraka ? [`${(value / pick(haraka)).toFixed(2)}x Haraka`] : []),
     ].join(", ") || "no peer measured";
+  /** Milliseconds a message over times a message: microseconds each time. */
+  const each = (msPerMsg: number, timesPerMsg: number) => ((msPerMsg / Math.max(timesPerMsg, 1e-9)) * 1000).toFixed(0);
   const cpu = (m: Mode) =>
-    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg, the load's side ${m.loadPerMsg.toFixed(2)}; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core; its threads put on a CPU ${m.wakesPerMsg.toFixed(1)} times a message, waiting ${((m.waitPerMsg / Math.max(m.wakesPerMsg, 1e-9)) * 1000).toFixed(0)} µs each for it`;
+    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg, the load's side ${m.loadPerMsg.toFixed(2)}; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core; its threads put on a CPU ${m.wakesPerMsg.toFixed(1)} times a message, waiting ${each(m.waitPerMsg, m.wakesPerMsg)} µs each for it; its main thread ${m.main.wakesPerMsg.toFixed(1)} times, running ${each(m.main.runPerMsg, m.main.wakesPerMsg)} µs and waiting ${each(m.main.waitPerMsg, m.main.wakesPerMsg)} µs each`;
   const failures = (r: LoadResult) => (r.failed ? ` [${r.failed} failed: ${r.firstError}]` : "");
   for (const r of results) {
     console.log(`${r.name}`);

@@ -83,19 +83,31 @@ export function threadCpu(rootPid: number): Map<number, number> {
 
 /**
  * How long the threads of a process tree have waited for a CPU while ready to run (ms), and how
- * often they were put on one: /proc/PID/task/TID/schedstat's second and third fields. A thread
+ * often they were put on one: /proc/PID/task/TID/schedstat's second and third fields; and the
+ * same with its time on a CPU for the root's main thread alone (a Node process's event loop). A thread
  * woken by another (a reply, a finished file operation, a message from another thread) waits
  * there until a CPU takes it; on a VM, waking an idle virtual CPU is itself slow.
  */
-export function runQueueWait(rootPid: number): { waitMs: number; slices: number } {
+export function runQueueWait(rootPid: number): RunQueueWait & { readonly main: RunQueueWait } {
+  let runMs = 0;
   let waitMs = 0;
   let slices = 0;
-  for (const [, schedstat] of threadFiles(rootPid, "schedstat")) {
-    const [, wait = 0, runs = 0] = schedstat.split(" ").map(Number);
+  let main: RunQueueWait = { runMs: 0, waitMs: 0, slices: 0 };
+  for (const [tid, schedstat] of threadFiles(rootPid, "schedstat")) {
+    const [run = 0, wait = 0, runs = 0] = schedstat.split(" ").map(Number);
+    if (tid === rootPid) main = { runMs: run / 1e6, waitMs: wait / 1e6, slices: runs };
+    runMs += run / 1e6;
     waitMs += wait / 1e6;
     slices += runs;
   }
-  return { waitMs, slices };
+  return { runMs, waitMs, slices, main };
+}
+
+/** Of threads' schedstat: time on a CPU and waiting for one (ms), and how often they were put on one. */
+export interface RunQueueWait {
+  readonly runMs: number;
+  readonly waitMs: number;
+  readonly slices: number;
 }
 
 /** The root and every descendant, each with its /proc/PID/stat line. */
