@@ -100,7 +100,13 @@ interface Mode extends ModeFigures {
   readonly wakesPerMsg: number;
   readonly waitPerMsg: number;
   /** The same for the main thread alone (Moat's and Haraka's event loop; Postfix's master), with its time on a CPU. */
-  readonly main: { readonly wakesPerMsg: number; readonly runPerMsg: number; readonly waitPerMsg: number };
+  readonly main: {
+    readonly wakesPerMsg: number;
+    readonly runPerMsg: number;
+    readonly waitPerMsg: number;
+    /** Of the window, the share it was running or waiting to run: near 1, the loop holds the rate. */
+    readonly occupied: number;
+  };
 }
 
 /** Starts counting CPU for one load mode; the returned function ends it. */
@@ -116,6 +122,7 @@ function cpuWindow(system: System): (messages: number, seconds: number) => Omit<
         wakesPerMsg: perMessage(main.slices, queued.main.slices),
         runPerMsg: perMessage(main.runMs, queued.main.runMs),
         waitPerMsg: perMessage(main.waitMs, queued.main.waitMs),
+        occupied: (main.runMs - queued.main.runMs + main.waitMs - queued.main.waitMs) / 1000 / seconds,
       },
       wakesPerMsg: perMessage(slices, queued.slices),
       waitPerMsg: perMessage(waitMs, queued.waitMs),
@@ -354,7 +361,7 @@ function report(results: readonly Result[]): void {
   /** Milliseconds a message over times a message: microseconds each time. */
   const each = (msPerMsg: number, timesPerMsg: number) => ((msPerMsg / Math.max(timesPerMsg, 1e-9)) * 1000).toFixed(0);
   const cpu = (m: Mode) =>
-    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg, the load's side ${m.loadPerMsg.toFixed(2)}; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core; its threads put on a CPU ${m.wakesPerMsg.toFixed(1)} times a message, waiting ${each(m.waitPerMsg, m.wakesPerMsg)} µs each for it; its main thread ${m.main.wakesPerMsg.toFixed(1)} times, running ${each(m.main.runPerMsg, m.main.wakesPerMsg)} µs and waiting ${each(m.main.waitPerMsg, m.main.wakesPerMsg)} µs each`;
+    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg, the load's side ${m.loadPerMsg.toFixed(2)}; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core; its threads put on a CPU ${m.wakesPerMsg.toFixed(1)} times a message, waiting ${each(m.waitPerMsg, m.wakesPerMsg)} µs each for it; its main thread ${m.main.wakesPerMsg.toFixed(1)} times, running ${each(m.main.runPerMsg, m.main.wakesPerMsg)} µs and waiting ${each(m.main.waitPerMsg, m.main.wakesPerMsg)} µs each, running or waiting ${(m.main.occupied * 100).toFixed(0)}% of the time`;
   const failures = (r: LoadResult) => (r.failed ? ` [${r.failed} failed: ${r.firstError}]` : "");
   for (const r of results) {
     console.log(`${r.name}`);
