@@ -86,7 +86,8 @@ export function threadCpu(rootPid: number): Map<number, number> {
  * often they were put on one: /proc/PID/task/TID/schedstat's second and third fields; and the
  * same with its time on a CPU for the root's main thread alone (a Node process's event loop). A thread
  * woken by another (a reply, a finished file operation, a message from another thread) waits
- * there until a CPU takes it (on this VM: 70-170 µs under load, while other threads hold both CPUs).
+ * there until a CPU takes it (on this VM 70-170 µs a time under load; not the wake-up's own cost,
+ * a pipe round trip between two idle processes takes 17 µs).
  */
 export function runQueueWait(rootPid: number): RunQueueWait & { readonly main: RunQueueWait } {
   let runMs = 0;
