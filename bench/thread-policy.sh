@@ -17,7 +17,7 @@ declare -A seen
 pid=""
 while true; do
   if [ -z "$pid" ] || [ ! -d "/proc/$pid" ]; then
-    pid=$(pgrep -f "^/usr/bin/node .*gateway/cli.js serve" | head -1 || true)
+    pid=$(pgrep -f "^[^ ]*node [^ ]*.*gateway/cli.js serve" | head -1 || true)
     seen=()
   fi
   if [ -n "$pid" ]; then
