@@ -51,14 +51,23 @@ import { ACCEPT_STAGES } from "../gateway/metrics";
 import { verdictPlacement } from "../gateway/filters/thread-scanner";
 import { eventLoopBetween, quantileMs, scrapeMoatMetrics } from "./moat-metrics";
 import { startDnsStub } from "./dns-stub";
-import { type LoadResult, holdSessions, runLoad } from "./load-client";
+import { holdSessions, runLoad } from "./load-client";
 import { type ModeFigures, type TargetInputs, targetVerdicts } from "./targets";
+import {
+  HARAKA,
+  type Mode,
+  type NodeMode,
+  type Result,
+  type SourceMode,
+  nodeClientModes,
+  report,
+  smtpSourceModes,
+} from "./peers-report";
 import {
   HELD_SESSIONS,
   MOAT_NAMES,
   type Sink,
   type System,
-  harakaName,
   startHaraka,
   startMoat,
   startPostfix,
@@ -66,7 +75,7 @@ import {
   smtpSource,
   startSmtpSink,
 } from "./peer-systems";
-import { loadCpuMs, machineUsage, runQueueWait, threadCpu, treeUsage } from "./proc-usage";
+import { runQueueWait, treePssKb, usage } from "./proc-usage";
 
 const MESSAGES = Number(process.argv[2] ?? 2000);
 /**
@@ -86,53 +95,32 @@ const SIZE = 10240;
 const FROM = "sender@outside.example";
 const TO = "anna.berg@northwind.example";
 
-/**
- * One load mode's figures. Beside the rate and the system's CPU per message: how many of the
- * machine's cores were busy (the system, the load generator, the sink, the kernel) and how
- * much of one core the system's busiest thread took. A system whose busiest thread is near a
- * full core is held by that thread (an event loop); one with every core busy, by the machine;
- * one with neither, by waiting (a disk, a downstream reply, too few sessions).
- */
-interface Mode extends ModeFigures {
-  readonly busyCores: number;
-  readonly busiestThread: number;
-  /** How often the system's threads were put on a CPU, and how long they waited for it (runQueueWait), a message. */
-  readonly wakesPerMsg: number;
-  readonly waitPerMsg: number;
-  /** The same for the main thread alone (Moat's and Haraka's event loop; Postfix's master), with its time on a CPU. */
-  readonly main: {
-    readonly wakesPerMsg: number;
-    readonly runPerMsg: number;
-    readonly waitPerMsg: number;
-    /** Of the window, the share it was running or waiting to run: near 1, the loop holds the rate. */
-    readonly occupied: number;
-  };
-}
-
 /** Starts counting CPU for one load mode; the returned function ends it. */
 function cpuWindow(system: System): (messages: number, seconds: number) => Omit<Mode, "rate"> {
-  const [tree, load, machine] = [treeUsage(system.pid).cpuMs, loadCpuMs(system.pid), machineUsage().busyMs];
-  const [threads, queued] = [threadCpu(system.pid), runQueueWait(system.pid)];
+  const before = usage(system.pid);
   return (messages, seconds) => {
-    const busiestMs = Math.max(0, ...[...threadCpu(system.pid)].map(([tid, ms]) => ms - (threads.get(tid) ?? 0)));
-    const { waitMs, slices, main } = runQueueWait(system.pid);
-    const perMessage = (after: number, before: number) => Math.max(0, after - before) / Math.max(1, messages);
+    const after = usage(system.pid);
+    const ran = (tid: number, ms: number) => ms - (before.threads.get(tid)?.runMs ?? 0);
+    const busiestMs = Math.max(0, ...[...after.threads].map(([tid, thread]) => ran(tid, thread.runMs)));
+    const [start, end] = [before, after].map((u) => runQueueWait(u.threads, system.pid)) as [RunQueue, RunQueue];
+    const perMessage = (a: number, b: number) => Math.max(0, a - b) / Math.max(1, messages);
     return {
       main: {
-        wakesPerMsg: perMessage(main.slices, queued.main.slices),
-        runPerMsg: perMessage(main.runMs, queued.main.runMs),
-        waitPerMsg: perMessage(main.waitMs, queued.main.waitMs),
-        occupied: (main.runMs - queued.main.runMs + main.waitMs - queued.main.waitMs) / 1000 / seconds,
+        wakesPerMsg: perMessage(end.main.slices, start.main.slices),
+        runPerMsg: perMessage(end.main.runMs, start.main.runMs),
+        waitPerMsg: perMessage(end.main.waitMs, start.main.waitMs),
+        occupied: (end.main.runMs - start.main.runMs + end.main.waitMs - start.main.waitMs) / 1000 / seconds,
       },
-      wakesPerMsg: perMessage(slices, queued.slices),
-      waitPerMsg: perMessage(waitMs, queued.waitMs),
-      cpuPerMsg: perMessage(treeUsage(system.pid).cpuMs, tree),
-      loadPerMsg: perMessage(loadCpuMs(system.pid), load),
-      busyCores: (machineUsage().busyMs - machine) / 1000 / seconds,
+      wakesPerMsg: perMessage(end.slices, start.slices),
+      waitPerMsg: perMessage(end.waitMs, start.waitMs),
+      cpuPerMsg: perMessage(after.treeCpuMs, before.treeCpuMs),
+      loadPerMsg: perMessage(after.loadCpuMs, before.loadCpuMs),
+      busyCores: (after.machineBusyMs - before.machineBusyMs) / 1000 / seconds,
       busiestThread: busiestMs / 1000 / seconds,
     };
   };
 }
+type RunQueue = ReturnType<typeof runQueueWait>;
 
 /**
  * Messages every system gets, after its memory with held sessions is measured on a fresh start
@@ -173,10 +161,10 @@ async function warmUp(system: System, sink: Sink): Promise<void> {
  */
 const RSS_SAMPLE_MS = 250;
 
-async function measure(system: System, sink: Sink, persistent: boolean): Promise<Mode & { rssMb: number }> {
+async function measure(system: System, sink: Sink, persistent: boolean): Promise<SourceMode> {
   const start = sink.count();
   const cpu = cpuWindow(system);
-  let peakKb = treeUsage(system.pid).rssKb;
+  let peakKb = treePssKb(system.pid);
   let sampledAt = Date.now();
   const started = process.hrtime.bigint();
   const source = smtpSourceTo(system, MESSAGES, persistent);
@@ -184,7 +172,7 @@ async function measure(system: System, sink: Sink, persistent: boolean): Promise
     each: () => {
       if (Date.now() - sampledAt < RSS_SAMPLE_MS) return;
       sampledAt = Date.now();
-      peakKb = Math.max(peakKb, treeUsage(system.pid).rssKb);
+      peakKb = Math.max(peakKb, treePssKb(system.pid));
     },
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -194,11 +182,11 @@ async function measure(system: System, sink: Sink, persistent: boolean): Promise
 }
 
 /** Memory with HELD_SESSIONS sessions held mid-transaction, on a freshly started system. */
-async function measureSessions(system: System) {
-  const idle = treeUsage(system.pid).rssKb;
+async function measureSessions(system: System): Promise<Result["sessions"]> {
+  const idle = treePssKb(system.pid);
   const held = await holdSessions({ port: system.port, from: FROM, to: TO }, HELD_SESSIONS);
   await new Promise((r) => setTimeout(r, 1000));
-  const holding = treeUsage(system.pid).rssKb;
+  const holding = treePssKb(system.pid);
   held.close();
   await new Promise((r) => setTimeout(r, 1000));
   return { open: held.open, errors: held.errors.length, idleMb: idle / 1024, heldMb: holding / 1024 };
@@ -211,9 +199,9 @@ async function measureSessions(system: System) {
  * of smtp-source's persistent rate, a maximum with other messages: for Moat, whose CPU per
  * message is higher with the mix, that put the latency run at 65-75% of its load, not half.)
  */
-async function measureWithNodeClient(system: System, sink: Sink) {
+async function measureWithNodeClient(system: System, sink: Sink): Promise<Result["node"]> {
   const base = loadTo(system);
-  const run = async (options: Partial<Parameters<typeof runLoad>[0]>) => {
+  const run = async (options: Partial<Parameters<typeof runLoad>[0]>): Promise<NodeMode> => {
     const since = sink.count();
     const cpu = cpuWindow(system);
     const started = performance.now();
@@ -241,23 +229,6 @@ async function measureWithNodeClient(system: System, sink: Sink) {
   return { plain, tls, tlsPerMessage, half, halfRate, stages, eventLoop };
 }
 
-interface Result {
-  readonly name: string;
-  readonly conn: Awaited<ReturnType<typeof measure>>;
-  readonly persistent: Awaited<ReturnType<typeof measure>>;
-  readonly node: Awaited<ReturnType<typeof measureWithNodeClient>>;
-  readonly sessions: Awaited<ReturnType<typeof measureSessions>>;
-}
-
-const smtpSourceModes: [string, (r: Result) => Mode][] = [
-  ["smtp-source conn/msg", (r) => r.conn],
-  ["smtp-source persist.", (r) => r.persistent],
-];
-const nodeClientModes: [string, (r: Result) => Result["node"]["plain"]][] = [
-  ["node client plain", (r) => r.node.plain],
-  ["node client STARTTLS", (r) => r.node.tls],
-  ["STARTTLS, conn/msg", (r) => r.node.tlsPerMessage],
-];
 /** Every mode for the targets, its rate smtp-source's until the sink had them all, the Node client's end to end. */
 const targetInputs: TargetInputs<Result> = {
   modes: [
@@ -272,14 +243,6 @@ const targetInputs: TargetInputs<Result> = {
   heldSessions: HELD_SESSIONS,
   cores: cpus().length,
 };
-/** Haraka with smtp_forward: the peer of the 2x target. */
-const HARAKA = harakaName("smtp_forward");
-/** The peers as measured in one round. */
-const peersIn = (results: readonly Result[]) => ({
-  postfix: results.find((r) => r.name === "postfix"),
-  haraka: results.find((r) => r.name === HARAKA),
-});
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "moat-bench-peers-"));
   execFileSync("chmod", ["755", dir]);
@@ -348,50 +311,6 @@ async function main(): Promise<void> {
   console.log(
     `the default (filters.scanThread "auto") on this machine: the verdict ${auto.ownThread ? "in its own thread" : "in the gateway's thread"} (${auto.why})`,
   );
-}
-
-/** One round's figures, system by system, with ratios to that round's Postfix and Haraka. */
-function report(results: readonly Result[]): void {
-  const { postfix, haraka } = peersIn(results);
-  const ratio = (value: number, pick: (r: Result) => number) =>
-    [
-      ...(postfix ? [`${(value / pick(postfix)).toFixed(2)}x Postfix`] : []),
-      ...(haraka ? [`${(value / pick(haraka)).toFixed(2)}x Haraka`] : []),
-    ].join(", ") || "no peer measured";
-  /** Milliseconds a message over times a message: microseconds each time. */
-  const each = (msPerMsg: number, timesPerMsg: number) => ((msPerMsg / Math.max(timesPerMsg, 1e-9)) * 1000).toFixed(0);
-  const cpu = (m: Mode) =>
-    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg, the load's side ${m.loadPerMsg.toFixed(2)}; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core; its threads put on a CPU ${m.wakesPerMsg.toFixed(1)} times a message, waiting ${each(m.waitPerMsg, m.wakesPerMsg)} µs each for it; its main thread ${m.main.wakesPerMsg.toFixed(1)} times, running ${each(m.main.runPerMsg, m.main.wakesPerMsg)} µs and waiting ${each(m.main.waitPerMsg, m.main.wakesPerMsg)} µs each, running or waiting ${(m.main.occupied * 100).toFixed(0)}% of the time`;
-  const failures = (r: LoadResult) => (r.failed ? ` [${r.failed} failed: ${r.firstError}]` : "");
-  for (const r of results) {
-    console.log(`${r.name}`);
-    for (const [label, pick] of smtpSourceModes) {
-      const m = pick(r);
-      console.log(
-        `  ${label.padEnd(21)} ${m.rate.toFixed(0).padStart(5)} msgs/s (${ratio(m.rate, (x) => pick(x).rate)}; ${cpu(m)})`,
-      );
-    }
-    for (const [label, pick] of nodeClientModes) {
-      const m = pick(r);
-      console.log(
-        `  ${label.padEnd(21)} ${m.rate.toFixed(0).padStart(5)} msgs/s accepted, ${m.endToEnd.toFixed(0)} end to end (${ratio(m.endToEnd, (x) => pick(x).endToEnd)}; ${cpu(m)})${failures(m)}`,
-      );
-    }
-    console.log(
-      `  latency at half load  ${r.node.halfRate.toFixed(0)} msgs/s offered (half of its plain rate with the mix): p50 ${r.node.half.p50Ms.toFixed(1)} ms, p99 ${r.node.half.p99Ms.toFixed(1)} ms${failures(r.node.half)}`,
-    );
-    const slow = r.node.half.slowest;
-    console.log(
-      `  slowest 1% there     waited ${slow.waited.toFixed(1)}, MAIL ${slow.mail.toFixed(1)}, RCPT ${slow.rcpt.toFixed(1)}, DATA ${slow.data.toFixed(1)}, data to 250 ${slow.body.toFixed(1)} ms (means); the client's own loop late p99 ${r.node.half.clientLateMs.p99.toFixed(1)} / max ${r.node.half.clientLateMs.max.toFixed(1)} ms`,
-    );
-    if (r.node.stages.length > 0)
-      console.log(`  its own accept times  p50 / p99 ms: ${r.node.stages.join(", ")} (moat_accept_seconds)`);
-    if (r.node.eventLoop) console.log(`  its event loop there  ${r.node.eventLoop}`);
-    console.log(
-      `  ${HELD_SESSIONS} sessions held     ${r.sessions.open} open (${r.sessions.errors} failed), fresh start: PSS ${r.sessions.idleMb.toFixed(0)} MB idle -> ${r.sessions.heldMb.toFixed(0)} MB`,
-    );
-    console.log(`  peak PSS under load   ${Math.max(r.conn.rssMb, r.persistent.rssMb).toFixed(0)} MB`);
-  }
 }
 
 main().catch((error: unknown) => {

@@ -8,22 +8,88 @@ import { readFileSync, readdirSync } from "node:fs";
 const CLK_TCK_MS = 10;
 
 /**
- * CPU (ms) and memory (kB) of a process tree: the root and every descendant. Memory is PSS
- * (proportional set size, /proc/PID/smaps_rollup): pages shared between processes — Postfix's
- * one smtpd per session — are divided among them instead of counted once per process.
+ * What a system and the rest of the machine have used so far, from one scan of /proc and one
+ * walk over the system's threads; a load mode's figures are the difference of two.
  */
-export function treeUsage(rootPid: number): { cpuMs: number; rssKb: number } {
-  let cpuMs = 0;
-  let rssKb = 0;
-  for (const [pid, stat] of processTree(rootPid)) {
-    cpuMs += statCpuMs(stat);
+export interface Usage {
+  /** CPU (ms) of the system's process tree: the root and every descendant, children that exited included. */
+  readonly treeCpuMs: number;
+  /**
+   * CPU (ms) of the load's side of the machine: everything this benchmark runs besides the
+   * system (its own process, which is the Node load client and the polling, smtp-source, the
+   * sink, the DNS stub). Per process, as the system's own CPU is counted, so the two add up.
+   */
+  readonly loadCpuMs: number;
+  /** The whole machine's busy time (ms), machineUsage. */
+  readonly machineBusyMs: number;
+  /**
+   * Every thread of the system's tree, by thread id, from its schedstat: time on a CPU (to the
+   * nanosecond, where /proc's stat counts ticks), time waiting for one while ready to run, and
+   * how often it was put on one. Between two readings the busiest thread shows whether a system
+   * is held by one thread (an event loop at a full core) while the machine has cores to spare;
+   * a thread woken by another (a reply, a finished file operation, a message from another
+   * thread) waits until a CPU takes it (on this VM 70-170 µs a time under load; not the
+   * wake-up's own cost, a pipe round trip between two idle processes takes 17 µs).
+   */
+  readonly threads: ReadonlyMap<number, RunQueueWait>;
+}
+
+export function usage(systemPid: number): Usage {
+  const processes = scanProcesses();
+  const system = subtree(processes, systemPid);
+  let treeCpuMs = 0;
+  for (const stat of system.values()) treeCpuMs += statCpuMs(stat);
+  let loadCpuMs = 0;
+  for (const [pid, stat] of subtree(processes, process.pid)) if (!system.has(pid)) loadCpuMs += statCpuMs(stat);
+  const threads = new Map<number, RunQueueWait>();
+  for (const pid of system.keys()) {
     try {
-      rssKb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const schedstat = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8");
+        const [run = 0, wait = 0, slices = 0] = schedstat.split(" ").map(Number);
+        threads.set(Number(tid), { runMs: run / 1e6, waitMs: wait / 1e6, slices });
+      }
     } catch {
       // exited meanwhile
     }
   }
-  return { cpuMs, rssKb };
+  return { treeCpuMs, loadCpuMs, machineBusyMs: machineUsage().busyMs, threads };
+}
+
+/**
+ * Of the threads in a Usage: their time on a CPU, waiting and times put on one added up, and
+ * the same for the root's main thread alone (a Node process's event loop), whose thread id is
+ * the root's pid.
+ */
+export function runQueueWait(
+  threads: ReadonlyMap<number, RunQueueWait>,
+  rootPid: number,
+): RunQueueWait & { readonly main: RunQueueWait } {
+  let [runMs, waitMs, slices] = [0, 0, 0];
+  for (const thread of threads.values()) {
+    runMs += thread.runMs;
+    waitMs += thread.waitMs;
+    slices += thread.slices;
+  }
+  return { runMs, waitMs, slices, main: threads.get(rootPid) ?? { runMs: 0, waitMs: 0, slices: 0 } };
+}
+
+/**
+ * Memory (kB) of a process tree: PSS (proportional set size, /proc/PID/smaps_rollup), so pages
+ * shared between processes — Postfix's one smtpd per session — are divided among them instead
+ * of counted once per process. Read apart from usage(): smaps_rollup costs more, and takes the
+ * process's memory-map lock, which the system needs for its own mappings.
+ */
+export function treePssKb(rootPid: number): number {
+  let pssKb = 0;
+  for (const pid of subtree(scanProcesses(), rootPid).keys()) {
+    try {
+      pssKb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pssKb;
 }
 
 /**
@@ -40,80 +106,11 @@ function statFields(stat: string): string[] {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
 }
 
-/**
- * CPU (ms) of the load's side of the machine: everything this benchmark runs besides the system
- * measured (its own process, which is the Node load client and the polling, smtp-source, the
- * sink, the DNS stub). Per process, as the system's own CPU is counted, so the two add up.
- */
-export function loadCpuMs(systemPid: number): number {
-  const processes = scanProcesses();
-  const system = subtree(processes, systemPid);
-  let cpuMs = 0;
-  for (const [pid, stat] of subtree(processes, process.pid)) if (!system.has(pid)) cpuMs += statCpuMs(stat);
-  return cpuMs;
-}
-
-/** Each thread of a process tree with the text of its /proc/PID/task/TID/`file`. */
-function threadFiles(rootPid: number, file: "stat" | "schedstat"): [tid: number, text: string][] {
-  const found: [number, string][] = [];
-  for (const pid of processTree(rootPid).keys()) {
-    try {
-      for (const tid of readdirSync(`/proc/${pid}/task`))
-        found.push([Number(tid), readFileSync(`/proc/${pid}/task/${tid}/${file}`, "utf8")]);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
-}
-
-/**
- * CPU (ms) of every thread in a process tree, by thread id. Between two readings the busiest
- * thread shows whether a system is held by one thread (an event loop at a full core) while
- * the machine still has cores to spare.
- */
-export function threadCpu(rootPid: number): Map<number, number> {
-  return new Map(
-    threadFiles(rootPid, "stat").map(([tid, stat]) => {
-      const fields = statFields(stat);
-      return [tid, (Number(fields[11]) + Number(fields[12])) * CLK_TCK_MS];
-    }),
-  );
-}
-
-/**
- * How long the threads of a process tree have waited for a CPU while ready to run (ms), and how
- * often they were put on one: /proc/PID/task/TID/schedstat's second and third fields; and the
- * same with its time on a CPU for the root's main thread alone (a Node process's event loop). A thread
- * woken by another (a reply, a finished file operation, a message from another thread) waits
- * there until a CPU takes it (on this VM 70-170 µs a time under load; not the wake-up's own cost,
- * a pipe round trip between two idle processes takes 17 µs).
- */
-export function runQueueWait(rootPid: number): RunQueueWait & { readonly main: RunQueueWait } {
-  let runMs = 0;
-  let waitMs = 0;
-  let slices = 0;
-  let main: RunQueueWait = { runMs: 0, waitMs: 0, slices: 0 };
-  for (const [tid, schedstat] of threadFiles(rootPid, "schedstat")) {
-    const [run = 0, wait = 0, runs = 0] = schedstat.split(" ").map(Number);
-    if (tid === rootPid) main = { runMs: run / 1e6, waitMs: wait / 1e6, slices: runs };
-    runMs += run / 1e6;
-    waitMs += wait / 1e6;
-    slices += runs;
-  }
-  return { runMs, waitMs, slices, main };
-}
-
 /** Of threads' schedstat: time on a CPU and waiting for one (ms), and how often they were put on one. */
 export interface RunQueueWait {
   readonly runMs: number;
   readonly waitMs: number;
   readonly slices: number;
-}
-
-/** The root and every descendant, each with its /proc/PID/stat line. */
-function processTree(rootPid: number): Map<number, string> {
-  return subtree(scanProcesses(), rootPid);
 }
 
 /** Every process on the machine, by pid, with its /proc/PID/stat line. */

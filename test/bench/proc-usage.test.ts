@@ -1,10 +1,13 @@
 /**
- * bench/peers.ts's reading of a process's threads (bench/proc-usage.ts): the main thread, whose
- * share of a run says whether the event loop held the rate, counted apart from the others.
+ * bench/peers.ts's reading of what a system uses (bench/proc-usage.ts): its CPU apart from the
+ * load's side, and its main thread, whose share of a run says whether the event loop held the
+ * rate, apart from its other threads.
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
-import { runQueueWait } from "../../bench/proc-usage";
+import { runQueueWait, usage } from "../../bench/proc-usage";
 
 /** Keeps the calling thread on a CPU for `ms`. */
 const spin = (ms: number) => {
@@ -13,7 +16,7 @@ const spin = (ms: number) => {
 
 describe("the run-queue reading of a process", () => {
   it("counts the main thread's time apart, and every thread's in the total", async () => {
-    const before = runQueueWait(process.pid);
+    const before = runQueueWait(usage(process.pid).threads, process.pid);
     spin(200);
     // Another thread of the same process busy meanwhile: in the total, not the main thread's.
     // It stays (listening) until terminated, so its thread is still there to be read.
@@ -26,12 +29,43 @@ describe("the run-queue reading of a process", () => {
       { eval: true },
     );
     await new Promise((resolve) => worker.once("message", resolve));
-    const after = runQueueWait(process.pid);
+    const after = runQueueWait(usage(process.pid).threads, process.pid);
     await worker.terminate();
     const mainRan = after.main.runMs - before.main.runMs;
     expect(mainRan).toBeGreaterThanOrEqual(180);
     expect(mainRan).toBeLessThan(after.runMs - before.runMs - 250); // the worker's 300 ms are not the main thread's
     expect(after.main.slices).toBeGreaterThan(before.main.slices);
     expect(after.slices).toBeGreaterThanOrEqual(after.main.slices);
+  });
+
+  it("counts a system's CPU in its tree and this process's on the load's side, never both", async () => {
+    // The system: a child that spins 300 ms when told, then waits for its input to end.
+    const child = spawn(
+      process.execPath,
+      [
+        "-e",
+        "process.stdin.once('data', () => { const end = performance.now() + 300; while (performance.now() < end); console.log('done'); process.stdin.resume(); })",
+      ],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300)); // node started
+      const before = usage(child.pid as number);
+      child.stdin.write("go\n");
+      spin(200); // this process, the load's side, busy meanwhile
+      await once(child.stdout, "data");
+      const after = usage(child.pid as number);
+      expect(after.treeCpuMs - before.treeCpuMs).toBeGreaterThanOrEqual(250);
+      const load = after.loadCpuMs - before.loadCpuMs;
+      expect(load).toBeGreaterThanOrEqual(150);
+      expect(load).toBeLessThan(400); // the child's 300 ms are not the load's
+      const ran = (tid: number) => (after.threads.get(tid)?.runMs ?? 0) - (before.threads.get(tid)?.runMs ?? 0);
+      expect(ran(child.pid as number)).toBeGreaterThanOrEqual(250); // its main thread, to the nanosecond
+      expect(after.threads.has(process.pid)).toBe(false);
+      expect(after.machineBusyMs - before.machineBusyMs).toBeGreaterThanOrEqual(400);
+    } finally {
+      child.stdin.end();
+      await once(child, "exit");
+    }
   });
 });

@@ -1,0 +1,126 @@
+/**
+ * bench/peers.ts's figures and its report of one round: each system's modes with ratios to
+ * that round's Postfix and Haraka, latency at half load, held sessions and peak memory.
+ */
+import { cpus } from "node:os";
+import type { LoadResult } from "./load-client";
+import { HELD_SESSIONS, harakaName } from "./peer-systems";
+import type { ModeFigures } from "./targets";
+
+/**
+ * One load mode's figures. Beside the rate and the system's CPU per message: how many of the
+ * machine's cores were busy (the system, the load generator, the sink, the kernel) and how
+ * much of one core the system's busiest thread took. A system whose busiest thread is near a
+ * full core is held by that thread (an event loop); one with every core busy, by the machine;
+ * one with neither, by waiting (a disk, a downstream reply, too few sessions).
+ */
+export interface Mode extends ModeFigures {
+  readonly busyCores: number;
+  readonly busiestThread: number;
+  /** How often the system's threads were put on a CPU, and how long they waited for it (proc-usage.ts), a message. */
+  readonly wakesPerMsg: number;
+  readonly waitPerMsg: number;
+  /** The same for the main thread alone (Moat's and Haraka's event loop; Postfix's master), with its time on a CPU. */
+  readonly main: {
+    readonly wakesPerMsg: number;
+    readonly runPerMsg: number;
+    readonly waitPerMsg: number;
+    /** Of the window, the share it was running or waiting to run: near 1, the loop holds the rate. */
+    readonly occupied: number;
+  };
+}
+
+/** A mode measured with smtp-source, with the peak memory sampled during it. */
+export interface SourceMode extends Mode {
+  readonly rssMb: number;
+}
+
+/** A mode measured with the Node client: its own figures (rate: accepted), the rate end to end, and the system's. */
+export type NodeMode = LoadResult & Omit<Mode, "rate"> & { readonly endToEnd: number };
+
+/** One system's figures in one round. */
+export interface Result {
+  readonly name: string;
+  readonly conn: SourceMode;
+  readonly persistent: SourceMode;
+  readonly node: {
+    readonly plain: NodeMode;
+    readonly tls: NodeMode;
+    readonly tlsPerMessage: NodeMode;
+    /** The mix at halfRate, open loop. */
+    readonly half: NodeMode;
+    readonly halfRate: number;
+    /** Moat's own accept times by stage there, and its event loop (empty, undefined for the peers). */
+    readonly stages: readonly string[];
+    readonly eventLoop: string | undefined;
+  };
+  /** Memory with HELD_SESSIONS sessions held mid-transaction, on a fresh start. */
+  readonly sessions: {
+    readonly open: number;
+    readonly errors: number;
+    readonly idleMb: number;
+    readonly heldMb: number;
+  };
+}
+
+export const smtpSourceModes: [string, (r: Result) => Mode][] = [
+  ["smtp-source conn/msg", (r) => r.conn],
+  ["smtp-source persist.", (r) => r.persistent],
+];
+export const nodeClientModes: [string, (r: Result) => NodeMode][] = [
+  ["node client plain", (r) => r.node.plain],
+  ["node client STARTTLS", (r) => r.node.tls],
+  ["STARTTLS, conn/msg", (r) => r.node.tlsPerMessage],
+];
+
+/** Haraka with smtp_forward: the peer of the 2x target. */
+export const HARAKA = harakaName("smtp_forward");
+/** The peers as measured in one round. */
+const peersIn = (results: readonly Result[]) => ({
+  postfix: results.find((r) => r.name === "postfix"),
+  haraka: results.find((r) => r.name === HARAKA),
+});
+
+/** One round's figures, system by system, with ratios to that round's Postfix and Haraka. */
+export function report(results: readonly Result[]): void {
+  const { postfix, haraka } = peersIn(results);
+  const ratio = (value: number, pick: (r: Result) => number) =>
+    [
+      ...(postfix ? [`${(value / pick(postfix)).toFixed(2)}x Postfix`] : []),
+      ...(haraka ? [`${(value / pick(haraka)).toFixed(2)}x Haraka`] : []),
+    ].join(", ") || "no peer measured";
+  /** Milliseconds a message over times a message: microseconds each time. */
+  const each = (msPerMsg: number, timesPerMsg: number) => ((msPerMsg / Math.max(timesPerMsg, 1e-9)) * 1000).toFixed(0);
+  const cpu = (m: Mode) =>
+    `${m.cpuPerMsg.toFixed(2)} ms CPU/msg, the load's side ${m.loadPerMsg.toFixed(2)}; ${m.busyCores.toFixed(2)} of ${cpus().length} cores busy, its busiest thread ${(m.busiestThread * 100).toFixed(0)}% of a core; its threads put on a CPU ${m.wakesPerMsg.toFixed(1)} times a message, waiting ${each(m.waitPerMsg, m.wakesPerMsg)} µs each for it; its main thread ${m.main.wakesPerMsg.toFixed(1)} times, running ${each(m.main.runPerMsg, m.main.wakesPerMsg)} µs and waiting ${each(m.main.waitPerMsg, m.main.wakesPerMsg)} µs each, running or waiting ${(m.main.occupied * 100).toFixed(0)}% of the time`;
+  const failures = (r: LoadResult) => (r.failed ? ` [${r.failed} failed: ${r.firstError}]` : "");
+  for (const r of results) {
+    console.log(`${r.name}`);
+    for (const [label, pick] of smtpSourceModes) {
+      const m = pick(r);
+      console.log(
+        `  ${label.padEnd(21)} ${m.rate.toFixed(0).padStart(5)} msgs/s (${ratio(m.rate, (x) => pick(x).rate)}; ${cpu(m)})`,
+      );
+    }
+    for (const [label, pick] of nodeClientModes) {
+      const m = pick(r);
+      console.log(
+        `  ${label.padEnd(21)} ${m.rate.toFixed(0).padStart(5)} msgs/s accepted, ${m.endToEnd.toFixed(0)} end to end (${ratio(m.endToEnd, (x) => pick(x).endToEnd)}; ${cpu(m)})${failures(m)}`,
+      );
+    }
+    console.log(
+      `  latency at half load  ${r.node.halfRate.toFixed(0)} msgs/s offered (half of its plain rate with the mix): p50 ${r.node.half.p50Ms.toFixed(1)} ms, p99 ${r.node.half.p99Ms.toFixed(1)} ms${failures(r.node.half)}`,
+    );
+    const slow = r.node.half.slowest;
+    console.log(
+      `  slowest 1% there     waited ${slow.waited.toFixed(1)}, MAIL ${slow.mail.toFixed(1)}, RCPT ${slow.rcpt.toFixed(1)}, DATA ${slow.data.toFixed(1)}, data to 250 ${slow.body.toFixed(1)} ms (means); the client's own loop late p99 ${r.node.half.clientLateMs.p99.toFixed(1)} / max ${r.node.half.clientLateMs.max.toFixed(1)} ms`,
+    );
+    if (r.node.stages.length > 0)
+      console.log(`  its own accept times  p50 / p99 ms: ${r.node.stages.join(", ")} (moat_accept_seconds)`);
+    if (r.node.eventLoop) console.log(`  its event loop there  ${r.node.eventLoop}`);
+    console.log(
+      `  ${HELD_SESSIONS} sessions held     ${r.sessions.open} open (${r.sessions.errors} failed), fresh start: PSS ${r.sessions.idleMb.toFixed(0)} MB idle -> ${r.sessions.heldMb.toFixed(0)} MB`,
+    );
+    console.log(`  peak PSS under load   ${Math.max(r.conn.rssMb, r.persistent.rssMb).toFixed(0)} MB`);
+  }
+}
