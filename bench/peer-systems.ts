@@ -243,6 +243,8 @@ export async function startMoat(
     edit: (d) => ({
       ...d,
       filters: { ...d.filters, enabled: filters !== "off", scanThread: filters === "thread" },
+      // BENCH_MOAT_LOOP_CPU=false: the gateway's threads on any CPU, to measure loopCpu against.
+      ...(process.env.BENCH_MOAT_LOOP_CPU === "false" ? { loopCpu: false } : {}),
       smtp: {
         ...d.smtp,
         limits: { ...LOAD_TEST_LIMITS },

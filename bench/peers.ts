@@ -40,6 +40,7 @@
  *
  *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset;
  *                                       BENCH_SESSIONS=50: sessions at once instead of 20;
+ *                                       BENCH_MOAT_LOOP_CPU=false: Moat's loopCpu off;
  *                                       BENCH_ROUNDS=3: every system three times, the targets on the median)
  */
 import { execFileSync } from "node:child_process";

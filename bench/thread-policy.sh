@@ -1,9 +1,9 @@
 #!/bin/bash
-# Benchmark aid (not a test; root, util-linux's chrt): while bench/peers.ts runs, sets the CPU
-# scheduling of each `moat serve` it starts, thread by thread as they appear (every 0.3 s; each
-# thread once, so the watching itself starts no process once every thread is seen). Threads inherit
-# their creator's policy and nice, so each new thread is set as it comes. The AM session in
-# bench/RESULTS.md measured these against runs without.
+# Benchmark aid (not a test; root, util-linux's chrt and taskset, perl): while bench/peers.ts runs,
+# sets the CPU scheduling or the CPUs of each `moat serve` it starts, thread by thread as they
+# appear (every 0.3 s; each thread once, so the watching itself starts no process once every thread
+# is seen). Threads inherit their creator's policy, nice, slice and CPUs, so each new thread is set
+# as it comes. The AM and AN sessions in bench/RESULTS.md measured these against runs without.
 #
 #   bash bench/thread-policy.sh fifo   the main thread (the event loop) in SCHED_FIFO 10, the others ordinary
 #   bash bench/thread-policy.sh idle   the others in SCHED_IDLE, the main thread ordinary
@@ -13,11 +13,16 @@
 #                                      threads), the others at the kernel's default
 #   bash bench/thread-policy.sh slice-all  every thread's slice 0.1 ms (what a gateway started with
 #                                      that slice would have: threads inherit it)
+#   bash bench/thread-policy.sh split  the main thread on CPU 0 only, the others on CPU 1 only (taskset;
+#                                      no privilege needed for a process's own threads)
+#   bash bench/thread-policy.sh apart  the others on CPU 1 only, the main thread on any CPU
 #
 # Start it beside the bench (`bash bench/thread-policy.sh fifo & tsx bench/peers.ts 2000`), stop it after.
 set -u
 mode=${1:-}
-case "$mode" in fifo | idle | nice | slice | slice-all) ;; *) echo "usage: $0 fifo|idle|nice|slice|slice-all" >&2; exit 2 ;; esac
+case "$mode" in fifo | idle | nice | slice | slice-all | split | apart) ;;
+  *) echo "usage: $0 fifo|idle|nice|slice|slice-all|split|apart" >&2; exit 2 ;;
+esac
 # sched_setattr(2) on one thread: SCHED_OTHER, nice 0, the slice in ns (0: the kernel's default). chrt
 # before util-linux 2.41 sets a slice for SCHED_DEADLINE only; perl's syscall() reaches it directly
 # (314: sched_setattr on x86_64).
@@ -40,6 +45,7 @@ while true; do
         case "$mode" in
           fifo) chrt -f -p 10 "$tid" ;;
           slice | slice-all) slice "$tid" 100000 ;;
+          split) taskset -p -c 0 "$tid" >/dev/null ;;
         esac
       else
         case "$mode" in
@@ -48,6 +54,7 @@ while true; do
           nice) renice -n 10 -p "$tid" >/dev/null 2>&1 ;;
           slice) slice "$tid" 0 2>/dev/null ;;
           slice-all) slice "$tid" 100000 2>/dev/null ;;
+          split | apart) taskset -p -c 1 "$tid" >/dev/null 2>&1 ;;
         esac
       fi
     done

@@ -230,6 +230,17 @@ export const zGatewayConfig = z.strictObject({
         .default("auto"),
     })
     .prefault({}), // absent: parsed as {}, so the defaults above apply (stated once)
+  /**
+   * Keep the gateway's other threads (the verdict's, libuv's file pool, V8's helpers) off one
+   * CPU, which its event loop then never shares with them (loop-cpu.ts; README "Where the verdict
+   * runs"): "auto", when the process can keep two CPUs busy; true, whenever it may run on two;
+   * false, never.
+   */
+  loopCpu: z
+    .union([z.boolean(), z.literal("auto")], {
+      error: (issue) => `${JSON.stringify(issue.input)} is not true, false or "auto"`,
+    })
+    .default("auto"),
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */
   rules: z.array(zRule).default([]),
   /** How long the tracker keeps records and the quarantine keeps bodies (purged daily). */

@@ -8,6 +8,7 @@ import { resolveConfig } from "./config-source";
 import { type DevMailbox, startDevMailbox } from "./dev-mailbox";
 import type { Env } from "./env";
 import { createLogger, parseLogLevel } from "./log";
+import { keepLoopCpuApart } from "./loop-cpu";
 import { startGateway } from "./main";
 import { NODE_FLAGS, missingNodeFlags } from "./v8-tuning";
 
@@ -32,6 +33,9 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
     await mailbox?.close();
     throw error;
   });
+  // After the start, when the verdict's thread, libuv's pool and the checkpointer are running.
+  const loopCpu = await keepLoopCpuApart(config.loopCpu, log);
+  if (!loopCpu.plan.apart) log.info("the gateway's threads run on any CPU", { why: loopCpu.plan.why });
 
   const lines = [
     `Moat gateway for ${config.customer} (${config.domains.map((d) => d.name).join(", ")})`,
@@ -58,6 +62,7 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
     if (stopping) return;
     stopping = true;
     log.info("shutting down", { signal });
+    loopCpu.stop();
     gateway
       .close()
       .then(() => mailbox?.close())

@@ -48,6 +48,8 @@ describe("the gatewayConfig document", () => {
     expect(problemsOf({ ...doc, filters: { ...doc.filters, scanThread: "yes" } })).toEqual([
       'gatewayConfig.filters.scanThread: "yes" is not true, false or "auto"',
     ]);
+    expect(problemsOf({ ...doc, loopCpu: 1 })).toEqual(['gatewayConfig.loopCpu: 1 is not true, false or "auto"']);
+    expect(parseGatewayConfig(doc).loopCpu).toBe("auto"); // absent: the default
   });
 
   it("explains a masked secret output", () => {

@@ -1,0 +1,129 @@
+/**
+ * `loopCpu`: keeps the gateway's other threads (the verdict's, libuv's file pool, V8's helpers,
+ * the tracker's checkpointer) off one CPU, which the event loop then never has to share with
+ * them. The loop itself may still run on any CPU (it is not pinned: where that CPU is busy with
+ * another process, it goes elsewhere). Measured on a 2-vCPU VM beside its load generator
+ * (README, Benchmarks): the loop waited for a CPU less, its threads spent less CPU a message, and
+ * the rates rose. Threads started later inherit their creator's CPUs, so new threads are looked
+ * for every few seconds and set as they come.
+ *
+ * Linux only, through util-linux's `taskset` (Node has no call for a thread's CPUs; setting a
+ * process's own threads needs no privilege). Where it cannot be done, the gateway says so once
+ * and runs as before.
+ */
+import { execFile } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import { promisify } from "node:util";
+import type { Logger } from "./log";
+import { usableCpus } from "./usable-cpus";
+
+/** true: whenever the process may run on two CPUs or more; "auto": when it can keep two busy (a cgroup quota counts); false: never. */
+export type LoopCpuSetting = boolean | "auto";
+
+/** The CPUs as the kernel writes a list of them ("0-3,8,10-11"), in order. */
+export function parseCpuList(text: string): number[] {
+  const cpus: number[] = [];
+  for (const part of text.trim().split(",")) {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!match) throw new Error(`not a CPU list: ${JSON.stringify(text.trim())}`);
+    const [first, last] = [Number(match[1]), Number(match[2] ?? match[1])];
+    if (last < first) throw new Error(`not a CPU list: ${JSON.stringify(text.trim())}`);
+    for (let cpu = first; cpu <= last; cpu++) cpus.push(cpu);
+  }
+  return cpus;
+}
+
+/** The CPUs a process may run on (its affinity mask), from /proc/PID/status. */
+export function allowedCpus(pid: number | "self" = "self"): number[] {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const list = /^Cpus_allowed_list:\s*(.+)$/m.exec(status)?.[1];
+  if (list === undefined) throw new Error(`/proc/${pid}/status has no Cpus_allowed_list`);
+  return parseCpuList(list);
+}
+
+export type LoopCpuPlan =
+  | { readonly apart: true; readonly loopCpu: number; readonly others: readonly number[]; readonly why: string }
+  | { readonly apart: false; readonly why: string };
+
+/** Whether the other threads are kept off a CPU, which, and why (logged at start-up). */
+export function loopCpuPlan(setting: LoopCpuSetting, allowed: readonly number[], usable: number): LoopCpuPlan {
+  const cpus = `${allowed.length} CPU${allowed.length === 1 ? "" : "s"} in its mask, ${usable} usable`;
+  const on = setting === true ? allowed.length >= 2 : setting === "auto" && usable >= 2 && allowed.length >= 2;
+  const why = `loopCpu is ${String(setting)}; ${cpus}`;
+  const [loopCpu] = allowed;
+  if (!on || loopCpu === undefined) return { apart: false, why };
+  return { apart: true, loopCpu, others: allowed.slice(1), why };
+}
+
+/** Sets one thread's CPUs, or with `all`, every thread of the process. */
+export type SetCpus = (cpus: readonly number[], tid: number, all?: boolean) => Promise<void>;
+
+const run = promisify(execFile);
+const taskset: SetCpus = async (cpus, tid, all = false) => {
+  await run("taskset", [...(all ? ["-a"] : []), "-p", "-c", cpus.join(","), String(tid)], { timeout: 10_000 });
+};
+
+const threadIds = (): number[] => readdirSync("/proc/self/task").map(Number);
+
+/**
+ * Applies `setting` to this process: every thread but the main one (whose thread id is the
+ * process id) kept to the other CPUs, now and, every `everyMs`, each thread started since.
+ */
+export async function keepLoopCpuApart(
+  setting: LoopCpuSetting,
+  log: Logger,
+  options: { everyMs?: number; setCpus?: SetCpus; usable?: () => number } = {},
+): Promise<{ readonly plan: LoopCpuPlan; stop(): void }> {
+  const { everyMs = 5000, setCpus = taskset, usable = usableCpus } = options;
+  let plan: LoopCpuPlan;
+  try {
+    plan =
+      process.platform === "linux"
+        ? loopCpuPlan(setting, allowedCpus(), usable())
+        : { apart: false, why: `loopCpu: not Linux (${process.platform})` };
+  } catch (error) {
+    plan = { apart: false, why: `loopCpu: ${(error as Error).message}` };
+  }
+  if (!plan.apart) return { plan, stop: () => undefined };
+  const { loopCpu, others } = plan;
+  const all = [loopCpu, ...others].sort((a, b) => a - b);
+  const seen = new Set<number>();
+  let timer: NodeJS.Timeout | undefined;
+  const giveUp = (error: Error) => {
+    clearInterval(timer);
+    log.warn("the gateway's other threads could not be kept off the event loop's CPU; they run anywhere", {
+      error: error.message.split("\n")[0],
+    });
+  };
+  try {
+    // Every thread to the others, then the main thread back to every CPU it had.
+    const now = threadIds();
+    await setCpus(others, process.pid, true);
+    await setCpus(all, process.pid);
+    for (const tid of now) seen.add(tid);
+  } catch (error) {
+    giveUp(error as Error);
+    return {
+      plan: { apart: false, why: `${plan.why}; ${(error as Error).message.split("\n")[0]}` },
+      stop: () => undefined,
+    };
+  }
+  log.info(`the gateway's other threads are kept off CPU ${loopCpu}, for its event loop`, { why: plan.why });
+  let busy = false;
+  timer = setInterval(() => {
+    if (busy) return;
+    const fresh = threadIds().filter((tid) => !seen.has(tid));
+    if (fresh.length === 0) return;
+    busy = true;
+    void Promise.all(
+      fresh.map((tid) =>
+        setCpus(others, tid).then(
+          () => seen.add(tid),
+          () => seen.add(tid), // ended meanwhile (a thread that ended cannot be set)
+        ),
+      ),
+    ).finally(() => (busy = false));
+  }, everyMs);
+  timer.unref();
+  return { plan, stop: () => clearInterval(timer) };
+}

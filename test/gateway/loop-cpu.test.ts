@@ -1,0 +1,123 @@
+/**
+ * `loopCpu` (gateway/loop-cpu.ts): the gateway's other threads kept off one CPU for its event
+ * loop, where the process can keep two busy; checked on a real process's threads.
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { allowedCpus, keepLoopCpuApart, loopCpuPlan, parseCpuList } from "../../gateway/loop-cpu";
+import { createLogger } from "../../gateway/log";
+import { ROOT, freePort, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
+
+/** A thread's CPUs, from /proc. */
+const cpusOf = (pid: number, tid: number) =>
+  parseCpuList(/^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8"))?.[1] ?? "");
+
+describe("loopCpu", () => {
+  it("reads the kernel's CPU lists, and names what it cannot read", () => {
+    expect(parseCpuList("0-3,8,10-11\n")).toEqual([0, 1, 2, 3, 8, 10, 11]);
+    expect(parseCpuList("5")).toEqual([5]);
+    expect(() => parseCpuList("0-x")).toThrow('not a CPU list: "0-x"');
+    expect(() => parseCpuList("3-1")).toThrow("not a CPU list");
+  });
+
+  it("keeps the other threads off the first CPU only where two can be kept busy, unless told", () => {
+    expect(loopCpuPlan("auto", [0, 1], 2)).toEqual({
+      apart: true,
+      loopCpu: 0,
+      others: [1],
+      why: "loopCpu is auto; 2 CPUs in its mask, 2 usable",
+    });
+    // A container with a quota of one CPU on a many-core host: the verdict runs in the loop's thread.
+    expect(loopCpuPlan("auto", [0, 1, 2, 3], 1)).toMatchObject({ apart: false });
+    expect(loopCpuPlan(true, [0, 1, 2, 3], 1)).toMatchObject({ apart: true, loopCpu: 0, others: [1, 2, 3] });
+    expect(loopCpuPlan(true, [2], 1)).toMatchObject({
+      apart: false,
+      why: "loopCpu is true; 1 CPU in its mask, 1 usable",
+    });
+    expect(loopCpuPlan(false, [0, 1], 2)).toMatchObject({ apart: false });
+  });
+
+  it("says so and runs as before when the threads' CPUs cannot be set", async () => {
+    const lines: string[] = [];
+    const log = createLogger({ write: (line) => lines.push(line) });
+    const result = await keepLoopCpuApart(true, log, {
+      setCpus: () => Promise.reject(new Error("spawn taskset ENOENT")),
+    });
+    result.stop();
+    expect(result.plan.apart).toBe(false);
+    if (allowedCpus().length >= 2) {
+      expect(result.plan.why).toContain("spawn taskset ENOENT");
+      expect(lines.join("\n")).toContain("could not be kept off the event loop's CPU");
+    }
+  });
+
+  it("keeps every other thread of a running process off the loop's CPU, threads started later too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-loop-cpu-"));
+    const script = join(dir, "child.mjs");
+    writeFileSync(
+      script,
+      [
+        `const { keepLoopCpuApart } = await import(${JSON.stringify(join(ROOT, "gateway", "loop-cpu.ts"))});`,
+        `const { silentLogger } = await import(${JSON.stringify(join(ROOT, "gateway", "log.ts"))});`,
+        "const { Worker } = await import('node:worker_threads');",
+        "const result = await keepLoopCpuApart(true, silentLogger, { everyMs: 50 });",
+        // A thread started after: it inherits the main thread's CPUs, every one of them.
+        "const worker = new Worker('setInterval(() => {}, 1000)', { eval: true });",
+        "await new Promise((resolve) => worker.once('online', resolve));",
+        "await new Promise((resolve) => setTimeout(resolve, 500));",
+        "console.log(JSON.stringify(result.plan));",
+        "process.stdin.on('end', () => process.exit(0)).resume();",
+      ].join("\n"),
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], {
+      cwd: ROOT,
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    try {
+      const [output] = (await once(child.stdout, "data")) as [Buffer];
+      const plan = JSON.parse(output.toString()) as ReturnType<typeof loopCpuPlan>;
+      const pid = child.pid as number;
+      const threads = readdirSync(`/proc/${pid}/task`).map(Number);
+      const all = cpusOf(pid, pid);
+      expect(threads.length).toBeGreaterThan(5); // V8's helpers, libuv's, the worker's
+      if (all.length < 2) {
+        // One CPU: nothing to keep apart, and nothing was changed.
+        expect(plan.apart).toBe(false);
+        for (const tid of threads) expect(cpusOf(pid, tid)).toEqual(all);
+        return;
+      }
+      expect(plan).toMatchObject({ apart: true, loopCpu: all[0], others: all.slice(1) });
+      for (const tid of threads.filter((t) => t !== pid)) expect(cpusOf(pid, tid)).toEqual(all.slice(1));
+      expect(all).toEqual(allowedCpus()); // the loop itself keeps every CPU
+    } finally {
+      child.stdin.end();
+      await once(child, "exit");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("`moat serve` keeps its other threads off the loop's CPU once it listens, and says so", async () => {
+    const { file } = writeTestConfig({ smartHostPort: await freePort(), edit: (d) => ({ ...d, loopCpu: true }) });
+    const gateway = await startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "info" });
+    try {
+      const pid = gateway.child.pid as number;
+      const all = cpusOf(pid, pid);
+      if (all.length < 2) {
+        expect(gateway.stderr()).toContain("the gateway's threads run on any CPU");
+        return;
+      }
+      expect(gateway.stderr()).toContain(`the gateway's other threads are kept off CPU ${all[0]}, for its event loop`);
+      const others = readdirSync(`/proc/${pid}/task`)
+        .map(Number)
+        .filter((tid) => tid !== pid);
+      expect(others.length).toBeGreaterThan(5); // the verdict's thread, libuv's pool, V8's helpers
+      for (const tid of others) expect(cpusOf(pid, tid)).toEqual(all.slice(1));
+    } finally {
+      await gateway.stop();
+    }
+  });
+});
