@@ -65,6 +65,10 @@ const taskset: SetCpus = async (cpus, tid, all = false) => {
 
 const threadIds = (): number[] => readdirSync("/proc/self/task").map(Number);
 
+/** Why a step failed, in one line: taskset's own complaint where it made one. */
+const reason = (error: unknown): string =>
+  ((error as { stderr?: string }).stderr?.trim() || (error as Error).message).split("\n")[0] ?? "";
+
 /**
  * Applies `setting` to this process: every thread but the main one (whose thread id is the
  * process id) kept to the other CPUs, now and, every `everyMs`, each thread started since.
@@ -82,19 +86,12 @@ export async function keepLoopCpuApart(
         ? loopCpuPlan(setting, allowedCpus(), usable())
         : { apart: false, why: `loopCpu: not Linux (${process.platform})` };
   } catch (error) {
-    plan = { apart: false, why: `loopCpu: ${(error as Error).message}` };
+    plan = { apart: false, why: `loopCpu: ${reason(error)}` };
   }
   if (!plan.apart) return { plan, stop: () => undefined };
   const { loopCpu, others } = plan;
   const all = [loopCpu, ...others].sort((a, b) => a - b);
   const seen = new Set<number>();
-  let timer: NodeJS.Timeout | undefined;
-  const giveUp = (error: Error) => {
-    clearInterval(timer);
-    log.warn("the gateway's other threads could not be kept off the event loop's CPU; they run anywhere", {
-      error: error.message.split("\n")[0],
-    });
-  };
   try {
     // Every thread to the others, then the main thread back to every CPU it had.
     const now = threadIds();
@@ -102,17 +99,21 @@ export async function keepLoopCpuApart(
     await setCpus(all, process.pid);
     for (const tid of now) seen.add(tid);
   } catch (error) {
-    giveUp(error as Error);
-    return {
-      plan: { apart: false, why: `${plan.why}; ${(error as Error).message.split("\n")[0]}` },
-      stop: () => undefined,
-    };
+    // Every thread back to every CPU, the loop's too, should the second step have failed.
+    await setCpus(all, process.pid, true).catch(() => undefined);
+    log.warn("the gateway's other threads could not be kept off the event loop's CPU; they run anywhere", {
+      error: reason(error),
+    });
+    return { plan: { apart: false, why: `${plan.why}; ${reason(error)}` }, stop: () => undefined };
   }
   log.info(`the gateway's other threads are kept off CPU ${loopCpu}, for its event loop`, { why: plan.why });
   let busy = false;
-  timer = setInterval(() => {
+  const timer = setInterval(() => {
     if (busy) return;
-    const fresh = threadIds().filter((tid) => !seen.has(tid));
+    const now = threadIds();
+    // Forget threads that ended: the kernel may give their ids to new ones.
+    for (const tid of [...seen]) if (!now.includes(tid)) seen.delete(tid);
+    const fresh = now.filter((tid) => !seen.has(tid));
     if (fresh.length === 0) return;
     busy = true;
     void Promise.all(

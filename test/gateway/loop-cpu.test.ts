@@ -41,18 +41,31 @@ describe("loopCpu", () => {
     expect(loopCpuPlan(false, [0, 1], 2)).toMatchObject({ apart: false });
   });
 
-  it("says so and runs as before when the threads' CPUs cannot be set", async () => {
+  it("says so and runs as before when the threads' CPUs cannot be set, every thread back on every CPU", async () => {
     const lines: string[] = [];
     const log = createLogger({ write: (line) => lines.push(line) });
+    const calls: [readonly number[], number, boolean | undefined][] = [];
     const result = await keepLoopCpuApart(true, log, {
-      setCpus: () => Promise.reject(new Error("spawn taskset ENOENT")),
+      // The first step (every thread to the others) done, the second (the loop back) refused.
+      setCpus: (cpus, tid, all) => {
+        calls.push([cpus, tid, all]);
+        if (calls.length !== 2) return Promise.resolve();
+        const refused = Object.assign(new Error("Command failed: taskset -p -c 0,1 1"), {
+          stderr: "taskset: failed to set pid 1's affinity: Operation not permitted\n",
+        });
+        return Promise.reject(refused);
+      },
     });
     result.stop();
     expect(result.plan.apart).toBe(false);
-    if (allowedCpus().length >= 2) {
-      expect(result.plan.why).toContain("spawn taskset ENOENT");
-      expect(lines.join("\n")).toContain("could not be kept off the event loop's CPU");
+    const allowed = allowedCpus();
+    if (allowed.length < 2) {
+      expect(calls).toEqual([]); // nothing to keep apart, nothing touched
+      return;
     }
+    expect(calls[2]).toEqual([allowed, process.pid, true]);
+    expect(result.plan.why).toContain("Operation not permitted");
+    expect(lines.join("\n")).toMatch(/could not be kept off the event loop's CPU.*Operation not permitted/);
   });
 
   it("keeps every other thread of a running process off the loop's CPU, threads started later too", async () => {
