@@ -100,6 +100,13 @@ export const zAdminAccount = z.strictObject({
   }),
 });
 
+/** A switch that may also follow the machine: true, false or "auto" (the default). */
+const zBooleanOrAuto = z
+  .union([z.boolean(), z.literal("auto")], {
+    error: (issue) => `${JSON.stringify(issue.input)} is not true, false or "auto"`,
+  })
+  .default("auto");
+
 const zBayes = z.strictObject({
   enabled: z.boolean().default(true),
   /** It stays out of the verdict until it has learned this many spam and ham messages. */
@@ -223,11 +230,7 @@ export const zGatewayConfig = z.strictObject({
        * in a thread of its own; false, in the gateway's thread; "auto", its own thread when the
        * process can keep two CPUs busy (usable-cpus.ts: the cgroup quota counts).
        */
-      scanThread: z
-        .union([z.boolean(), z.literal("auto")], {
-          error: (issue) => `${JSON.stringify(issue.input)} is not true, false or "auto"`,
-        })
-        .default("auto"),
+      scanThread: zBooleanOrAuto,
     })
     .prefault({}), // absent: parsed as {}, so the defaults above apply (stated once)
   /**
@@ -236,11 +239,7 @@ export const zGatewayConfig = z.strictObject({
    * runs"): "auto", when the process can keep two CPUs busy; true, whenever it may run on two;
    * false, never.
    */
-  loopCpu: z
-    .union([z.boolean(), z.literal("auto")], {
-      error: (issue) => `${JSON.stringify(issue.input)} is not true, false or "auto"`,
-    })
-    .default("auto"),
+  loopCpu: zBooleanOrAuto,
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */
   rules: z.array(zRule).default([]),
   /** How long the tracker keeps records and the quarantine keeps bodies (purged daily). */

@@ -14,11 +14,12 @@
 import { execFile } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { promisify } from "node:util";
+import type { GatewayConfig } from "./config";
 import type { Logger } from "./log";
 import { usableCpus } from "./usable-cpus";
 
 /** true: whenever the process may run on two CPUs or more; "auto": when it can keep two busy (a cgroup quota counts); false: never. */
-export type LoopCpuSetting = boolean | "auto";
+export type LoopCpuSetting = GatewayConfig["loopCpu"];
 
 /** The CPUs as the kernel writes a list of them ("0-3,8,10-11"), in order. */
 export function parseCpuList(text: string): number[] {
@@ -33,11 +34,11 @@ export function parseCpuList(text: string): number[] {
   return cpus;
 }
 
-/** The CPUs a process may run on (its affinity mask), from /proc/PID/status. */
-export function allowedCpus(pid: number | "self" = "self"): number[] {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const list = /^Cpus_allowed_list:\s*(.+)$/m.exec(status)?.[1];
-  if (list === undefined) throw new Error(`/proc/${pid}/status has no Cpus_allowed_list`);
+/** The CPUs a process (its main thread), or one thread of it, may run on: its affinity mask, from /proc. */
+export function allowedCpus(pid: number | "self" = "self", tid?: number): number[] {
+  const file = tid === undefined ? `/proc/${pid}/status` : `/proc/${pid}/task/${tid}/status`;
+  const list = /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync(file, "utf8"))?.[1];
+  if (list === undefined) throw new Error(`${file} has no Cpus_allowed_list`);
   return parseCpuList(list);
 }
 
@@ -88,7 +89,10 @@ export async function keepLoopCpuApart(
   } catch (error) {
     plan = { apart: false, why: `loopCpu: ${reason(error)}` };
   }
-  if (!plan.apart) return { plan, stop: () => undefined };
+  if (!plan.apart) {
+    log.info("the gateway's threads run on any CPU", { why: plan.why });
+    return { plan, stop: () => undefined };
+  }
   const { loopCpu, others } = plan;
   const all = [loopCpu, ...others].sort((a, b) => a - b);
   const seen = new Set<number>();

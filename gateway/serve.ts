@@ -35,7 +35,6 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
   });
   // After the start, when the verdict's thread, libuv's pool and the checkpointer are running.
   const loopCpu = await keepLoopCpuApart(config.loopCpu, log);
-  if (!loopCpu.plan.apart) log.info("the gateway's threads run on any CPU", { why: loopCpu.plan.why });
 
   const lines = [
     `Moat gateway for ${config.customer} (${config.domains.map((d) => d.name).join(", ")})`,

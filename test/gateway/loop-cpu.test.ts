@@ -4,17 +4,13 @@
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { allowedCpus, keepLoopCpuApart, loopCpuPlan, parseCpuList } from "../../gateway/loop-cpu";
 import { createLogger } from "../../gateway/log";
 import { ROOT, freePort, startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
-
-/** A thread's CPUs, from /proc. */
-const cpusOf = (pid: number, tid: number) =>
-  parseCpuList(/^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8"))?.[1] ?? "");
 
 describe("loopCpu", () => {
   it("reads the kernel's CPU lists, and names what it cannot read", () => {
@@ -95,16 +91,16 @@ describe("loopCpu", () => {
       const plan = JSON.parse(output.toString()) as ReturnType<typeof loopCpuPlan>;
       const pid = child.pid as number;
       const threads = readdirSync(`/proc/${pid}/task`).map(Number);
-      const all = cpusOf(pid, pid);
+      const all = allowedCpus(pid, pid);
       expect(threads.length).toBeGreaterThan(5); // V8's helpers, libuv's, the worker's
       if (all.length < 2) {
         // One CPU: nothing to keep apart, and nothing was changed.
         expect(plan.apart).toBe(false);
-        for (const tid of threads) expect(cpusOf(pid, tid)).toEqual(all);
+        for (const tid of threads) expect(allowedCpus(pid, tid)).toEqual(all);
         return;
       }
       expect(plan).toMatchObject({ apart: true, loopCpu: all[0], others: all.slice(1) });
-      for (const tid of threads.filter((t) => t !== pid)) expect(cpusOf(pid, tid)).toEqual(all.slice(1));
+      for (const tid of threads.filter((t) => t !== pid)) expect(allowedCpus(pid, tid)).toEqual(all.slice(1));
       expect(all).toEqual(allowedCpus()); // the loop itself keeps every CPU
     } finally {
       child.stdin.end();
@@ -118,7 +114,7 @@ describe("loopCpu", () => {
     const gateway = await startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "info" });
     try {
       const pid = gateway.child.pid as number;
-      const all = cpusOf(pid, pid);
+      const all = allowedCpus(pid, pid);
       if (all.length < 2) {
         expect(gateway.stderr()).toContain("the gateway's threads run on any CPU");
         return;
@@ -128,7 +124,7 @@ describe("loopCpu", () => {
         .map(Number)
         .filter((tid) => tid !== pid);
       expect(others.length).toBeGreaterThan(5); // the verdict's thread, libuv's pool, V8's helpers
-      for (const tid of others) expect(cpusOf(pid, tid)).toEqual(all.slice(1));
+      for (const tid of others) expect(allowedCpus(pid, tid)).toEqual(all.slice(1));
     } finally {
       await gateway.stop();
     }
