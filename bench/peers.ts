@@ -101,9 +101,11 @@ function cpuWindow(system: System): (messages: number, seconds: number) => Omit<
   const before = usage(system.pid);
   return (messages, seconds) => {
     const after = usage(system.pid);
-    const ran = (tid: number, ms: number) => ms - (before.threads.get(tid)?.runMs ?? 0);
-    const busiestMs = Math.max(0, ...[...after.threads].map(([tid, thread]) => ran(tid, thread.runMs)));
-    const [start, end] = [before, after].map((u) => runQueueWait(u.threads, system.pid)) as [RunQueue, RunQueue];
+    const busiestMs = Math.max(
+      0,
+      ...[...after.threads].map(([tid, thread]) => thread.runMs - (before.threads.get(tid)?.runMs ?? 0)),
+    );
+    const [start, end] = [runQueueWait(before.threads, system.pid), runQueueWait(after.threads, system.pid)];
     const perMessage = (a: number, b: number) => Math.max(0, a - b) / Math.max(1, messages);
     return {
       main: {
@@ -121,7 +123,6 @@ function cpuWindow(system: System): (messages: number, seconds: number) => Omit<
     };
   };
 }
-type RunQueue = ReturnType<typeof runQueueWait>;
 
 /**
  * Messages every system gets, after its memory with held sessions is measured on a fresh start

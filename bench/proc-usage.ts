@@ -36,11 +36,13 @@ export interface Usage {
 
 export function usage(systemPid: number): Usage {
   const processes = scanProcesses();
-  const system = subtree(processes, systemPid);
+  const parents = parentsOf(processes);
+  const system = subtree(processes, systemPid, parents);
   let treeCpuMs = 0;
   for (const stat of system.values()) treeCpuMs += statCpuMs(stat);
   let loadCpuMs = 0;
-  for (const [pid, stat] of subtree(processes, process.pid)) if (!system.has(pid)) loadCpuMs += statCpuMs(stat);
+  for (const [pid, stat] of subtree(processes, process.pid, parents))
+    if (!system.has(pid)) loadCpuMs += statCpuMs(stat);
   const threads = new Map<number, RunQueueWait>();
   for (const pid of system.keys()) {
     try {
@@ -127,9 +129,16 @@ function scanProcesses(): Map<number, string> {
   return stats;
 }
 
-/** Of a scan, the root and every descendant. */
-function subtree(processes: ReadonlyMap<number, string>, rootPid: number): Map<number, string> {
-  const parent = new Map([...processes].map(([pid, stat]) => [pid, Number(statFields(stat)[1])]));
+/** Of a scan, each process's parent. */
+const parentsOf = (processes: ReadonlyMap<number, string>): Map<number, number> =>
+  new Map([...processes].map(([pid, stat]) => [pid, Number(statFields(stat)[1])]));
+
+/** Of a scan, the root and every descendant (`parent`: parentsOf the scan, when already made). */
+function subtree(
+  processes: ReadonlyMap<number, string>,
+  rootPid: number,
+  parent: ReadonlyMap<number, number> = parentsOf(processes),
+): Map<number, string> {
   const inTree = (pid: number): boolean => {
     for (let p = pid, hops = 0; p > 1 && hops < 20; p = parent.get(p) ?? 0, hops++) if (p === rootPid) return true;
     return false;
