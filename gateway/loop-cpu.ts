@@ -1,8 +1,10 @@
 /**
- * `loopCpu`: keeps the gateway's other threads (the verdict's, libuv's file pool, V8's helpers,
- * the tracker's checkpointer) off one CPU, which the event loop then never has to share with
- * them. The loop itself may still run on any CPU (it is not pinned: where that CPU is busy with
- * another process, it goes elsewhere). Measured on a 2-vCPU VM beside its load generator
+ * `loopCpu`: keeps the gateway's helper threads (libuv's file pool, V8's helpers, the tracker's
+ * checkpointer) off one CPU, which the event loop then never has to share with them. The loop
+ * itself may still run on any CPU (it is not pinned: where that CPU is busy with another
+ * process, it goes elsewhere), and so may the verdict's own thread (filters.scanThread): kept
+ * to the helpers' CPUs, it queued behind them and the pool's many short wake-ups, and the
+ * verdict's p99 at half load doubled. Measured on a 2-vCPU VM beside its load generator
  * (README, Benchmarks): the loop waited for a CPU less, its threads spent less CPU a message, and
  * the rates rose. Threads started later inherit their creator's CPUs, so new threads are looked
  * for every few seconds and set as they come.
@@ -72,14 +74,16 @@ const reason = (error: unknown): string =>
 
 /**
  * Applies `setting` to this process: every thread but the main one (whose thread id is the
- * process id) kept to the other CPUs, now and, every `everyMs`, each thread started since.
+ * process id) and the `free` one kept to the other CPUs, now and, every `everyMs`, each thread
+ * started since. `free` names a thread left on every CPU, as the loop is (the verdict's; it may
+ * start, or start again, later: asked at every look).
  */
 export async function keepLoopCpuApart(
   setting: LoopCpuSetting,
   log: Logger,
-  options: { everyMs?: number; setCpus?: SetCpus; usable?: () => number } = {},
+  options: { everyMs?: number; setCpus?: SetCpus; usable?: () => number; free?: () => number | undefined } = {},
 ): Promise<{ readonly plan: LoopCpuPlan; stop(): void }> {
-  const { everyMs = 5000, setCpus = taskset, usable = usableCpus } = options;
+  const { everyMs = 5000, setCpus = taskset, usable = usableCpus, free = () => undefined } = options;
   let plan: LoopCpuPlan;
   try {
     plan =
@@ -96,6 +100,19 @@ export async function keepLoopCpuApart(
   const { loopCpu, others } = plan;
   const all = [loopCpu, ...others].sort((a, b) => a - b);
   const seen = new Set<number>();
+  /** The free thread, once it is back on every CPU. */
+  let freed: number | undefined;
+  /** The free thread, if one runs and has not been put back on every CPU yet: put back, once. */
+  const freeAgain = async () => {
+    const tid = free();
+    if (tid === undefined || tid === freed || tid === process.pid) return;
+    freed = tid;
+    seen.add(tid);
+    await setCpus(all, tid).then(
+      () => log.info("the verdict's thread runs on any CPU, as the event loop does", { thread: tid }),
+      () => undefined, // ended meanwhile: the next one is asked for at the next look
+    );
+  };
   try {
     // Every thread to the others, then the main thread back to every CPU it had.
     const now = threadIds();
@@ -110,24 +127,28 @@ export async function keepLoopCpuApart(
     });
     return { plan: { apart: false, why: `${plan.why}; ${reason(error)}` }, stop: () => undefined };
   }
-  log.info(`the gateway's other threads are kept off CPU ${loopCpu}, for its event loop`, { why: plan.why });
+  log.info(`the gateway's helper threads are kept off CPU ${loopCpu}, for its event loop`, { why: plan.why });
+  await freeAgain();
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;
     const now = threadIds();
     // Forget threads that ended: the kernel may give their ids to new ones.
     for (const tid of [...seen]) if (!now.includes(tid)) seen.delete(tid);
-    const fresh = now.filter((tid) => !seen.has(tid));
-    if (fresh.length === 0) return;
+    if (freed !== undefined && !seen.has(freed)) freed = undefined;
+    const kept = free();
+    const fresh = now.filter((tid) => !seen.has(tid) && tid !== kept);
+    if (fresh.length === 0 && (kept === undefined || kept === freed)) return;
     busy = true;
-    void Promise.all(
-      fresh.map((tid) =>
+    void Promise.all([
+      freeAgain(),
+      ...fresh.map((tid) =>
         setCpus(others, tid).then(
           () => seen.add(tid),
           () => seen.add(tid), // ended meanwhile (a thread that ended cannot be set)
         ),
       ),
-    ).finally(() => (busy = false));
+    ]).finally(() => (busy = false));
   }, everyMs);
   timer.unref();
   return { plan, stop: () => clearInterval(timer) };

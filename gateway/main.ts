@@ -44,6 +44,8 @@ export interface RunningGateway {
   reloadTls(): void;
   /** Directory sync from Entra ID, when the config has an app for it. */
   readonly directorySync: DirectorySync | undefined;
+  /** The kernel's id of the verdict's own thread, while it runs (filters.scanThread; loop-cpu.ts). */
+  verdictThreadId(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -269,6 +271,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       reloader?.reload("SIGHUP");
     },
     directorySync: sync,
+    verdictThreadId: () => scanner?.osThreadId(),
     async close() {
       schedule?.stop();
       clearTimeout(purgeTimer);

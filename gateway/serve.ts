@@ -34,7 +34,7 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
     throw error;
   });
   // After the start, when the verdict's thread, libuv's pool and the checkpointer are running.
-  const loopCpu = await keepLoopCpuApart(config.loopCpu, log);
+  const loopCpu = await keepLoopCpuApart(config.loopCpu, log, { free: () => gateway.verdictThreadId() });
 
   const lines = [
     `Moat gateway for ${config.customer} (${config.domains.map((d) => d.name).join(", ")})`,

@@ -4,6 +4,7 @@
  * back the verdict. It opens its own connection to the Bayes database (SQLite WAL allows the
  * gateway's thread to learn into it meanwhile) and keeps its own DNS cache.
  */
+import "./scan-thread-id"; // first: the thread's id for loopCpu, before the detectors load
 import { parentPort, workerData } from "node:worker_threads";
 import type { GatewayConfig } from "../config";
 import { type ArrivingMessage, arrivingMessage } from "../queue/arriving";

@@ -59,6 +59,12 @@ export type LearnOutcome = "learned" | "unchanged" | "moved";
 export interface GatewayScanner extends Scanner {
   /** Bayes learns the message (bayes.ts learnMessage) where the scanner's parser is. */
   learn(raw: Buffer, label: BayesLabel): Promise<LearnOutcome>;
+  /**
+   * The kernel's id of the verdict's own thread, once it has started (Linux); undefined in the
+   * gateway's thread, before the start or where there is no such id. loopCpu leaves it, like the
+   * event loop, on every CPU (loop-cpu.ts).
+   */
+  osThreadId(): number | undefined;
   /** Stops the thread, if there is one; scans under way fail. */
   close(): Promise<void>;
 }
@@ -104,6 +110,7 @@ export async function createGatewayScanner(
   return {
     scan: (input) => scanner.scan(input),
     learn: (raw, label) => (bayes ? learnMessage(bayes, raw, label) : Promise.reject(new Error("Bayes is off"))),
+    osThreadId: () => undefined,
     close: async () => undefined,
   };
 }
@@ -129,6 +136,8 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
   let closed = false;
   let nextId = 1;
   let peopleSent: PeopleDirectory | undefined;
+  /** Where the running thread writes its kernel thread id when it starts (0 until then). */
+  let osThreadIdCell: Int32Array<SharedArrayBuffer> | undefined;
   const pending = new Map<number, { resolve(answer: Verdict | LearnOutcome): void; reject(error: Error): void }>();
 
   const failAll = (error: Error) => {
@@ -139,8 +148,9 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
   const start = (): Worker => {
     // execArgv [] so the thread does not inherit the parent's loader flags (tsx, vitest's):
     // scan-thread.cjs registers tsx itself.
+    osThreadIdCell = new Int32Array(new SharedArrayBuffer(4));
     const thread = new Worker(entry, {
-      workerData: { config },
+      workerData: { config, osThreadIdCell },
       execArgv: [],
       resourceLimits: { maxYoungGenerationSizeMb: VERDICT_THREAD_YOUNG_GENERATION_MB },
     });
@@ -207,6 +217,7 @@ export function createThreadScanner(config: GatewayConfig, log: Logger, entry = 
     new Promise<T>((resolve, reject) => pending.set(id, { resolve: (value) => resolve(value as T), reject }));
 
   return {
+    osThreadId: () => (worker && osThreadIdCell ? Atomics.load(osThreadIdCell, 0) || undefined : undefined),
     learn(raw, label) {
       if (closed) return Promise.reject(new Error("the scanner is closed"));
       const thread = (worker ??= start());

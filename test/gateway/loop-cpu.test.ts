@@ -1,6 +1,7 @@
 /**
- * `loopCpu` (gateway/loop-cpu.ts): the gateway's other threads kept off one CPU for its event
- * loop, where the process can keep two busy; checked on a real process's threads.
+ * `loopCpu` (gateway/loop-cpu.ts): the gateway's helper threads kept off one CPU for its event
+ * loop, where the process can keep two busy, the verdict's thread left on every CPU as the loop
+ * is; checked on a real process's threads.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -64,21 +65,40 @@ describe("loopCpu", () => {
     expect(lines.join("\n")).toMatch(/could not be kept off the event loop's CPU.*Operation not permitted/);
   });
 
-  it("keeps every other thread of a running process off the loop's CPU, threads started later too", async () => {
+  it("keeps every other thread of a running process off the loop's CPU, threads started later too, but the free one", async () => {
     const dir = mkdtempSync(join(tmpdir(), "moat-loop-cpu-"));
     const script = join(dir, "child.mjs");
+    // A worker that tells its kernel thread id, as the verdict's thread does (scan-thread.ts).
+    const telling = [
+      "const { workerData } = require('node:worker_threads');",
+      "const id = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());",
+      "Atomics.store(workerData.cell, 0, id);",
+      "setInterval(() => {}, 1000);",
+    ].join(" ");
     writeFileSync(
       script,
       [
-        `const { keepLoopCpuApart } = await import(${JSON.stringify(join(ROOT, "gateway", "loop-cpu.ts"))});`,
+        `const { allowedCpus, keepLoopCpuApart } = await import(${JSON.stringify(join(ROOT, "gateway", "loop-cpu.ts"))});`,
         `const { silentLogger } = await import(${JSON.stringify(join(ROOT, "gateway", "log.ts"))});`,
         "const { Worker } = await import('node:worker_threads');",
-        "const result = await keepLoopCpuApart(true, silentLogger, { everyMs: 50 });",
-        // A thread started after: it inherits the main thread's CPUs, every one of them.
-        "const worker = new Worker('setInterval(() => {}, 1000)', { eval: true });",
-        "await new Promise((resolve) => worker.once('online', resolve));",
+        `const telling = ${JSON.stringify(telling)};`,
+        "const startTelling = async () => {",
+        "  const cell = new Int32Array(new SharedArrayBuffer(4));",
+        "  const worker = new Worker(telling, { eval: true, workerData: { cell } });",
+        "  while (Atomics.load(cell, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 5));",
+        "  return { worker, tid: Atomics.load(cell, 0) };",
+        "};",
+        // The free thread running before the start, as the verdict's usually is...
+        "let free = await startTelling();",
+        "const result = await keepLoopCpuApart(true, silentLogger, { everyMs: 50, free: () => free.tid });",
+        "const firstFree = { tid: free.tid, cpus: allowedCpus('self', free.tid) };",
+        // ...and started again later (a thread that died), beside a thread that is not free.
+        "await free.worker.terminate();",
+        "free = await startTelling();",
+        "const other = new Worker('setInterval(() => {}, 1000)', { eval: true });",
+        "await new Promise((resolve) => other.once('online', resolve));",
         "await new Promise((resolve) => setTimeout(resolve, 500));",
-        "console.log(JSON.stringify(result.plan));",
+        "console.log(JSON.stringify({ plan: result.plan, firstFree, free: free.tid }));",
         "process.stdin.on('end', () => process.exit(0)).resume();",
       ].join("\n"),
     );
@@ -88,11 +108,16 @@ describe("loopCpu", () => {
     });
     try {
       const [output] = (await once(child.stdout, "data")) as [Buffer];
-      const plan = JSON.parse(output.toString()) as ReturnType<typeof loopCpuPlan>;
+      const { plan, firstFree, free } = JSON.parse(output.toString()) as {
+        plan: ReturnType<typeof loopCpuPlan>;
+        firstFree: { tid: number; cpus: number[] };
+        free: number;
+      };
       const pid = child.pid as number;
       const threads = readdirSync(`/proc/${pid}/task`).map(Number);
       const all = allowedCpus(pid, pid);
-      expect(threads.length).toBeGreaterThan(5); // V8's helpers, libuv's, the worker's
+      expect(threads.length).toBeGreaterThan(5); // V8's helpers, libuv's, the workers'
+      expect(threads).toContain(free);
       if (all.length < 2) {
         // One CPU: nothing to keep apart, and nothing was changed.
         expect(plan.apart).toBe(false);
@@ -100,7 +125,10 @@ describe("loopCpu", () => {
         return;
       }
       expect(plan).toMatchObject({ apart: true, loopCpu: all[0], others: all.slice(1) });
-      for (const tid of threads.filter((t) => t !== pid)) expect(allowedCpus(pid, tid)).toEqual(all.slice(1));
+      expect(firstFree.cpus).toEqual(all); // the free thread that ran at the start
+      expect(allowedCpus(pid, free)).toEqual(all); // and the one started since
+      const kept = threads.filter((t) => t !== pid && t !== free);
+      for (const tid of kept) expect(allowedCpus(pid, tid)).toEqual(all.slice(1));
       expect(all).toEqual(allowedCpus()); // the loop itself keeps every CPU
     } finally {
       child.stdin.end();
@@ -109,8 +137,11 @@ describe("loopCpu", () => {
     }
   });
 
-  it("`moat serve` keeps its other threads off the loop's CPU once it listens, and says so", async () => {
-    const { file } = writeTestConfig({ smartHostPort: await freePort(), edit: (d) => ({ ...d, loopCpu: true }) });
+  it("`moat serve` keeps its helper threads off the loop's CPU once it listens, the verdict's thread on any, and says so", async () => {
+    const { file } = writeTestConfig({
+      smartHostPort: await freePort(),
+      edit: (d) => ({ ...d, loopCpu: true, filters: { ...d.filters, scanThread: true } }),
+    });
     const gateway = await startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "info" });
     try {
       const pid = gateway.child.pid as number;
@@ -119,12 +150,18 @@ describe("loopCpu", () => {
         expect(gateway.stderr()).toContain("the gateway's threads run on any CPU");
         return;
       }
-      expect(gateway.stderr()).toContain(`the gateway's other threads are kept off CPU ${all[0]}, for its event loop`);
-      const others = readdirSync(`/proc/${pid}/task`)
+      expect(gateway.stderr()).toContain(`the gateway's helper threads are kept off CPU ${all[0]}, for its event loop`);
+      // The verdict's thread tells its id as it starts; at the latest the next look (5 s) finds it.
+      const freed = /the verdict's thread runs on any CPU, as the event loop does.*thread=(\d+)/;
+      const deadline = Date.now() + 10_000;
+      while (!freed.test(gateway.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const verdict = Number(freed.exec(gateway.stderr())?.[1]);
+      expect(allowedCpus(pid, verdict)).toEqual(all);
+      const helpers = readdirSync(`/proc/${pid}/task`)
         .map(Number)
-        .filter((tid) => tid !== pid);
-      expect(others.length).toBeGreaterThan(5); // the verdict's thread, libuv's pool, V8's helpers
-      for (const tid of others) expect(allowedCpus(pid, tid)).toEqual(all.slice(1));
+        .filter((tid) => tid !== pid && tid !== verdict);
+      expect(helpers.length).toBeGreaterThan(5); // libuv's pool, V8's helpers, the checkpointer
+      for (const tid of helpers) expect(allowedCpus(pid, tid)).toEqual(all.slice(1));
     } finally {
       await gateway.stop();
     }

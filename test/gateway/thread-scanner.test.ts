@@ -200,10 +200,18 @@ describe("the verdict in its own thread", () => {
     const thread = threadScanner(entry);
     const raw = message({ text: "Hello." });
     expect((await thread.scan({ ...input, source: bufferSource(raw) })).action).toBe("deliver");
+    // Its kernel thread id, for loopCpu (loop-cpu.ts): one of this process's threads, not the loop's.
+    const first = thread.osThreadId();
+    expect(readdirSync("/proc/self/task").map(Number)).toContain(first);
+    expect(first).not.toBe(process.pid);
     await expect(
       thread.scan({ ...input, mailFrom: "crash@partner.example", source: bufferSource(raw) }),
     ).rejects.toThrow(/scan thread exited \(code 3\)/);
+    expect(thread.osThreadId()).toBeUndefined(); // none runs
     expect((await thread.scan({ ...input, source: bufferSource(raw) })).action).toBe("deliver");
+    const second = thread.osThreadId();
+    expect(second).not.toBe(first);
+    expect(readdirSync("/proc/self/task").map(Number)).toContain(second);
   }, 60_000);
 });
 
