@@ -8,7 +8,7 @@ import { readlinkSync } from "node:fs";
 import { workerData } from "node:worker_threads";
 
 /** This thread's id in the kernel (/proc/thread-self links to the process's task/<id>); 0 where there is none. */
-export function ownOsThreadId(): number {
+function ownOsThreadId(): number {
   try {
     return Number(/(\d+)$/.exec(readlinkSync("/proc/thread-self"))?.[1] ?? 0);
   } catch {
