@@ -234,10 +234,10 @@ export const zGatewayConfig = z.strictObject({
     })
     .prefault({}), // absent: parsed as {}, so the defaults above apply (stated once)
   /**
-   * Keep the gateway's other threads (the verdict's, libuv's file pool, V8's helpers) off one
-   * CPU, which its event loop then never shares with them (loop-cpu.ts; README "Where the verdict
-   * runs"): "auto", when the process can keep two CPUs busy; true, whenever it may run on two;
-   * false, never.
+   * Keep the gateway's helper threads (libuv's file pool, V8's helpers, the checkpointer) off one
+   * CPU, which its event loop then never shares with them; the verdict's own thread, like the
+   * loop, runs on any (loop-cpu.ts; README "Where the verdict runs"): "auto", when the process can
+   * keep two CPUs busy; true, whenever it may run on two; false, never.
    */
   loopCpu: zBooleanOrAuto,
   /** Global (stacks/global-rules.csv) and customer (moat:rules) rules, in file order. */

@@ -99,26 +99,11 @@ export async function keepLoopCpuApart(
   }
   const { loopCpu, others } = plan;
   const all = [loopCpu, ...others].sort((a, b) => a - b);
-  const seen = new Set<number>();
-  /** The free thread, once it is back on every CPU. */
-  let freed: number | undefined;
-  /** The free thread, if one runs and has not been put back on every CPU yet: put back, once. */
-  const freeAgain = async () => {
-    const tid = free();
-    if (tid === undefined || tid === freed || tid === process.pid) return;
-    freed = tid;
-    seen.add(tid);
-    await setCpus(all, tid).then(
-      () => log.info("the verdict's thread runs on any CPU, as the event loop does", { thread: tid }),
-      () => undefined, // ended meanwhile: the next one is asked for at the next look
-    );
-  };
+  const first = threadIds(); // before the first step: a thread started during it is found by the first look
   try {
     // Every thread to the others, then the main thread back to every CPU it had.
-    const now = threadIds();
     await setCpus(others, process.pid, true);
     await setCpus(all, process.pid);
-    for (const tid of now) seen.add(tid);
   } catch (error) {
     // Every thread back to every CPU, the loop's too, should the second step have failed.
     await setCpus(all, process.pid, true).catch(() => undefined);
@@ -128,27 +113,38 @@ export async function keepLoopCpuApart(
     return { plan: { apart: false, why: `${plan.why}; ${reason(error)}` }, stop: () => undefined };
   }
   log.info(`the gateway's helper threads are kept off CPU ${loopCpu}, for its event loop`, { why: plan.why });
-  await freeAgain();
+  /** Where each thread was put (the first step put every thread there was on the others). */
+  const placed = new Map<number, "all" | "others">(first.map((tid) => [tid, "others"]));
+  placed.set(process.pid, "all");
+  /** Each thread not where it belongs (a new one, or the free one kept with the others) set there. */
+  const look = async () => {
+    const now = threadIds();
+    // Forget threads that ended: the kernel may give their ids to new ones.
+    for (const tid of placed.keys()) if (!now.includes(tid)) placed.delete(tid);
+    const kept = free();
+    const home = (tid: number) => (tid === kept || tid === process.pid ? "all" : "others");
+    await Promise.all(
+      now
+        .filter((tid) => placed.get(tid) !== home(tid))
+        .map(async (tid) => {
+          const where = home(tid);
+          placed.set(tid, where); // also when it fails: a thread that ended cannot be set
+          try {
+            await setCpus(where === "all" ? all : others, tid);
+            if (where === "all")
+              log.info("the verdict's thread runs on any CPU, as the event loop does", { thread: tid });
+          } catch {
+            // ended meanwhile
+          }
+        }),
+    );
+  };
+  await look();
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;
-    const now = threadIds();
-    // Forget threads that ended: the kernel may give their ids to new ones.
-    for (const tid of [...seen]) if (!now.includes(tid)) seen.delete(tid);
-    if (freed !== undefined && !seen.has(freed)) freed = undefined;
-    const kept = free();
-    const fresh = now.filter((tid) => !seen.has(tid) && tid !== kept);
-    if (fresh.length === 0 && (kept === undefined || kept === freed)) return;
     busy = true;
-    void Promise.all([
-      freeAgain(),
-      ...fresh.map((tid) =>
-        setCpus(others, tid).then(
-          () => seen.add(tid),
-          () => seen.add(tid), // ended meanwhile (a thread that ended cannot be set)
-        ),
-      ),
-    ]).finally(() => (busy = false));
+    void look().finally(() => (busy = false));
   }, everyMs);
   timer.unref();
   return { plan, stop: () => clearInterval(timer) };
