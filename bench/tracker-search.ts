@@ -49,6 +49,17 @@ async function main(): Promise<void> {
     );
     const end = Date.parse("2026-11-01T00:00:00Z");
     const seeded = Date.now();
+    // The older nine tenths of the rows go in before the tables' indexes are built, the newest
+    // tenth after, through the indexes, as mail arrives: a million rows inserted through six
+    // indexes took about 100 s on this VM, this about 20 s. Indexes built in one go are packed
+    // full, and an arrival recorded into them splits a page at almost every insert (about 340
+    // µs against 190); the newest tenth leaves them as filled as inserts do.
+    const indexes = db
+      .prepare(
+        "select name, sql from sqlite_master where type = 'index' and sql is not null and tbl_name in ('messages', 'recipients')",
+      )
+      .all() as { name: string; sql: string }[];
+    for (const { name } of indexes) db.exec(`drop index "${name}"`);
     const insert = db.transaction((from: number, to: number) => {
       for (let i = from; i < to; i++) {
         const at = end - Math.floor((i / count) * 90 * DAY_MS);
@@ -67,7 +78,11 @@ async function main(): Promise<void> {
         recipient.run(id, `user${i % 5_000}@northwind.example`, status, at);
       }
     });
-    for (let i = 0; i < count; i += 50_000) insert(i, Math.min(count, i + 50_000));
+    // Row 0 is the newest message.
+    const newest = Math.floor(count / 10);
+    for (let i = newest; i < count; i += 50_000) insert(i, Math.min(count, i + 50_000));
+    for (const { sql } of indexes) db.exec(sql);
+    for (let i = 0; i < newest; i += 50_000) insert(i, Math.min(newest, i + 50_000));
     db.pragma("optimize");
     db.close();
     const seedSeconds = (Date.now() - seeded) / 1000;
@@ -98,7 +113,9 @@ async function main(): Promise<void> {
     console.log(
       `machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}; SQLite (better-sqlite3, WAL)`,
     );
-    console.log(`seeded ${count.toLocaleString("en")} messages (one recipient each) in ${seedSeconds.toFixed(0)} s`);
+    console.log(
+      `seeded ${count.toLocaleString("en")} messages (one recipient each; ${indexes.length} indexes built after nine tenths) in ${seedSeconds.toFixed(0)} s`,
+    );
     for (const [name, make] of Object.entries(queries)) {
       const times: number[] = [];
       let rows = 0;
