@@ -70,6 +70,7 @@ const hosting =
         image: settings.gateway.image ?? "",
         rspamdImage: settings.gateway.rspamdImage,
         clamavImage: settings.gateway.clamavImage,
+        cpu: settings.gateway.cpu ?? 1,
         gatewayConfig,
         ...(settings.gateway.tlsCertificate ? { tlsCertificate: settings.gateway.tlsCertificate } : {}),
       })

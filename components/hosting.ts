@@ -59,6 +59,8 @@ export interface AzureHostingArgs {
   readonly image: string;
   readonly rspamdImage: string;
   readonly clamavImage: string;
+  /** The gateway container's vCPUs (moat:gateway.cpu), each with 2 GiB. */
+  readonly cpu: 1 | 2 | 3;
   /** The gatewayConfig document (secret). */
   readonly gatewayConfig: pulumi.Input<unknown>;
   /** Key Vault certificate (in this vault) for STARTTLS, mounted as a PEM file (CONTAINER_TLS_FILE). */
@@ -254,7 +256,9 @@ export class AzureHosting extends pulumi.ComponentResource {
                 { name: "MOAT_RSPAMD_URL", value: "http://127.0.0.1:11333" },
                 { name: "MOAT_CLAMD", value: "127.0.0.1:3310" },
               ],
-              resources: { cpu: 1, memory: "2Gi" },
+              // Container Apps' Consumption profile takes 2 GiB a vCPU; the replica's total (with
+              // the two sidecars' 1 vCPU and 2 GiB) stays within its 4 vCPUs and 8 GiB.
+              resources: { cpu: args.cpu, memory: `${args.cpu * 2}Gi` },
               volumeMounts: [
                 { volumeName: "data", mountPath: CONTAINER_DATA_DIR },
                 ...(args.tlsCertificate ? [{ volumeName: "smtp-tls", mountPath: CONTAINER_TLS_DIR }] : []),

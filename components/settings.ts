@@ -132,6 +132,20 @@ const zSettingsObject = z.strictObject({
       rspamdImage: z.string().min(1).default("rspamd/rspamd:3.10"),
       clamavImage: z.string().min(1).default("clamav/clamav:1.4"),
       /**
+       * hosting azure: the gateway container's vCPUs, 1 (the default) to 3, with 2 GiB of memory
+       * each. rspamd and clamd beside it take 0.5 vCPU and 1 GiB each, and Container Apps'
+       * Consumption profile gives a replica at most 4 vCPUs and 8 GiB; the gateway is one replica
+       * (its SQLite stores have one writer), so this is how it grows. Whole vCPUs only: the
+       * gateway counts whole CPUs, and from 2 its verdict runs in a thread of its own and its
+       * event loop keeps a CPU apart (README "Where the verdict runs").
+       */
+      cpu: z
+        .literal([1, 2, 3], {
+          error: (i) =>
+            `${JSON.stringify(i.input)} is not 1, 2 or 3 (whole vCPUs for the gateway container; with rspamd and clamd beside it a Container Apps replica holds at most 4)`,
+        })
+        .optional(),
+      /**
        * hosting azure: the admin's statement that the subscription may send on TCP 25 (Azure
        * blocks it for most subscription types; Enterprise Agreement and MCA-E can be unblocked).
        */
@@ -280,6 +294,8 @@ export const zSettings = zSettingsObject.superRefine((settings, ctx) => {
       );
     if (gateway.inboundIp === undefined)
       issue(["gateway", "inboundIp"], "required with hosting external (the gateway host's A record)");
+    if (gateway.cpu !== undefined)
+      issue(["gateway", "cpu"], "set only with hosting azure; an external gateway has the CPUs of the host it runs on");
   }
   if (exchange.lockDown === "certificate" && exchange.certificateName === undefined) {
     ctx.addIssue({

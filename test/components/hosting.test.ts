@@ -47,6 +47,32 @@ describe("hosting azure (the example stack)", () => {
       "clamav/clamav:1.4",
     ]);
     expect(containerApp.template.scale).toEqual({ minReplicas: 1, maxReplicas: 1 });
+    // One vCPU and 2 GiB for the gateway unless moat:gateway.cpu says more.
+    expect(containerApp.template.containers.map((c: any) => c.resources)).toEqual([
+      { cpu: 1, memory: "2Gi" },
+      { cpu: 0.5, memory: "1Gi" },
+      { cpu: 0.5, memory: "1Gi" },
+    ]);
+  });
+
+  it("gives the gateway the vCPUs moat:gateway.cpu names, 2 GiB each, within a Consumption replica's 4 vCPUs and 8 GiB", async () => {
+    const gateway = { image: "ghcr.io/x/moat:1", port25Unblocked: true, hostname: "mx.northwind.example" };
+    for (const cpu of [2, 3]) {
+      const { registered, error } = await runProgram(
+        `cpu-${cpu}`,
+        exampleConfig({ "moat:gateway": { ...gateway, cpu } }),
+      );
+      expect(error).toBeUndefined();
+      const containers: { resources: { cpu: number; memory: string } }[] = find(
+        registered,
+        "azure-native:app:ContainerApp",
+      )!.template.containers;
+      expect(containers[0]!.resources).toEqual({ cpu, memory: `${cpu * 2}Gi` });
+      const total = containers.reduce((sum, c) => sum + c.resources.cpu, 0);
+      const gib = containers.reduce((sum, c) => sum + Number.parseFloat(c.resources.memory), 0);
+      expect([total, gib]).toEqual([cpu + 1, (cpu + 1) * 2]);
+      expect(total).toBeLessThanOrEqual(4);
+    }
   });
 
   it("gives the environment's subnet a NAT gateway with a static Standard public IP (the stable egress)", async () => {

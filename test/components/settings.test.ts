@@ -96,9 +96,10 @@ describe("stack settings (moat:*)", () => {
       "moat:domains[1].name: acme.com is already declared as domains[0]",
       "moat:exchange.certificateName: required while moat:exchange.lockDown is certificate (the subject name of the gateway's TLS certificate)",
     ]);
-    expect(problemsOf({ ...minimal, "moat:gateway": { hosting: "external" } })).toEqual([
+    expect(problemsOf({ ...minimal, "moat:gateway": { hosting: "external", cpu: 2 } })).toEqual([
       "moat:gateway.egressIps: required with hosting external: Exchange Online must accept mail only from the gateway's egress IPs",
       "moat:gateway.inboundIp: required with hosting external (the gateway host's A record)",
+      "moat:gateway.cpu: set only with hosting azure; an external gateway has the CPUs of the host it runs on",
     ]);
     expect(
       problemsOf({
@@ -116,6 +117,16 @@ describe("stack settings (moat:*)", () => {
       "moat:gateway.image: required with hosting azure: the gateway image built from the repository's Dockerfile (e.g. ghcr.io/msp/moat-gateway:1.0.0)",
       "moat:gateway.port25Unblocked: Azure blocks outbound TCP 25 on most subscriptions, and the gateway delivers to Exchange Online on port 25; set it to true only for a subscription where port 25 is unblocked (Enterprise Agreement or MCA-E), or use hosting external",
     ]);
+  });
+
+  it("gives the Azure gateway whole vCPUs within what a Container Apps replica holds beside rspamd and clamd", () => {
+    const azure = { image: "ghcr.io/x/moat:1", port25Unblocked: true };
+    expect(parseSettings({ ...minimal, "moat:gateway": azure }).gateway.cpu).toBeUndefined(); // 1 in the hosting
+    expect(parseSettings({ ...minimal, "moat:gateway": { ...azure, cpu: 3 } }).gateway.cpu).toBe(3);
+    for (const cpu of [0, 1.5, 4, "2"])
+      expect(problemsOf({ ...minimal, "moat:gateway": { ...azure, cpu } })).toEqual([
+        `moat:gateway.cpu: ${JSON.stringify(cpu)} is not 1, 2 or 3 (whole vCPUs for the gateway container; with rspamd and clamd beside it a Container Apps replica holds at most 4)`,
+      ]);
   });
 
   it("refuses a moat: value stored as a Pulumi secret", () => {
