@@ -13,6 +13,7 @@ import {
   startGatewayProcess,
   writeTestConfig,
 } from "../test/helpers/gateway-process";
+import { spawnInCpuQuota } from "./cpu-quota";
 
 /** Sessions the memory measurement holds open at once (Postfix needs a process for each). */
 export const HELD_SESSIONS = 500;
@@ -225,11 +226,16 @@ export const MOAT_NAMES = {
   full: "moat (spool + verdict + delivery)",
   thread: "moat (the same, verdict in its own thread)",
   off: "moat (filters off)",
+  onecpu: "moat (one CPU's quota, as the Azure hosting's default)",
 } as const;
 
 let compiled: string[] | undefined;
 
-/** `filters`: the full pipeline, the same with filters.scanThread, or filters off. */
+/**
+ * `filters`: the full pipeline, the same with filters.scanThread, or filters off; or the full
+ * pipeline held to one CPU's time by a cgroup quota, with scanThread and loopCpu left at
+ * "auto", as the Azure hosting's gateway container runs by default (cpu-quota.ts).
+ */
 export async function startMoat(
   sinkPort: number,
   filters: keyof typeof MOAT_NAMES,
@@ -242,9 +248,13 @@ export async function startMoat(
     // One load generator on one IP: lift the per-client limits that would (rightly) stop it.
     edit: (d) => ({
       ...d,
-      filters: { ...d.filters, enabled: filters !== "off", scanThread: filters === "thread" },
+      filters: {
+        ...d.filters,
+        enabled: filters !== "off",
+        scanThread: filters === "onecpu" ? "auto" : filters === "thread",
+      },
       // BENCH_MOAT_LOOP_CPU=false: the gateway's threads on any CPU, to measure loopCpu against.
-      ...(process.env.BENCH_MOAT_LOOP_CPU === "false" ? { loopCpu: false } : {}),
+      ...(process.env.BENCH_MOAT_LOOP_CPU === "false" && filters !== "onecpu" ? { loopCpu: false } : {}),
       smtp: {
         ...d.smtp,
         limits: { ...LOAD_TEST_LIMITS },
@@ -253,11 +263,10 @@ export async function startMoat(
   });
   // What the image runs: the compiled gateway with plain node (built once per bench run).
   compiled ??= compiledGateway();
-  const gateway = await startGatewayProcess(
-    ["--config", file],
-    { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress },
-    compiled,
-  );
+  const start = () =>
+    startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress }, compiled);
+  const quota = filters === "onecpu" ? spawnInCpuQuota(1, `moat-bench-${process.pid}`, start) : undefined;
+  const gateway = await (quota?.started ?? start());
   return {
     name: MOAT_NAMES[filters],
     port: gateway.smtpPort,
@@ -265,6 +274,7 @@ export async function startMoat(
     metricsUrl: `http://127.0.0.1:${gateway.httpPort}/metrics`,
     stop: async () => {
       await gateway.stop();
+      quota?.remove();
       rmSync(dir, { recursive: true, force: true });
     },
   };
