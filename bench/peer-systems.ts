@@ -266,7 +266,14 @@ export async function startMoat(
   const start = () =>
     startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress }, compiled);
   const quota = filters === "onecpu" ? spawnInCpuQuota(1, `moat-bench-${process.pid}`, start) : undefined;
-  const gateway = await (quota?.started ?? start());
+  const gateway = await (quota?.started ?? start()).catch((error: unknown) => {
+    try {
+      quota?.remove();
+    } catch {
+      // EBUSY: the gateway is still starting in it; the start's own error is the one to report.
+    }
+    throw error;
+  });
   return {
     name: MOAT_NAMES[filters],
     port: gateway.smtpPort,
