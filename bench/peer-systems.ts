@@ -222,39 +222,49 @@ export async function startHaraka(
   };
 }
 
-export const MOAT_NAMES = {
-  full: "moat (spool + verdict + delivery)",
-  thread: "moat (the same, verdict in its own thread)",
-  off: "moat (filters off)",
-  onecpu: "moat (one CPU's quota, as the Azure hosting's default)",
-} as const;
+interface MoatVariant {
+  /** The system's name in the report. */
+  readonly name: string;
+  readonly filters: boolean;
+  readonly scanThread: boolean | "auto";
+  /** Held to this many CPUs' time by a cgroup quota (cpu-quota.ts), as a container is. */
+  readonly cpus?: number;
+}
+
+/** Moat as the bench runs it. */
+export const MOAT_VARIANTS = {
+  full: { name: "moat (spool + verdict + delivery)", filters: true, scanThread: false },
+  thread: { name: "moat (the same, verdict in its own thread)", filters: true, scanThread: true },
+  off: { name: "moat (filters off)", filters: false, scanThread: false },
+  // The Azure hosting's default container: one vCPU, scanThread and loopCpu left to choose.
+  onecpu: {
+    name: "moat (one CPU's quota, as the Azure hosting's default)",
+    filters: true,
+    scanThread: "auto",
+    cpus: 1,
+  },
+} as const satisfies Record<string, MoatVariant>;
 
 let compiled: string[] | undefined;
 
-/**
- * `filters`: the full pipeline, the same with filters.scanThread, or filters off; or the full
- * pipeline held to one CPU's time by a cgroup quota, with scanThread and loopCpu left at
- * "auto", as the Azure hosting's gateway container runs by default (cpu-quota.ts).
- */
+/** One of MOAT_VARIANTS, compiled, relaying to the sink. */
 export async function startMoat(
   sinkPort: number,
-  filters: keyof typeof MOAT_NAMES,
+  which: keyof typeof MOAT_VARIANTS,
   dnsAddress: string,
   certificate: Certificate,
 ): Promise<System> {
+  const variant: MoatVariant = MOAT_VARIANTS[which];
   const { file, dir } = writeTestConfig({
     smartHostPort: sinkPort,
     tls: { certFile: certificate.certFile, keyFile: certificate.keyFile },
     // One load generator on one IP: lift the per-client limits that would (rightly) stop it.
     edit: (d) => ({
       ...d,
-      filters: {
-        ...d.filters,
-        enabled: filters !== "off",
-        scanThread: filters === "onecpu" ? "auto" : filters === "thread",
-      },
-      // BENCH_MOAT_LOOP_CPU=false: the gateway's threads on any CPU, to measure loopCpu against.
-      ...(process.env.BENCH_MOAT_LOOP_CPU === "false" && filters !== "onecpu" ? { loopCpu: false } : {}),
+      filters: { ...d.filters, enabled: variant.filters, scanThread: variant.scanThread },
+      // BENCH_MOAT_LOOP_CPU=false: the gateway's threads on any CPU, to measure loopCpu against
+      // (not for a container's model, which keeps its defaults).
+      ...(process.env.BENCH_MOAT_LOOP_CPU === "false" && variant.cpus === undefined ? { loopCpu: false } : {}),
       smtp: {
         ...d.smtp,
         limits: { ...LOAD_TEST_LIMITS },
@@ -265,7 +275,7 @@ export async function startMoat(
   compiled ??= compiledGateway();
   const start = () =>
     startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress }, compiled);
-  const quota = filters === "onecpu" ? spawnInCpuQuota(1, `moat-bench-${process.pid}`, start) : undefined;
+  const quota = variant.cpus ? spawnInCpuQuota(variant.cpus, `moat-bench-${process.pid}`, start) : undefined;
   const gateway = await (quota?.started ?? start()).catch((error: unknown) => {
     try {
       quota?.remove();
@@ -275,7 +285,7 @@ export async function startMoat(
     throw error;
   });
   return {
-    name: MOAT_NAMES[filters],
+    name: variant.name,
     port: gateway.smtpPort,
     pid: gateway.child.pid ?? 0,
     metricsUrl: `http://127.0.0.1:${gateway.httpPort}/metrics`,

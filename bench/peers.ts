@@ -69,7 +69,7 @@ import {
 } from "./peers-report";
 import {
   HELD_SESSIONS,
-  MOAT_NAMES,
+  MOAT_VARIANTS,
   type Sink,
   type System,
   startHaraka,
@@ -308,8 +308,8 @@ async function main(): Promise<void> {
   });
   // Both are the full pipeline the targets are set for (the same work; filters.scanThread only moves the verdict).
   const ways: [string, string][] = [
-    [MOAT_NAMES.full, "the full pipeline, the verdict in the gateway's thread"],
-    [MOAT_NAMES.thread, "the full pipeline with the verdict in its own thread (filters.scanThread)"],
+    [MOAT_VARIANTS.full.name, "the full pipeline, the verdict in the gateway's thread"],
+    [MOAT_VARIANTS.thread.name, "the full pipeline with the verdict in its own thread (filters.scanThread)"],
   ];
   for (const [moat, what] of ways)
     for (const line of targetVerdicts(rounds, { moat, postfix: "postfix", haraka: HARAKA }, what, targetInputs))
