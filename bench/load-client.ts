@@ -14,6 +14,7 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DELAY_RESOLUTION_MS, lateMs } from "../gateway/event-loop";
 import { type RawSession, openRawSession } from "../test/helpers/raw-smtp";
+import { type Episode, episodes, monotonicMs } from "./latency-tail";
 import { messageMix } from "./message-mix";
 
 export interface LoadOptions {
@@ -53,6 +54,8 @@ export interface LoadResult {
   readonly p99Ms: number;
   /** The slowest 1% of messages (at least one): the mean of each phase. */
   readonly slowest: Phases;
+  /** The same messages as episodes: those slow at the same moment together (latency-tail.ts). */
+  readonly slowestEpisodes: readonly Episode[];
   /**
    * How late this client's own event loop ran a timer due every 10 ms during the run (p99 and
    * max, ms): a reply the system sent while the client was busy waited that long to be read,
@@ -75,7 +78,8 @@ async function open(options: LoadOptions): Promise<RawSession> {
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const phases: (Phases & { total: number })[] = [];
+  const phases: (Phases & { total: number; start: number; end: number })[] = [];
+  const monotonic = monotonicMs() - performance.now(); // performance.now() to CLOCK_MONOTONIC
   let next = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -115,6 +119,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
             data: dataed - rcpted,
             body: finished - dataed,
             total: finished - due,
+            start: due + monotonic,
+            end: finished + monotonic,
           });
         } catch (error) {
           failed++;
@@ -148,6 +154,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     p50Ms: at(0.5),
     p99Ms: at(0.99),
     slowest: { waited: mean("waited"), mail: mean("mail"), rcpt: mean("rcpt"), data: mean("data"), body: mean("body") },
+    slowestEpisodes: episodes(slowest),
     clientLateMs,
     ...(firstError ? { firstError } : {}),
   };

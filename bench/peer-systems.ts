@@ -6,6 +6,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { NODE_FLAGS } from "../gateway/v8-tuning";
 import {
   LOAD_TEST_LIMITS,
   compiledGateway,
@@ -273,8 +274,11 @@ export async function startMoat(
   });
   // What the image runs: the compiled gateway with plain node (built once per bench run).
   compiled ??= compiledGateway();
+  // BENCH_MOAT_NODE_FLAGS: node flags for the gateway after those it always gets (a later value
+  // of the same flag wins), to measure one.
+  const flags = [...NODE_FLAGS, ...(process.env.BENCH_MOAT_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
   const start = () =>
-    startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress }, compiled);
+    startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress }, compiled, flags);
   const quota = variant.cpus ? spawnInCpuQuota(variant.cpus, `moat-bench-${process.pid}`, start) : undefined;
   const gateway = await (quota?.started ?? start()).catch((error: unknown) => {
     try {

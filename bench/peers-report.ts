@@ -3,6 +3,7 @@
  * that round's Postfix and Haraka, latency at half load, held sessions and peak memory.
  */
 import { cpus } from "node:os";
+import { describeEpisodes } from "./latency-tail";
 import type { LoadResult } from "./load-client";
 import { HELD_SESSIONS, harakaName } from "./peer-systems";
 import type { ModeFigures } from "./targets";
@@ -115,6 +116,7 @@ export function report(results: readonly Result[]): void {
     console.log(
       `  slowest 1% there     waited ${slow.waited.toFixed(1)}, MAIL ${slow.mail.toFixed(1)}, RCPT ${slow.rcpt.toFixed(1)}, DATA ${slow.data.toFixed(1)}, data to 250 ${slow.body.toFixed(1)} ms (means); the client's own loop late p99 ${r.node.half.clientLateMs.p99.toFixed(1)} / max ${r.node.half.clientLateMs.max.toFixed(1)} ms`,
     );
+    console.log(`  when they were slow   ${describeEpisodes(r.node.half.slowestEpisodes)}`);
     if (r.node.stages.length > 0)
       console.log(`  its own accept times  p50 / p99 ms: ${r.node.stages.join(", ")} (moat_accept_seconds)`);
     if (r.node.eventLoop) console.log(`  its event loop there  ${r.node.eventLoop}`);

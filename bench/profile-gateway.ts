@@ -17,14 +17,26 @@
  * those of the compiled JavaScript in dist/. Only the gateway's main thread is sampled: with
  * `--thread` the verdict's own thread is not in the profile.
  *
- *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn | --rate N] [--thread | --off]
+ * The slowest 1% at that rate are also grouped by when they were slow (latency-tail.ts), and
+ * for the largest episodes it prints what the event loop ran then. With `--sched` (root and
+ * Debian's linux-perf) instead of the profile: what every CPU ran over the run and in those
+ * episodes, from the kernel's record of each context switch (`perf sched record`,
+ * sched-timehist.ts), and where the loop was when off its CPU; the profiler is left out then,
+ * as its sampling thread would preempt the loop it is run to watch.
+ *
+ * `--no-profile` (with `--rate`): neither, the latency and its episodes alone. The gateway gets
+ * BENCH_MOAT_NODE_FLAGS too, as in bench/peers.ts.
+ *
+ *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn | --rate N [--sched | --no-profile]] [--thread | --off]
  */
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { startDnsStub } from "./dns-stub";
+import { type Episode, describeEpisodes } from "./latency-tail";
 import { eventLoopBetween, scrapeMoatMetrics } from "./moat-metrics";
+import { type Slice, printCpuDuring, recordScheduling } from "./sched-timehist";
 import { runLoad } from "./load-client";
 import { sinkReaches, smtpSource, startMoat, startSmtpSink } from "./peer-systems";
 
@@ -33,6 +45,12 @@ const RATE = rateAt > 0 ? Number(process.argv[rateAt + 1]) : undefined;
 if (RATE !== undefined && !(RATE > 0)) throw new Error("--rate needs a number of messages a second");
 const MESSAGES = Number(process.argv.find((a, i) => /^\d+$/.test(a) && i !== rateAt + 1) ?? 4000);
 const MIX = process.argv.includes("--mix") || RATE !== undefined;
+/** With --rate: every CPU's context switches recorded over the run (perf sched), for the episodes. */
+const SCHED = process.argv.includes("--sched");
+if (SCHED && RATE === undefined) throw new Error("--sched goes with --rate N");
+/** --no-profile (with --rate): the latency and its episodes alone, as bench/peers.ts measures them. */
+const PROFILE = !SCHED && !process.argv.includes("--no-profile");
+if (!PROFILE && RATE === undefined) throw new Error("--no-profile goes with --rate N");
 /** With --rate: the mix as fast as it goes first, this many messages (not in the busy stretches). */
 const WARM_UP = 1000;
 /** Messages in the profile, for the per-message figures. */
@@ -135,12 +153,41 @@ function busyStretches(profile: Profile, from: number, to: number): void {
   console.log(`in the stretches longer than ${limit} ms (self time by package):\n${top(packages, 15, MESSAGES)}`);
 }
 
+/**
+ * What the gateway's event loop did during each of the slowest messages' largest episodes
+ * (latency-tail.ts; both clocks CLOCK_MONOTONIC): idle (waiting: for the verdict's thread, the
+ * thread pool, or a CPU), collecting garbage, or running, and what ran most.
+ */
+function duringEpisodes(profile: Profile, found: readonly Episode[], shown = 5): void {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  for (const episode of found.slice(0, shown)) {
+    const [from, to] = [episode.start * 1000, episode.end * 1000];
+    const packages = new Map<string, number>();
+    let at = profile.startTime;
+    for (let i = 0; i < profile.samples.length; i++) {
+      at += profile.timeDeltas[i] ?? 0;
+      if (at < from || at > to) continue;
+      const { functionName } = (byId.get(profile.samples[i] as number) as ProfileNode).callFrame;
+      const { pkg } = frameNames((byId.get(profile.samples[i] as number) as ProfileNode).callFrame);
+      const key = functionName === "(idle)" || functionName === "(garbage collector)" ? functionName : pkg;
+      packages.set(key, (packages.get(key) ?? 0) + (profile.timeDeltas[i + 1] ?? 0) / 1000);
+    }
+    const parts = [...packages]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([k, ms]) => `${k} ${ms.toFixed(1)}`)
+      .join(", ");
+    console.log(`  ${describeEpisodes([episode])}: the loop (ms) ${parts}`);
+  }
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "moat-profile-"));
   const sink = await startSmtpSink();
   const dns = await startDnsStub();
   const certificate = makeCertificate(dir, "bench", "relay.bench.test");
-  process.env.NODE_OPTIONS = `--require ${join(__dirname, "cpu-profile-hook.cjs")}`;
+  // With --sched no profiler: its sampling thread would preempt the loop it is run to watch.
+  if (PROFILE) process.env.NODE_OPTIONS = `--require ${join(__dirname, "cpu-profile-hook.cjs")}`;
   process.env.MOAT_CPU_PROFILE_DIR = dir;
   if (RATE !== undefined) process.env.MOAT_PROFILE_INTERVAL_US = "1000";
   const moat = await startMoat(
@@ -155,6 +202,9 @@ async function main(): Promise<void> {
   });
   delete process.env.NODE_OPTIONS;
   let window: { from: number; to: number } | undefined;
+  let slowEpisodes: readonly Episode[] = [];
+  let slices: Slice[] | undefined;
+  let recording: ReturnType<typeof recordScheduling> | undefined;
   try {
     const load = { port: moat.port, messages: MESSAGES, sessions: 20, size: 10240, from: FROM, to: TO };
     if (RATE !== undefined) {
@@ -163,9 +213,12 @@ async function main(): Promise<void> {
       await runLoad({ ...load, messages: WARM_UP });
       const metricsUrl = moat.metricsUrl as string;
       const before = await scrapeMoatMetrics(metricsUrl);
+      recording = SCHED ? recordScheduling(join(dir, "sched.data")) : undefined;
+      if (recording) await new Promise((r) => setTimeout(r, 1000)); // perf's start-up (it synthesizes every thread) out of the window
       const from = Number(process.hrtime.bigint() / 1000n);
       const result = await runLoad({ ...load, rate: RATE });
       window = { from, to: Number(process.hrtime.bigint() / 1000n) };
+      slices = await recording?.stop();
       const after = await scrapeMoatMetrics(metricsUrl);
       const phases = Object.entries(result.slowest)
         .map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`)
@@ -174,6 +227,8 @@ async function main(): Promise<void> {
         `${result.sent} sent at ${result.rate.toFixed(0)} msgs/s (${result.failed} failed): p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms; the slowest 1% waited (ms) ${phases}; the client's own loop late p99 ${result.clientLateMs.p99.toFixed(1)} ms`,
       );
       console.log(`its event loop: ${eventLoopBetween(before, after)}`);
+      slowEpisodes = result.slowestEpisodes;
+      console.log(`the slowest 1%: ${describeEpisodes(slowEpisodes)}`);
     } else if (MIX) await runLoad(load);
     else {
       const source = smtpSource(moat.port, { ...load, persistent: !process.argv.includes("--conn") });
@@ -181,18 +236,29 @@ async function main(): Promise<void> {
     }
     await sinkReaches(sink, PROFILED, 120_000);
   } finally {
+    recording?.cancel(); // a run that failed leaves no perf behind
     await moat.stop();
     sink.stop();
     await dns.close();
   }
-  const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
-  if (!file) throw new Error("the gateway wrote no profile");
   console.log(
     `${sink.count()} messages delivered (${RATE ? `the Node client's mix at ${RATE} msgs/s` : MIX ? "the Node client's mix" : process.argv.includes("--conn") ? "smtp-source, a connection per message" : "smtp-source, persistent sessions"})`,
   );
+  if (slices && window) {
+    console.log("what the CPUs ran over the run and in the slowest 1%'s largest episodes (perf sched):");
+    const run = { start: window.from / 1000, end: window.to / 1000, messages: 0 };
+    printCpuDuring(slices, [run, ...slowEpisodes.slice(0, 5)], moat.pid);
+  }
+  if (!PROFILE) return;
+  const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
+  if (!file) throw new Error("the gateway wrote no profile");
   const profile = JSON.parse(readFileSync(join(dir, file), "utf8")) as Profile;
   summarize(profile);
-  if (window) busyStretches(profile, window.from, window.to);
+  if (window) {
+    busyStretches(profile, window.from, window.to);
+    console.log("the slowest 1%'s largest episodes:");
+    duringEpisodes(profile, slowEpisodes);
+  }
   console.log(`profile: ${join(dir, file)}`);
 }
 
