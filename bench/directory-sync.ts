@@ -5,7 +5,7 @@
  *
  * The Graph double (HTTPS, loopback) runs in this process; the sync runs in a child process
  * (the real Graph client, @azure/identity, the state file written as the gateway writes it,
- * with the V8 flags `moat serve` sets),
+ * with the node and V8 flags `moat serve` runs with, v8-tuning.ts),
  * so its peak RSS (VmHWM) is the sync's alone, and so is what it keeps once the runs are over
  * (heap and buffers, collected: the state the next delta starts from, and the directory, which
  * a gateway holds for as long as it runs). Then lookups are timed one by one
@@ -22,7 +22,7 @@ import { createDirectory, type DirectoryRecord } from "../gateway/directory/dire
 import { createGraphReader } from "../gateway/directory/graph-client";
 import { createDirectorySync } from "../gateway/directory/sync";
 import { silentLogger } from "../gateway/log";
-import { tuneV8 } from "../gateway/v8-tuning";
+import { NODE_FLAGS, tuneV8 } from "../gateway/v8-tuning";
 import { createDirectoryStateStore } from "../gateway/store/directory-state";
 import { GraphDouble, seedUsers } from "../test/doubles/graph";
 import { makeCertificate } from "../test/helpers/tls";
@@ -132,7 +132,8 @@ async function main(): Promise<void> {
     seedUsers(graph, count, DOMAIN);
     const child = spawn(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", __filename, "--client", graph.url, join(dir, "data")],
+      // node's flags as `moat serve` has them (its hourly sync runs there), then the V8 flags it sets.
+      ["--expose-gc", ...NODE_FLAGS, "--import", "tsx", __filename, "--client", graph.url, join(dir, "data")],
       {
         env: { ...process.env, NODE_EXTRA_CA_CERTS: cert.certFile },
         stdio: ["ignore", "pipe", "inherit"],

@@ -17,7 +17,7 @@ export async function serve(configFile: string | undefined, env: Env): Promise<v
   const missing = missingNodeFlags();
   if (missing.length > 0)
     log.warn(
-      "node was started without the gateway's V8 flags: its young generation is V8's default, with more frequent full collections and a longer latency tail (README, Benchmarks)",
+      "node was started without the gateway's V8 flags: without them its young generation and V8's helper threads are node's defaults, and the latency tail is longer (README, Benchmarks)",
       { missing: missing.join(" "), start: `node ${NODE_FLAGS.join(" ")} dist/gateway/cli.js serve` },
     );
   const resolved = resolveConfig(configFile, env);

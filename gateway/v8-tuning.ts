@@ -47,8 +47,19 @@ export const V8_FLAGS: readonly string[] = ["--no-allocation-site-pretenuring"];
  * p99 was lower in every pair: 19.5–37.7 ms (median 28.2) against 21.5–45.5 (38.2) in six pairs
  * with the verdict in its own thread, 38.7–47.6 (42.2) against 42.3–64.0 (52.4) in four with it
  * in the gateway's thread; the full-speed rate within this machine's noise, peak RSS 20–40 MB lower.
+ *
+ * `--v8-pool-size=1`: one thread for V8's background work (the collections' parallel and
+ * concurrent phases, compiling) instead of node's four. The gateway keeps its helper threads
+ * off its event loop's CPU (`loopCpu`, loop-cpu.ts), so on two CPUs V8's four helpers share one
+ * CPU with libuv's pool: a collection's parallel phase, which the thread that started it waits
+ * to finish, then waits on helpers queued behind one another. At 230 msgs/s of the mix with the
+ * verdict in its own thread (the AQ session, bench/RESULTS.md) the slowest 1% came in a few
+ * stalls of 70–500 ms, in which V8's helpers took up to 120 ms of CPU; with one helper the
+ * client's p99 was lower in 9 of 10 alternating pairs (median 36.4 against 51.1 ms), the one
+ * helper using 1.27 s of CPU in 10 s against 1.45 for the four. Held to one CPU's quota, as the
+ * Azure container by default, lower in two of three pairs, the rates within the runs' noise.
  */
-export const NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4"];
+export const NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4", "--v8-pool-size=1"];
 
 /** The flag's name, as node spells it either way (`--max_semi_space_size` is the same flag). */
 const flagName = (flag: string) => (flag.split("=")[0] as string).replace(/_/g, "-");

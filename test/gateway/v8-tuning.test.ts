@@ -14,13 +14,17 @@ describe("the gateway's V8 flags (v8-tuning.ts)", () => {
 
   it("finds the node flags a process was started without, in its arguments or NODE_OPTIONS", () => {
     expect(NODE_FLAGS).toContain("--max-semi-space-size=4");
+    expect(NODE_FLAGS).toContain("--v8-pool-size=1");
     expect(missingNodeFlags([], "")).toEqual([...NODE_FLAGS]);
     expect(missingNodeFlags(["--enable-source-maps"], "--max-old-space-size=512")).toEqual([...NODE_FLAGS]);
     expect(missingNodeFlags([...NODE_FLAGS], "")).toEqual([]);
     expect(missingNodeFlags([], ` ${NODE_FLAGS.join("  ")} --trace-warnings`)).toEqual([]);
     // Another value is an admin's choice; node reads underscores as dashes.
-    expect(missingNodeFlags(["--max-semi-space-size=8"], "")).toEqual([]);
-    expect(missingNodeFlags(["--max_semi_space_size=4"], "")).toEqual([]);
+    expect(missingNodeFlags(["--max-semi-space-size=8", "--v8-pool-size=4"], "")).toEqual([]);
+    expect(missingNodeFlags(["--max_semi_space_size=4", "--v8-pool-size=1"], "")).toEqual([]);
+    // Each flag on its own: one given on the command line, the other in NODE_OPTIONS, or missing.
+    expect(missingNodeFlags(["--max-semi-space-size=4"], "--v8-pool-size=2")).toEqual([]);
+    expect(missingNodeFlags(["--max-semi-space-size=4"], "")).toEqual(["--v8-pool-size=1"]);
   });
 
   it("is on node's command line wherever the gateway is started: the image, npm start, npm run moat", () => {
@@ -48,7 +52,7 @@ describe("the gateway's V8 flags (v8-tuning.ts)", () => {
         const output = gateway.stdout() + gateway.stderr();
         if (nodeFlags.length === 0) {
           expect(output).toContain("node was started without the gateway's V8 flags");
-          expect(output).toContain("--max-semi-space-size=4");
+          expect(output).toContain("--max-semi-space-size=4 --v8-pool-size=1");
         } else expect(output).not.toContain("started without");
       }
     } finally {
