@@ -29,7 +29,7 @@
  *
  *   tsx bench/profile-gateway.ts [MESSAGES] [--mix | --conn | --rate N [--sched | --no-profile]] [--thread | --off]
  */
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
@@ -248,7 +248,8 @@ async function main(): Promise<void> {
     console.log("what the CPUs ran over the run and in the slowest 1%'s largest episodes (perf sched):");
     const run = { start: window.from / 1000, end: window.to / 1000, messages: 0 };
     printCpuDuring(slices, [run, ...slowEpisodes.slice(0, 5)], moat.pid);
-  }
+    console.log(`the record (perf sched timehist -i): ${join(dir, "sched.data")}`);
+  } else if (!PROFILE) rmSync(dir, { recursive: true, force: true }); // nothing in it to look at again
   if (!PROFILE) return;
   const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
   if (!file) throw new Error("the gateway wrote no profile");

@@ -56,7 +56,7 @@ export const V8_FLAGS: readonly string[] = ["--no-allocation-site-pretenuring"];
  * verdict in its own thread (the AQ session, bench/RESULTS.md) the slowest 1% came in a few
  * stalls of 70–500 ms, in which V8's helpers took up to 120 ms of CPU; with one helper the
  * client's p99 was lower in 9 of 10 alternating pairs (median 36.4 against 51.1 ms), the one
- * helper using 1.27 s of CPU in 10 s against 1.45 for the four. Held to one CPU's quota, as the
+ * helper using 1.27 s of CPU in 10 s against 1.40 for the four. Held to one CPU's quota, as the
  * Azure container by default, lower in two of three pairs, the rates within the runs' noise.
  */
 export const NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4", "--v8-pool-size=1"];
