@@ -167,8 +167,9 @@ function duringEpisodes(profile: Profile, found: readonly Episode[], shown = 5):
     for (let i = 0; i < profile.samples.length; i++) {
       at += profile.timeDeltas[i] ?? 0;
       if (at < from || at > to) continue;
-      const { functionName } = (byId.get(profile.samples[i] as number) as ProfileNode).callFrame;
-      const { pkg } = frameNames((byId.get(profile.samples[i] as number) as ProfileNode).callFrame);
+      const { callFrame } = byId.get(profile.samples[i] as number) as ProfileNode;
+      const { functionName } = callFrame;
+      const { pkg } = frameNames(callFrame);
       const key = functionName === "(idle)" || functionName === "(garbage collector)" ? functionName : pkg;
       packages.set(key, (packages.get(key) ?? 0) + (profile.timeDeltas[i + 1] ?? 0) / 1000);
     }

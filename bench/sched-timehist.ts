@@ -55,7 +55,7 @@ export function parseTimehist(text: string): Slice[] {
   return slices;
 }
 
-/** How a slice's task is named in the summary: by process where it is one of `processes`. */
+/** How a slice's task is named in the summary (by its process and thread, or its own name). */
 export type Namer = (slice: Slice) => string;
 
 export interface EpisodeCpu {
@@ -70,8 +70,8 @@ export interface EpisodeCpu {
 }
 
 /**
- * The CPU time each task had within each episode (a slice's run clipped to the episode), and how
- * long the `watched` thread (the gateway's event loop) waited for a CPU there.
+ * The CPU time each task had within each episode (a slice's run clipped to the episode), and where
+ * the `watched` thread (the gateway's event loop) was there when off its CPU.
  */
 export function cpuDuring(
   slices: readonly Slice[],
@@ -114,8 +114,9 @@ export function recordScheduling(file: string): { stop(): Promise<Slice[]>; canc
     perf.on("error", (error) => reject(new Error(`perf sched record: ${error.message} (Debian's linux-perf)`)));
     perf.on("exit", (code, signal) => resolve(signal ?? String(code)));
   });
+  exited.catch(() => undefined); // a perf that did not start is reported by stop(), not as an unhandled rejection
   return {
-    cancel: () => perf.exitCode === null && perf.kill("SIGINT"),
+    cancel: () => perf.exitCode === null && perf.signalCode === null && perf.kill("SIGINT"),
     async stop() {
       perf.kill("SIGINT");
       const how = await exited; // perf writes its record on SIGINT, then ends by it
