@@ -8,6 +8,8 @@
 #   bash bench/thread-policy.sh fifo   the main thread (the event loop) in SCHED_FIFO 10, the others ordinary
 #   bash bench/thread-policy.sh idle   the others in SCHED_IDLE, the main thread ordinary
 #   bash bench/thread-policy.sh nice   the others at nice 10, the main thread at 0
+#   bash bench/thread-policy.sh batch  the others in SCHED_BATCH (a woken batch thread does not preempt the
+#                                      running one; no privilege needed), the main thread ordinary
 #   bash bench/thread-policy.sh slice  the main thread's time slice 0.1 ms (SCHED_OTHER's custom slice,
 #                                      Linux 6.12 or later; no privilege needed for a process's own
 #                                      threads), the others at the kernel's default
@@ -20,8 +22,8 @@
 # Start it beside the bench (`bash bench/thread-policy.sh fifo & tsx bench/peers.ts 2000`), stop it after.
 set -u
 mode=${1:-}
-case "$mode" in fifo | idle | nice | slice | slice-all | split | apart) ;;
-  *) echo "usage: $0 fifo|idle|nice|slice|slice-all|split|apart" >&2; exit 2 ;;
+case "$mode" in fifo | idle | nice | batch | slice | slice-all | split | apart) ;;
+  *) echo "usage: $0 fifo|idle|nice|batch|slice|slice-all|split|apart" >&2; exit 2 ;;
 esac
 # sched_setattr(2) on one thread: SCHED_OTHER, nice 0, the slice in ns (0: the kernel's default). chrt
 # before util-linux 2.41 sets a slice for SCHED_DEADLINE only; perl's syscall() reaches it directly
@@ -51,6 +53,7 @@ while true; do
         case "$mode" in
           fifo) chrt -o -p 0 "$tid" 2>/dev/null ;;
           idle) chrt -i -p 0 "$tid" 2>/dev/null ;;
+          batch) chrt -b -p 0 "$tid" 2>/dev/null ;;
           nice) renice -n 10 -p "$tid" >/dev/null 2>&1 ;;
           slice) slice "$tid" 0 2>/dev/null ;;
           slice-all) slice "$tid" 100000 2>/dev/null ;;
