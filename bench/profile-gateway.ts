@@ -34,7 +34,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { startDnsStub } from "./dns-stub";
-import { type Episode, describeEpisodes } from "./latency-tail";
+import { type Episode, describeEpisodes, monotonicMs } from "./latency-tail";
 import { eventLoopBetween, scrapeMoatMetrics } from "./moat-metrics";
 import { type Slice, printCpuDuring, recordScheduling } from "./sched-timehist";
 import { runLoad } from "./load-client";
@@ -105,33 +105,46 @@ function summarize(profile: Profile): void {
   );
 }
 
+type Sample = { frame: ProfileNode["callFrame"]; ms: number };
+
 /**
- * The event loop between `from` and `to` (µs, CLOCK_MONOTONIC): its busy stretches, runs of
+ * The profile's samples taken between `from` and `to` (ms, CLOCK_MONOTONIC, as V8's clock), in
+ * order, each with the time it stands for (to the next sample).
+ */
+function samplesBetween(profile: Profile, from: number, to: number): Sample[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const found: Sample[] = [];
+  let at = profile.startTime; // µs
+  for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
+    if (at < from * 1000 || at > to * 1000) continue;
+    const { callFrame } = byId.get(profile.samples[i] as number) as ProfileNode;
+    found.push({ frame: callFrame, ms: (profile.timeDeltas[i + 1] ?? 0) / 1000 });
+  }
+  return found;
+}
+
+/**
+ * The event loop between `from` and `to` (ms, CLOCK_MONOTONIC): its busy stretches, runs of
  * samples that are not idle (one callback after another with no wait between: a reply that
  * arrives during one waits for its end), and the self time in the long ones by package.
  */
 function busyStretches(profile: Profile, from: number, to: number): void {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const stretches: { ms: number; samples: [number, number][] }[] = [];
+  const stretches: { ms: number; samples: Sample[] }[] = [];
   let current: (typeof stretches)[number] | undefined;
-  let at = profile.startTime;
-  for (let i = 0; i < profile.samples.length; i++) {
-    at += profile.timeDeltas[i] ?? 0;
-    const ms = (profile.timeDeltas[i + 1] ?? 0) / 1000; // this sample stands for the time to the next
-    if (at < from || at > to) continue;
-    const id = profile.samples[i] as number;
-    if ((byId.get(id) as ProfileNode).callFrame.functionName === "(idle)") {
+  for (const sample of samplesBetween(profile, from, to)) {
+    if (sample.frame.functionName === "(idle)") {
       if (current) stretches.push(current);
       current = undefined;
       continue;
     }
     current ??= { ms: 0, samples: [] };
-    current.ms += ms;
-    current.samples.push([id, ms]);
+    current.ms += sample.ms;
+    current.samples.push(sample);
   }
   if (current) stretches.push(current);
   const busy = stretches.reduce((sum, s) => sum + s.ms, 0);
-  const seconds = (to - from) / 1e6;
+  const seconds = (to - from) / 1000;
   const longest = Math.max(0, ...stretches.map((s) => s.ms));
   console.log(
     `event loop: busy ${((100 * busy) / 1000 / seconds).toFixed(0)}% of ${seconds.toFixed(1)} s, ${stretches.length} busy stretches, the longest ${longest.toFixed(1)} ms`,
@@ -146,8 +159,8 @@ function busyStretches(profile: Profile, from: number, to: number): void {
   const limit = LONG_STRETCH_MS[LONG_STRETCH_MS.length - 1] as number;
   const packages = new Map<string, number>();
   for (const stretch of stretches.filter((s) => s.ms > limit))
-    for (const [id, ms] of stretch.samples) {
-      const { pkg } = frameNames((byId.get(id) as ProfileNode).callFrame);
+    for (const { frame, ms } of stretch.samples) {
+      const { pkg } = frameNames(frame);
       packages.set(pkg, (packages.get(pkg) ?? 0) + ms);
     }
   console.log(`in the stretches longer than ${limit} ms (self time by package):\n${top(packages, 15, MESSAGES)}`);
@@ -159,19 +172,13 @@ function busyStretches(profile: Profile, from: number, to: number): void {
  * thread pool, or a CPU), collecting garbage, or running, and what ran most.
  */
 function duringEpisodes(profile: Profile, found: readonly Episode[], shown = 5): void {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   for (const episode of found.slice(0, shown)) {
-    const [from, to] = [episode.start * 1000, episode.end * 1000];
     const packages = new Map<string, number>();
-    let at = profile.startTime;
-    for (let i = 0; i < profile.samples.length; i++) {
-      at += profile.timeDeltas[i] ?? 0;
-      if (at < from || at > to) continue;
-      const { callFrame } = byId.get(profile.samples[i] as number) as ProfileNode;
-      const { functionName } = callFrame;
-      const { pkg } = frameNames(callFrame);
-      const key = functionName === "(idle)" || functionName === "(garbage collector)" ? functionName : pkg;
-      packages.set(key, (packages.get(key) ?? 0) + (profile.timeDeltas[i + 1] ?? 0) / 1000);
+    for (const { frame, ms } of samplesBetween(profile, episode.start, episode.end)) {
+      const { functionName } = frame;
+      const key =
+        functionName === "(idle)" || functionName === "(garbage collector)" ? functionName : frameNames(frame).pkg;
+      packages.set(key, (packages.get(key) ?? 0) + ms);
     }
     const parts = [...packages]
       .sort((a, b) => b[1] - a[1])
@@ -216,9 +223,9 @@ async function main(): Promise<void> {
       const before = await scrapeMoatMetrics(metricsUrl);
       recording = SCHED ? recordScheduling(join(dir, "sched.data")) : undefined;
       if (recording) await new Promise((r) => setTimeout(r, 1000)); // perf's start-up (it synthesizes every thread) out of the window
-      const from = Number(process.hrtime.bigint() / 1000n);
+      const from = monotonicMs();
       const result = await runLoad({ ...load, rate: RATE });
-      window = { from, to: Number(process.hrtime.bigint() / 1000n) };
+      window = { from, to: monotonicMs() };
       slices = await recording?.stop();
       const after = await scrapeMoatMetrics(metricsUrl);
       const phases = Object.entries(result.slowest)
@@ -247,7 +254,7 @@ async function main(): Promise<void> {
   );
   if (slices && window) {
     console.log("what the CPUs ran over the run and in the slowest 1%'s largest episodes (perf sched):");
-    const run = { start: window.from / 1000, end: window.to / 1000, messages: 0 };
+    const run = { start: window.from, end: window.to, messages: 0 };
     printCpuDuring(slices, [run, ...slowEpisodes.slice(0, 5)], moat.pid);
     console.log(`the record (perf sched timehist -i): ${join(dir, "sched.data")}`);
   } else if (!PROFILE) rmSync(dir, { recursive: true, force: true }); // nothing in it to look at again

@@ -90,7 +90,10 @@ export function cpuDuring(
     for (const slice of slices) {
       const start = slice.end - slice.run;
       const overlap = within(start, slice.end);
-      if (overlap > 0) byTask.set(name(slice), (byTask.get(name(slice)) ?? 0) + overlap);
+      if (overlap > 0) {
+        const task = name(slice);
+        byTask.set(task, (byTask.get(task) ?? 0) + overlap);
+      }
       if (slice.tid !== watched) continue;
       if (last) {
         const ready = start - slice.schedDelay; // woken (or preempted: then ready from the last slice's end)
