@@ -5,6 +5,8 @@
  * its event loop over the run: the share of a core it was busy, and how late it ran a timer
  * (`moat_event_loop_*`; the scrape before the run starts the delay's window).
  */
+import { ACCEPT_STAGES } from "../gateway/metrics";
+
 type Buckets = Map<string, Map<number, number>>; // stage -> upper bound -> cumulative count
 
 export interface Scrape {
@@ -69,4 +71,12 @@ export function quantileMs(before: Scrape, after: Scrape, stage: string, q: numb
     below = cumulative;
   }
   return undefined;
+}
+
+/** Each accept stage's p50 / p99 between two scrapes ("verdict 0.9 / 3.5"), the stages observed. */
+export function acceptStagesBetween(before: Scrape, after: Scrape): string[] {
+  return ACCEPT_STAGES.flatMap((stage) => {
+    const [p50, p99] = [0.5, 0.99].map((q) => quantileMs(before, after, stage, q));
+    return p50 === undefined || p99 === undefined ? [] : [`${stage} ${p50.toFixed(1)} / ${p99.toFixed(1)}`];
+  });
 }

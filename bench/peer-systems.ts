@@ -295,6 +295,8 @@ export async function startMoat(
     metricsUrl: `http://127.0.0.1:${gateway.httpPort}/metrics`,
     stop: async () => {
       await gateway.stop();
+      // BENCH_MOAT_STDOUT=FILE: its standard output kept (V8's --trace-gc, given in BENCH_MOAT_NODE_FLAGS).
+      if (process.env.BENCH_MOAT_STDOUT) writeFileSync(process.env.BENCH_MOAT_STDOUT, gateway.stdout());
       quota?.remove();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -51,9 +51,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
-import { ACCEPT_STAGES } from "../gateway/metrics";
 import { verdictPlacement } from "../gateway/filters/thread-scanner";
-import { eventLoopBetween, quantileMs, scrapeMoatMetrics } from "./moat-metrics";
+import { acceptStagesBetween, eventLoopBetween, scrapeMoatMetrics } from "./moat-metrics";
 import { startDnsStub } from "./dns-stub";
 import { holdSessions, runLoad } from "./load-client";
 import { type ModeFigures, type TargetInputs, targetVerdicts } from "./targets";
@@ -223,13 +222,7 @@ async function measureWithNodeClient(system: System, sink: Sink): Promise<Result
   const before = system.metricsUrl ? await scrapeMoatMetrics(system.metricsUrl) : undefined;
   const half = await run({ messages: Math.max(400, Math.round(halfRate * 10)), rate: halfRate });
   const after = system.metricsUrl ? await scrapeMoatMetrics(system.metricsUrl) : undefined;
-  const stages =
-    before && after
-      ? ACCEPT_STAGES.flatMap((stage) => {
-          const [p50, p99] = [0.5, 0.99].map((q) => quantileMs(before, after, stage, q));
-          return p50 === undefined || p99 === undefined ? [] : [`${stage} ${p50.toFixed(1)} / ${p99.toFixed(1)}`];
-        })
-      : [];
+  const stages = before && after ? acceptStagesBetween(before, after) : [];
   const eventLoop = before && after ? eventLoopBetween(before, after) : undefined;
   return { plain, tls, tlsPerMessage, half, halfRate, stages, eventLoop };
 }

@@ -7,8 +7,8 @@
  *
  * `--rate N`: after 1,000 messages of the mix as fast as they go (a warm-up), MESSAGES of it at
  * N messages a second (open loop, as bench/peers.ts measures latency), for where the latency
- * tail comes from. It prints the client's p50/p99, the event loop's load from /metrics
- * (moat_event_loop_*), and its busy stretches in the profile (back-to-back samples that are
+ * tail comes from. It prints the client's p50/p99, the gateway's own accept times by stage and
+ * the event loop's load from /metrics (moat_accept_seconds, moat_event_loop_*), and its busy stretches in the profile (back-to-back samples that are
  * not idle): how much of its busy time came in stretches long enough to hold a reply up, and
  * what ran in them. The profiler samples every 1 ms then (200 µs otherwise), which adds less
  * to the latencies it is run to explain, though still some: compare the p99 with
@@ -35,7 +35,7 @@ import { join } from "node:path";
 import { makeCertificate } from "../test/helpers/tls";
 import { startDnsStub } from "./dns-stub";
 import { type Episode, describeEpisodes, monotonicMs } from "./latency-tail";
-import { eventLoopBetween, scrapeMoatMetrics } from "./moat-metrics";
+import { acceptStagesBetween, eventLoopBetween, scrapeMoatMetrics } from "./moat-metrics";
 import { type Slice, printCpuDuring, recordScheduling } from "./sched-timehist";
 import { runLoad } from "./load-client";
 import { sinkReaches, smtpSource, startMoat, startSmtpSink } from "./peer-systems";
@@ -235,6 +235,9 @@ async function main(): Promise<void> {
         `${result.sent} sent at ${result.rate.toFixed(0)} msgs/s (${result.failed} failed): p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms; the slowest 1% waited (ms) ${phases}; the client's own loop late p99 ${result.clientLateMs.p99.toFixed(1)} ms`,
       );
       console.log(`its event loop: ${eventLoopBetween(before, after)}`);
+      console.log(
+        `its own accept times p50 / p99 ms: ${acceptStagesBetween(before, after).join(", ")} (moat_accept_seconds)`,
+      );
       slowEpisodes = result.slowestEpisodes;
       console.log(`the slowest 1%: ${describeEpisodes(slowEpisodes)}`);
     } else if (MIX) await runLoad(load);
