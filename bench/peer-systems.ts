@@ -4,7 +4,7 @@
  * own queue), and `moat serve`. What each uses of the machine: proc-usage.ts.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NODE_FLAGS } from "../gateway/v8-tuning";
 import {
@@ -295,8 +295,10 @@ export async function startMoat(
     metricsUrl: `http://127.0.0.1:${gateway.httpPort}/metrics`,
     stop: async () => {
       await gateway.stop();
-      // BENCH_MOAT_STDOUT=FILE: its standard output kept (V8's --trace-gc, given in BENCH_MOAT_NODE_FLAGS).
-      if (process.env.BENCH_MOAT_STDOUT) writeFileSync(process.env.BENCH_MOAT_STDOUT, gateway.stdout());
+      // BENCH_MOAT_STDOUT=FILE: its standard output appended, under its name (V8's --trace-gc,
+      // given in BENCH_MOAT_NODE_FLAGS; a run of several gateways writes one section each).
+      const keep = process.env.BENCH_MOAT_STDOUT;
+      if (keep) appendFileSync(keep, `== ${variant.name}, pid ${gateway.child.pid ?? "?"}\n${gateway.stdout()}`);
       quota?.remove();
       rmSync(dir, { recursive: true, force: true });
     },
