@@ -22,7 +22,7 @@ export interface Episode extends Interval {
   readonly messages: number;
 }
 
-/** performance.now() on CLOCK_MONOTONIC: the same clock as process.hrtime() in every process. */
+/** Now, in ms on CLOCK_MONOTONIC (process.hrtime), the clock every process on the machine reads alike. */
 export function monotonicMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }

@@ -10,10 +10,10 @@
  * tail comes from. It prints the client's p50/p99, the gateway's own accept times by stage and
  * the event loop's load from /metrics (moat_accept_seconds, moat_event_loop_*), and the loop's
  * busy stretches in the profile (back-to-back samples that are not idle): how much of its busy
- * time came in stretches long enough to hold a reply up, and what ran in them. The profiler samples every 1 ms then (200 µs otherwise), which adds less
- * to the latencies it is run to explain, though still some: compare the p99 with
- * bench/peers.ts's. The profile is kept for Chrome
- * DevTools (Performance, "Load profile"). Start-up is in the profile too, and line numbers are
+ * time came in stretches long enough to hold a reply up, and what ran in them. The profiler
+ * samples every 1 ms then (200 µs otherwise), which adds less to the latencies it is run to
+ * explain, though still some: compare the p99 with bench/peers.ts's. The profile is kept for
+ * Chrome DevTools (Performance, "Load profile"). Start-up is in the profile too, and line numbers are
  * those of the compiled JavaScript in dist/. Only the gateway's main thread is sampled: with
  * `--thread` the verdict's own thread is not in the profile.
  *
