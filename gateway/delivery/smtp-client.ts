@@ -8,6 +8,7 @@
  */
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Readable } from "node:stream";
+import { installDotStuffing } from "./dot-stuffing";
 
 export interface SmartHostTarget {
   /** Host name or IP address to connect to. */
@@ -44,6 +45,7 @@ type Connected = { readonly connection: SMTPConnection; readonly alive: () => bo
 
 /** Opens and greets a connection (STARTTLS per target); a failure is the reply to report. */
 async function openConnection(target: SmartHostTarget): Promise<Connected | { failure: string }> {
+  installDotStuffing(); // the message's dot-stuffing with a fast path for ordinary lines (dot-stuffing.ts)
   const connection = new SMTPConnection({
     host: target.host,
     port: target.port,
