@@ -4,7 +4,7 @@
  * reading the socket while the disk works, instead of one thread-pool round trip per chunk;
  * past QUEUED_MAX_BYTES waiting, `write` waits too (the sender is slowed, memory stays bounded).
  */
-import type { FileHandle } from "node:fs/promises";
+import type { SpoolFile } from "./fd-calls";
 
 const QUEUED_MAX_BYTES = 1024 * 1024;
 
@@ -16,7 +16,7 @@ export interface BatchedWriter {
 }
 
 /** `onWritten` is told about each chunk, in order, once it is in the file. */
-export function batchedWriter(handle: FileHandle, onWritten: (chunk: Buffer) => void): BatchedWriter {
+export function batchedWriter(file: Pick<SpoolFile, "writev">, onWritten: (chunk: Buffer) => void): BatchedWriter {
   let queue: Buffer[] = [];
   let queuedBytes = 0;
   let running: Promise<void> | undefined;
@@ -28,7 +28,7 @@ export function batchedWriter(handle: FileHandle, onWritten: (chunk: Buffer) => 
         const bytes = queuedBytes;
         queue = [];
         queuedBytes = 0;
-        const { bytesWritten } = await handle.writev(batch);
+        const bytesWritten = await file.writev(batch);
         if (bytesWritten !== bytes) throw new Error(`short write: ${bytesWritten} of ${bytes} bytes`);
         for (const chunk of batch) onWritten(chunk);
       }

@@ -3,7 +3,9 @@
  * callers), atomic replacement of a small file, and reading one whole.
  */
 import { randomBytes } from "node:crypto";
-import { type FileHandle, open, rename } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, rename } from "node:fs/promises";
+import { closeDescriptor, fsyncDescriptor, openDescriptor } from "./fd-calls";
 
 export async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, "r");
@@ -45,12 +47,13 @@ export const DIRECTORY_IDLE_CLOSE_MS = 2_000;
 export function coalescedDirectorySync(path: string, idleCloseMs = DIRECTORY_IDLE_CLOSE_MS): () => Promise<void> {
   let running: Promise<void> | undefined;
   let next: Promise<void> | undefined;
-  let handle: FileHandle | undefined;
+  /** The directory's descriptor (fd-calls.ts: one pool round trip a call, the loop's least work). */
+  let fd: number | undefined;
   let idleTimer: NodeJS.Timeout | undefined;
   const release = () => {
-    const idle = handle;
-    handle = undefined;
-    void idle?.close().catch(() => undefined);
+    const idle = fd;
+    fd = undefined;
+    if (idle !== undefined) void closeDescriptor(idle).catch(() => undefined);
   };
   /** One timer, pushed back by every fsync (no new timer per fsync under load). */
   const closeWhenIdle = () => {
@@ -60,8 +63,8 @@ export function coalescedDirectorySync(path: string, idleCloseMs = DIRECTORY_IDL
     idleTimer.refresh();
   };
   const sync = async () => {
-    handle ??= await open(path, "r");
-    await handle.sync();
+    fd ??= await openDescriptor(path, constants.O_RDONLY);
+    await fsyncDescriptor(fd);
   };
   const run = (): Promise<void> => {
     running = sync().then(

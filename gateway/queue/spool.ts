@@ -34,13 +34,14 @@
  * `<id>.meta` file beside them) are still read and moved.
  */
 import { randomBytes } from "node:crypto";
-import { constants, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
+import { constants, mkdir, readdir, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { MessageSource } from "../filters/source";
 import { arrivingMessage } from "./arriving";
 import { coalescedDirectorySync, fsyncDirectory, readFileText, writeAtomically } from "./files";
 import { batchedWriter } from "./batched-writer";
+import { openSpoolFile, rename, unlink } from "./fd-calls";
 import { largeMessageBytes } from "./young-collection";
 import {
   type Envelope,
@@ -177,7 +178,7 @@ export function createSpool(root: string): Spool {
       const tmp = file("tmp", id);
       // O_DSYNC: each write is durable when it returns (as if fdatasync'd), so a held message
       // needs one write and no fsync: one thread-pool round trip and one event-loop turn less.
-      const handle = await open(tmp, DURABLE_WRITES, 0o600);
+      const handle = await openSpoolFile(tmp, DURABLE_WRITES, 0o600);
       const header = Buffer.concat([firstLineOf(json.length, 0), json, NEWLINE]);
       const headerLength = header.length;
       let bytes = 0;
@@ -264,13 +265,13 @@ export function createSpool(root: string): Spool {
           const parts = [firstLineOf(json.length, metaJson ? metaOffset : 0), json, NEWLINE, whole];
           if (metaJson) parts.push(metaJson);
           const expected = parts.reduce((sum, part) => sum + part.length, 0);
-          const { bytesWritten } = await handle.writev(parts, 0);
+          const bytesWritten = await handle.writev(parts, 0);
           if (bytesWritten !== expected) throw new Error(`short write: ${bytesWritten} of ${expected} bytes`);
         } else if (metaJson) {
           const field = metaOffsetField(json.length, metaOffset);
           await Promise.all([
-            handle.write(metaJson, 0, metaJson.length, metaOffset),
-            handle.write(field.bytes, 0, field.bytes.length, field.position),
+            handle.write(metaJson, metaOffset),
+            handle.write(field.bytes, field.position),
           ]);
         }
       } catch (error) {

@@ -4,7 +4,7 @@
  * the message and fail when it never arrives whole; the spool's writes keep their order.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { constants, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,8 +16,11 @@ import type { MessageSource } from "../../gateway/filters/source";
 import { createScanStage } from "../../gateway/inbound/scan-stage";
 import { arrivingMessage } from "../../gateway/queue/arriving";
 import { batchedWriter } from "../../gateway/queue/batched-writer";
+import { openSpoolFile } from "../../gateway/queue/fd-calls";
 import { SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
 import { waitUntil } from "../helpers/gateway-process";
+
+const WRITE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC;
 
 const envelope = {
   mailFrom: "a@outside.example",
@@ -42,9 +45,9 @@ describe("a message while it arrives", () => {
   it("gives every reader the whole message, from memory and then from the file, as it is written", async () => {
     const dir = mkdtempSync(join(tmpdir(), "moat-arriving-"));
     const path = join(dir, "message");
-    const handle = await open(path, "w");
+    const handle = await openSpoolFile(path, WRITE_NEW, 0o600);
     const header = Buffer.from("HEADER\n");
-    await handle.write(header);
+    await handle.writev([header]);
     const arriving = arrivingMessage(path, header.length, 100_000);
     let written = 0;
     let firstSeenAfter = -1;
@@ -119,7 +122,7 @@ describe("a message while it arrives", () => {
   it("writes in order however the chunks come, and reports a failed write", async () => {
     const dir = mkdtempSync(join(tmpdir(), "moat-arriving-"));
     const path = join(dir, "message");
-    const handle = await open(path, "w");
+    const handle = await openSpoolFile(path, WRITE_NEW, 0o600);
     const seen: Buffer[] = [];
     const writer = batchedWriter(handle, (chunk) => seen.push(chunk));
     const chunks = Array.from({ length: 200 }, (_, i) => Buffer.alloc(8_000 + i, i % 251));
@@ -130,11 +133,12 @@ describe("a message while it arrives", () => {
     expect(seen.length).toBe(chunks.length);
     expect(seen.every((chunk, i) => chunk === chunks[i])).toBe(true); // each reported once written, in order
 
-    const closed = await open(join(dir, "closed"), "w");
+    const closed = await openSpoolFile(join(dir, "closed"), WRITE_NEW, 0o600);
     await closed.close();
     const failing = batchedWriter(closed, () => undefined);
     await failing.write(Buffer.from("x")).catch(() => undefined);
-    await expect(failing.flush()).rejects.toThrow();
+    await expect(failing.flush()).rejects.toThrow("written after it was closed");
+    expect(readFileSync(join(dir, "closed")).length).toBe(0);
   });
 });
 

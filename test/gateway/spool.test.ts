@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { constants, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -6,6 +6,7 @@ import { buffer } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
 import { createDelivery } from "../../gateway/delivery/scheduler";
 import { silentLogger } from "../../gateway/log";
+import { openSpoolFile } from "../../gateway/queue/fd-calls";
 import { coalescedDirectorySync } from "../../gateway/queue/files";
 import { HOLD_MAX_BYTES, SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
 
@@ -256,6 +257,28 @@ describe("group commit", () => {
       for (let i = 0; i < 100 && openOnDir().length > 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(openOnDir()).toEqual([]);
     }
+  });
+});
+
+describe("a spool file's descriptor", () => {
+  it("is closed once and never written after its close, even when its number is open again", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moat-fd-"));
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+    const first = await openSpoolFile(join(dir, "first"), flags, 0o600);
+    expect(await first.writev([Buffer.from("one "), Buffer.from("two")], 0)).toBe(7);
+    expect(await first.write(Buffer.from("ONE"), 0)).toBe(3);
+    await first.close();
+    // The next file most likely gets the same descriptor number: the first's handle must not touch it.
+    const second = await openSpoolFile(join(dir, "second"), flags, 0o600);
+    await first.close();
+    await expect(first.writev([Buffer.from("stray")])).rejects.toThrow("written after it was closed");
+    await expect(first.write(Buffer.from("stray"), 0)).rejects.toThrow("written after it was closed");
+    expect(await second.writev([Buffer.from("mine")])).toBe(4);
+    await second.close();
+    expect(readFileSync(join(dir, "first"), "latin1")).toBe("ONE two");
+    expect(readFileSync(join(dir, "second"), "latin1")).toBe("mine");
+    // A file that exists already is not opened over (O_EXCL), with the path in the error.
+    await expect(openSpoolFile(join(dir, "first"), flags, 0o600)).rejects.toThrow(/EEXIST.*first/);
   });
 });
 
