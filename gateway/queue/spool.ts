@@ -269,10 +269,7 @@ export function createSpool(root: string): Spool {
           if (bytesWritten !== expected) throw new Error(`short write: ${bytesWritten} of ${expected} bytes`);
         } else if (metaJson) {
           const field = metaOffsetField(json.length, metaOffset);
-          await Promise.all([
-            handle.write(metaJson, metaOffset),
-            handle.write(field.bytes, field.position),
-          ]);
+          await Promise.all([handle.write(metaJson, metaOffset), handle.write(field.bytes, field.position)]);
         }
       } catch (error) {
         await discard();
