@@ -2,7 +2,7 @@
  * The spool's file calls on the path every message takes (accept, claim, removal) through fs's
  * callback functions on a plain descriptor, each wrapped in one promise. fs/promises does the
  * same work through a FileHandle and async functions with a promise made in C++ for each call:
- * for a message's open, write, close, rename, claim and unlink, 25–35 µs more of the event
+ * for a message's open, write, close, rename, claim and unlink, about 25 µs more of the event
  * loop's CPU (bench/RESULTS.md, the AS session), and the event loop is what sets Moat's rate.
  * Every call still runs in libuv's thread pool.
  *
@@ -36,7 +36,7 @@ export const closeDescriptor = (fd: number): Promise<void> =>
 export interface SpoolFile {
   /** Writes the buffers in order at `position` (at the file's offset without one); resolves to the bytes written. */
   writev(buffers: readonly Buffer[], position?: number): Promise<number>;
-  /** Writes all of `buffer` at `position`; resolves to the bytes written. */
+  /** Writes `buffer` at `position`; resolves to the bytes written. */
   write(buffer: Buffer, position: number): Promise<number>;
   /** Closes the descriptor, once (a later call gets the first one's promise); a write after it fails. */
   close(): Promise<void>;

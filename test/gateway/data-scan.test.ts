@@ -9,7 +9,7 @@
 import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
 import { describe, expect, it } from "vitest";
 import { installDataScan, smtpServerFeedDataStream } from "../../gateway/inbound/data-scan";
-import { seededRandom } from "../helpers/random";
+import { cutRandomly as cut, randomPieces, seededRandom } from "../helpers/random";
 
 installDataScan();
 
@@ -67,31 +67,9 @@ const PIECES = [
 ];
 
 function message(next: () => number): string {
-  const pieces: string[] = [];
-  const count = 1 + Math.floor(next() * 120);
-  for (let i = 0; i < count; i++) pieces.push(PIECES[Math.floor(next() * PIECES.length)] as string);
+  const text = randomPieces(next, PIECES);
   // Usually a proper end and a command after it; sometimes neither (the end is left to the pieces).
-  if (next() < 0.8) pieces.push("\r\n.\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n");
-  return pieces.join("");
-}
-
-/** `text` cut into chunks: of one size class, or mixed. */
-function cut(text: string, next: () => number): Buffer[] {
-  const bytes = Buffer.from(text, "latin1");
-  const sizes = [
-    () => 1,
-    () => 1 + Math.floor(next() * 6),
-    () => 14 + Math.floor(next() * 8),
-    () => 16 + Math.floor(next() * 400),
-  ];
-  const style = Math.floor(next() * (sizes.length + 1));
-  const chunks: Buffer[] = [];
-  for (let at = 0; at < bytes.length;) {
-    const size = (sizes[style] ?? (sizes[Math.floor(next() * sizes.length)] as () => number))();
-    chunks.push(bytes.subarray(at, at + size));
-    at += size;
-  }
-  return chunks;
+  return next() < 0.8 ? `${text}\r\n.\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n` : text;
 }
 
 async function same(chunks: readonly Buffer[]): Promise<void> {

@@ -10,7 +10,7 @@ import SMTPConnection from "nodemailer/lib/smtp-connection";
 import DataStream from "nodemailer/lib/smtp-connection/data-stream";
 import { describe, expect, it } from "vitest";
 import { installDotStuffing, needsNoStuffing, nodemailerTransform } from "../../gateway/delivery/dot-stuffing";
-import { seededRandom } from "../helpers/random";
+import { cutRandomly as cut, randomPieces, seededRandom } from "../helpers/random";
 
 installDotStuffing();
 
@@ -51,27 +51,6 @@ const PIECES = [
   "x".repeat(300),
 ];
 
-function message(next: () => number): string {
-  const pieces: string[] = [];
-  const count = 1 + Math.floor(next() * 120);
-  for (let i = 0; i < count; i++) pieces.push(PIECES[Math.floor(next() * PIECES.length)] as string);
-  return pieces.join("");
-}
-
-/** `text` cut into chunks: of one size class, or mixed. */
-function cut(text: string, next: () => number): Buffer[] {
-  const bytes = Buffer.from(text, "latin1");
-  const sizes = [() => 1, () => 1 + Math.floor(next() * 6), () => 16 + Math.floor(next() * 400)];
-  const style = Math.floor(next() * (sizes.length + 1));
-  const chunks: Buffer[] = [];
-  for (let at = 0; at < bytes.length;) {
-    const size = (sizes[style] ?? (sizes[Math.floor(next() * sizes.length)] as () => number))();
-    chunks.push(bytes.subarray(at, at + size));
-    at += size;
-  }
-  return chunks;
-}
-
 async function same(chunks: readonly (Buffer | string)[]): Promise<Outcome> {
   const [theirs, ours] = [await send(chunks, true), await send(chunks, false)];
   expect(ours).toEqual(theirs);
@@ -81,7 +60,7 @@ async function same(chunks: readonly (Buffer | string)[]): Promise<Outcome> {
 describe("delivery's dot-stuffing", () => {
   it("sends what nodemailer sends, however the data is cut", async () => {
     const next = seededRandom(20261207);
-    for (let n = 0; n < 1500; n++) await same(cut(message(next), next));
+    for (let n = 0; n < 1500; n++) await same(cut(randomPieces(next, PIECES), next));
   }, 120_000);
 
   it("escapes dots and mends bare line ends across a chunk boundary, at every offset", async () => {
