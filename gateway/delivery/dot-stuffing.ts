@@ -12,8 +12,14 @@
  * call a line), and such a chunk is passed on as it is, with the byte counts and the last byte
  * kept as nodemailer's loop keeps them when it finds nothing to insert. Any other chunk, and
  * anything that is not a non-empty Buffer, goes to nodemailer's own function, so what is sent
- * is nodemailer's exactly. test/gateway/dot-stuffing.test.ts sends the same data, cut at every
- * kind of place, through both and compares what comes out.
+ * is nodemailer's exactly.
+ *
+ * And the end of the data (".\r\n" after the last line) goes out with the message's last
+ * chunk: nodemailer pushes it alone when the stream ends, one more write to the socket (a system
+ * call) for every message. Here a chunk the fast path takes is held until the next one comes or
+ * the stream ends, and the end is pushed joined to it; the end is nodemailer's, chosen by the
+ * last byte as its _flush chooses it. test/gateway/dot-stuffing.test.ts sends the same data, cut
+ * at every kind of place, through both and compares what comes out.
  */
 import type { TransformCallback } from "node:stream";
 import DataStream from "nodemailer/lib/smtp-connection/data-stream";
@@ -23,19 +29,26 @@ const LF = 0x0a;
 const DOT = 0x2e;
 const LF_DOT = Buffer.from("\n.", "latin1");
 
-/** DataStream's state and method the fast path uses (internal to nodemailer 10.6.0). */
+/** The chunk the fast path holds back for the end of the data (see above). */
+const HELD = Symbol("moat.heldChunk");
+
+/** DataStream's state and methods the fast path uses (internal to nodemailer 10.6.0). */
 interface DataStreamInternals {
   inByteCount: number;
   outByteCount: number;
   /** The last byte of the previous chunk; false before the first. */
   lastByte: number | false;
+  [HELD]?: Buffer | undefined;
   push(chunk: Buffer): boolean;
   _transform(chunk: unknown, encoding: BufferEncoding, done: TransformCallback): void;
+  _flush(done: TransformCallback): void;
 }
 
 const prototype = DataStream.prototype as unknown as DataStreamInternals;
 /** nodemailer's own, for every chunk the fast path does not take, and for the test. */
 export const nodemailerTransform: DataStreamInternals["_transform"] = prototype._transform;
+/** nodemailer's own end of the data, for the test. */
+export const nodemailerFlush: DataStreamInternals["_flush"] = prototype._flush;
 
 /**
  * True when nodemailer's loop would insert nothing into `chunk`, coming after `lastByte`: no
@@ -54,15 +67,41 @@ export function needsNoStuffing(chunk: Buffer, lastByte: number | false): boolea
   return true;
 }
 
+/** Pushes the chunk held back, if there is one. */
+function release(stream: DataStreamInternals): void {
+  const held = stream[HELD];
+  if (!held) return;
+  stream[HELD] = undefined;
+  stream.push(held);
+}
+
 function transform(this: DataStreamInternals, chunk: unknown, encoding: BufferEncoding, done: TransformCallback) {
   if (!Buffer.isBuffer(chunk) || chunk.length === 0 || !needsNoStuffing(chunk, this.lastByte)) {
+    release(this);
     nodemailerTransform.call(this, chunk, encoding, done);
     return;
   }
   this.inByteCount += chunk.length;
   this.outByteCount += chunk.length;
-  this.push(chunk);
   this.lastByte = chunk[chunk.length - 1] as number;
+  release(this);
+  this[HELD] = chunk;
+  done();
+}
+
+/** The end of the data as nodemailer's _flush makes it, after the last byte sent. */
+function endOfData(lastByte: number | false): Buffer {
+  if (lastByte === LF) return Buffer.from(".\r\n");
+  if (lastByte === CR) return Buffer.from("\n.\r\n");
+  return Buffer.from("\r\n.\r\n");
+}
+
+function flush(this: DataStreamInternals, done: TransformCallback) {
+  const held = this[HELD];
+  this[HELD] = undefined;
+  const end = endOfData(this.lastByte);
+  this.outByteCount += end.length;
+  this.push(held ? Buffer.concat([held, end]) : end);
   done();
 }
 
@@ -73,4 +112,5 @@ export function installDotStuffing(): void {
   if (installed) return;
   installed = true;
   prototype._transform = transform;
+  prototype._flush = flush;
 }

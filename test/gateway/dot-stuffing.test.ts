@@ -9,7 +9,12 @@ import { PassThrough, Readable } from "node:stream";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import DataStream from "nodemailer/lib/smtp-connection/data-stream";
 import { describe, expect, it } from "vitest";
-import { installDotStuffing, needsNoStuffing, nodemailerTransform } from "../../gateway/delivery/dot-stuffing";
+import {
+  installDotStuffing,
+  needsNoStuffing,
+  nodemailerFlush,
+  nodemailerTransform,
+} from "../../gateway/delivery/dot-stuffing";
 import { cutRandomly as cut, randomPieces, seededRandom } from "../helpers/random";
 
 installDotStuffing();
@@ -18,19 +23,25 @@ interface Outcome {
   wire: string;
   inByteCount: number;
   outByteCount: number;
+  /** How many pieces came out: each one write to the socket. */
+  pieces: number;
 }
 
-/** Sends `chunks` through a DataStream; with `original`, nodemailer's own transform. */
+/** Sends `chunks` through a DataStream; with `original`, nodemailer's own transform and end. */
 async function send(chunks: readonly (Buffer | string)[], original: boolean): Promise<Outcome> {
   const stream = new DataStream() as DataStream & { inByteCount: number; outByteCount: number };
-  if (original) (stream as unknown as { _transform: typeof nodemailerTransform })._transform = nodemailerTransform;
+  if (original)
+    Object.assign(stream, { _transform: nodemailerTransform, _flush: nodemailerFlush } satisfies {
+      _transform: typeof nodemailerTransform;
+      _flush: typeof nodemailerFlush;
+    });
   const out: Buffer[] = [];
   stream.on("data", (chunk: Buffer) => out.push(chunk));
   const ended = new Promise<void>((resolve) => stream.on("end", resolve));
   Readable.from(chunks, { objectMode: true }).pipe(stream);
   await ended;
   const { inByteCount, outByteCount } = stream;
-  return { wire: Buffer.concat(out).toString("latin1"), inByteCount, outByteCount };
+  return { wire: Buffer.concat(out).toString("latin1"), inByteCount, outByteCount, pieces: out.length };
 }
 
 const PIECES = [
@@ -51,9 +62,11 @@ const PIECES = [
   "x".repeat(300),
 ];
 
+/** The same bytes and counts as nodemailer's, in no more pieces. */
 async function same(chunks: readonly (Buffer | string)[]): Promise<Outcome> {
   const [theirs, ours] = [await send(chunks, true), await send(chunks, false)];
-  expect(ours).toEqual(theirs);
+  expect({ ...ours, pieces: 0 }).toEqual({ ...theirs, pieces: 0 });
+  expect(ours.pieces).toBeLessThanOrEqual(theirs.pieces);
   return ours;
 }
 
@@ -69,8 +82,16 @@ describe("delivery's dot-stuffing", () => {
       const bytes = Buffer.from(body + tail, "latin1");
       for (let at = 1; at < bytes.length; at++) await same([bytes.subarray(0, at), bytes.subarray(at)]);
     }
-    // Nothing to escape or mend: the bytes go out as they are, with the end of the data after them.
-    expect((await same([Buffer.from(body, "latin1")])).wire).toBe(`${body}.\r\n`);
+    // Nothing to escape or mend: the bytes go out as they are, the end of the data in the same
+    // piece (one write to the socket), where nodemailer sends it alone.
+    const plain = await same([Buffer.from(body, "latin1")]);
+    expect(plain.wire).toBe(`${body}.\r\n`);
+    expect(plain.pieces).toBe(1);
+    expect((await send([Buffer.from(body, "latin1")], true)).pieces).toBe(2);
+    const inParts = await same([Buffer.from(body.slice(0, 30), "latin1"), Buffer.from(body.slice(30), "latin1")]);
+    expect(inParts.pieces).toBe(2);
+    // An empty message is the end of the data alone, as nodemailer sends it.
+    expect((await same([])).wire).toBe("\r\n.\r\n");
     // A dot starting a line is doubled, a bare CR or LF becomes CRLF (SMTP smuggling).
     expect((await same([Buffer.from("a\r\n.\r\n", "latin1")])).wire).toBe("a\r\n..\r\n.\r\n");
     expect((await same([Buffer.from("a\r.\rb", "latin1")])).wire).toBe("a\r\n..\r\nb\r\n.\r\n");
