@@ -11,26 +11,19 @@
  * reused by the next open, so a stray write or second close would hit another file).
  */
 import * as fs from "node:fs";
+import { promisify } from "node:util";
 
+export const rename = promisify(fs.rename);
+export const unlink = promisify(fs.unlink);
+export const openDescriptor = promisify(fs.open);
+export const fsyncDescriptor = promisify(fs.fsync);
+export const closeDescriptor = promisify(fs.close);
+
+/** A callback that settles a promise (fs.writev's and fs.write's promisified forms resolve to objects). */
 const settle =
   <T>(resolve: (value: T) => void, reject: (error: Error) => void) =>
   (error: Error | null, value: T) =>
     error ? reject(error) : resolve(value);
-
-export const rename = (from: string, to: string): Promise<void> =>
-  new Promise((resolve, reject) => fs.rename(from, to, (error) => (error ? reject(error) : resolve())));
-
-export const unlink = (path: string): Promise<void> =>
-  new Promise((resolve, reject) => fs.unlink(path, (error) => (error ? reject(error) : resolve())));
-
-export const openDescriptor = (path: string, flags: number, mode?: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.open(path, flags, mode, settle(resolve, reject)));
-
-export const fsyncDescriptor = (fd: number): Promise<void> =>
-  new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve())));
-
-export const closeDescriptor = (fd: number): Promise<void> =>
-  new Promise((resolve, reject) => fs.close(fd, (error) => (error ? reject(error) : resolve())));
 
 /** A file open for writing: the writes batched-writer.ts and the spool make, and its close. */
 export interface SpoolFile {
@@ -51,9 +44,7 @@ export async function openSpoolFile(path: string, flags: number, mode: number): 
       closing
         ? closed()
         : new Promise((resolve, reject) =>
-            position === undefined
-              ? fs.writev(fd, buffers as Buffer[], settle(resolve, reject))
-              : fs.writev(fd, buffers as Buffer[], position, settle(resolve, reject)),
+            fs.writev(fd, buffers as Buffer[], position ?? null, settle(resolve, reject)),
           ),
     write: (buffer, position) =>
       closing
