@@ -9,7 +9,11 @@ import { startCheckpointer } from "../../gateway/store/checkpointer";
 import { type ArrivalRecord, openSqliteTracker } from "../../gateway/store/tracker";
 import { ROOT } from "../helpers/gateway-process";
 
-/** Messages in the database file itself: a copy of it without its WAL. */
+/**
+ * Messages in the database file itself: a copy of it without its WAL. The checkpoint thread
+ * may be writing pages into the file while it is copied; such a torn copy reads as corrupt
+ * and counts as "not yet" (-2), so the caller copies again.
+ */
 function messagesInDatabaseFile(path: string): number {
   const copy = `${path}.copy`;
   copyFileSync(path, copy);
@@ -18,6 +22,9 @@ function messagesInDatabaseFile(path: string): number {
     const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'messages'").get() as { n: number };
     if (tables.n === 0) return -1; // not even the schema is in the file yet
     return (db.prepare("SELECT count(*) AS n FROM messages").get() as { n: number }).n;
+  } catch (error) {
+    if (error instanceof Database.SqliteError && /^SQLITE_(CORRUPT|NOTADB)/.test(error.code)) return -2;
+    throw error;
   } finally {
     db.close();
   }
