@@ -9,10 +9,19 @@ import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { runQueueWait, usage } from "../../bench/proc-usage";
 
-/** Keeps the calling thread on a CPU for `ms`. */
-const spin = (ms: number) => {
-  for (const end = performance.now() + ms; performance.now() < end;);
-};
+/**
+ * Keeps the calling thread on a CPU until the process has used `ms` more of CPU time: by the
+ * clock, a spin would use less CPU than that while the machine is busy (as under CI).
+ */
+function spin(ms: number): void {
+  const start = process.cpuUsage();
+  for (;;) {
+    const used = process.cpuUsage(start);
+    if (used.user + used.system >= ms * 1000) return;
+  }
+}
+/** The same, for the code of another thread or process. */
+const SPIN_SOURCE = spin.toString();
 
 describe("the run-queue reading of a process", () => {
   it("counts the main thread's time apart, and every thread's in the total", async () => {
@@ -23,7 +32,7 @@ describe("the run-queue reading of a process", () => {
     const worker = new Worker(
       [
         "const { parentPort } = require('node:worker_threads');",
-        "const end = performance.now() + 300; while (performance.now() < end);",
+        `${SPIN_SOURCE}; spin(300);`,
         "parentPort.on('message', () => {}); parentPort.postMessage('done');",
       ].join("\n"),
       { eval: true },
@@ -44,7 +53,7 @@ describe("the run-queue reading of a process", () => {
       process.execPath,
       [
         "-e",
-        "process.stdin.once('data', () => { const end = performance.now() + 300; while (performance.now() < end); console.log('done'); process.stdin.resume(); })",
+        `${SPIN_SOURCE}; process.stdin.once('data', () => { spin(300); console.log('done'); process.stdin.resume(); })`,
       ],
       { stdio: ["pipe", "pipe", "inherit"] },
     );
