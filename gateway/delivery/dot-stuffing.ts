@@ -89,11 +89,16 @@ function transform(this: DataStreamInternals, chunk: unknown, encoding: BufferEn
   done();
 }
 
+/** The ends of the data nodemailer's _flush chooses from (made once; only ever read). */
+const END_AFTER_LF = Buffer.from(".\r\n");
+const END_AFTER_CR = Buffer.from("\n.\r\n");
+const END_AFTER_OTHER = Buffer.from("\r\n.\r\n");
+
 /** The end of the data as nodemailer's _flush makes it, after the last byte sent. */
 function endOfData(lastByte: number | false): Buffer {
-  if (lastByte === LF) return Buffer.from(".\r\n");
-  if (lastByte === CR) return Buffer.from("\n.\r\n");
-  return Buffer.from("\r\n.\r\n");
+  if (lastByte === LF) return END_AFTER_LF;
+  if (lastByte === CR) return END_AFTER_CR;
+  return END_AFTER_OTHER;
 }
 
 function flush(this: DataStreamInternals, done: TransformCallback) {
