@@ -76,19 +76,23 @@ export const nodeClientModes: [string, (r: Result) => NodeMode][] = [
 
 /** Haraka with smtp_forward: the peer of the 2x target. */
 export const HARAKA = harakaName("smtp_forward");
+/** The same with TCP_NODELAY on its sockets to the sink: printed beside the target. */
+export const HARAKA_NODELAY = harakaName("smtp_forward-nodelay");
 /** The peers as measured in one round. */
 const peersIn = (results: readonly Result[]) => ({
   postfix: results.find((r) => r.name === "postfix"),
   haraka: results.find((r) => r.name === HARAKA),
+  harakaNoDelay: results.find((r) => r.name === HARAKA_NODELAY),
 });
 
 /** One round's figures, system by system, with ratios to that round's Postfix and Haraka. */
 export function report(results: readonly Result[]): void {
-  const { postfix, haraka } = peersIn(results);
+  const { postfix, haraka, harakaNoDelay } = peersIn(results);
   const ratio = (value: number, pick: (r: Result) => number) =>
     [
       ...(postfix ? [`${(value / pick(postfix)).toFixed(2)}x Postfix`] : []),
       ...(haraka ? [`${(value / pick(haraka)).toFixed(2)}x Haraka`] : []),
+      ...(harakaNoDelay ? [`${(value / pick(harakaNoDelay)).toFixed(2)}x Haraka with TCP_NODELAY`] : []),
     ].join(", ") || "no peer measured";
   /** Milliseconds a message over times a message: microseconds each time. */
   const each = (msPerMsg: number, timesPerMsg: number) => ((msPerMsg / Math.max(timesPerMsg, 1e-9)) * 1000).toFixed(0);

@@ -58,6 +58,7 @@ import { holdSessions, runLoad } from "./load-client";
 import { type ModeFigures, type TargetInputs, targetVerdicts } from "./targets";
 import {
   HARAKA,
+  HARAKA_NODELAY,
   type Mode,
   type NodeMode,
   type Result,
@@ -252,6 +253,7 @@ async function main(): Promise<void> {
     const all: [string, () => Promise<System>][] = [
       ["postfix", () => startPostfix(sink.port, dir, certificate)],
       ["haraka", () => startHaraka(sink.port, dir, certificate, "smtp_forward")],
+      ["haraka-nodelay", () => startHaraka(sink.port, dir, certificate, "smtp_forward-nodelay")],
       ["haraka-queue", () => startHaraka(sink.port, dir, certificate, "queue")],
       ["moat", () => startMoat(sink.port, "full", dns.address, certificate)],
       ["moat-thread", () => startMoat(sink.port, "thread", dns.address, certificate)],
@@ -305,7 +307,12 @@ async function main(): Promise<void> {
     [MOAT_VARIANTS.thread.name, "the full pipeline with the verdict in its own thread (filters.scanThread)"],
   ];
   for (const [moat, what] of ways)
-    for (const line of targetVerdicts(rounds, { moat, postfix: "postfix", haraka: HARAKA }, what, targetInputs))
+    for (const line of targetVerdicts(
+      rounds,
+      { moat, postfix: "postfix", haraka: HARAKA, harakaNoDelay: HARAKA_NODELAY },
+      what,
+      targetInputs,
+    ))
       console.log(line);
   const auto = verdictPlacement("auto");
   console.log(

@@ -74,6 +74,30 @@ describe("issue #8's targets from the peers bench", () => {
     expect(targetVerdicts([round], { ...names, moat: "moat-thread" }, "x", inputs)).toEqual([]);
   });
 
+  it("prints Moat against Haraka with TCP_NODELAY beside the target when that peer was measured", () => {
+    const round = [
+      system("postfix", mode(200), mode(300)),
+      system("haraka", mode(300), mode(400)),
+      system("haraka-nodelay", mode(400), mode(800)),
+      system("moat", mode(720), mode(1200)),
+    ];
+    const lines = targetVerdicts([round], { ...names, harakaNoDelay: "haraka-nodelay" }, "x", inputs);
+    // The target itself is still judged on stock Haraka's smtp_forward.
+    expect(lines[2]).toBe("  >= 2x Haraka's smtp_forward: conn 2.40x (met); persistent 3.00x (met)");
+    expect(lines[4]).toBe(
+      "  (beside the target) >= 2x Haraka's smtp_forward with TCP_NODELAY: conn 1.80x (missed, 10% short); persistent 1.50x (missed, 25% short)",
+    );
+    expect(lines[5]).toBe("  p99 <= 20 ms at half load: 10.0 ms (met)");
+    // Named but not in the round: no line for it.
+    const without = targetVerdicts(
+      [round.filter((r) => r.name !== "haraka-nodelay")],
+      { ...names, harakaNoDelay: "haraka-nodelay" },
+      "x",
+      inputs,
+    );
+    expect(without.some((line) => line.includes("TCP_NODELAY"))).toBe(false);
+  });
+
   it("takes the middle value, or the mean of the middle two", () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);
