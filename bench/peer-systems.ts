@@ -158,6 +158,8 @@ export const harakaName = (mode: HarakaMode) =>
 
 /** The line of Haraka's tls_socket.js that makes every outbound socket (smtp_forward's among them). */
 const HARAKA_CONNECT = "const cryptoSocket = net.connect(conn_options)";
+/** What harakaWithNoDelay adds after it (and how a patched copy is known). */
+const HARAKA_NODELAY_LINE = "cryptoSocket.setNoDelay(true) // bench: TCP_NODELAY";
 
 /**
  * Haraka's tls_socket.js with TCP_NODELAY set on each socket it connects. As published (3.3.4,
@@ -171,10 +173,7 @@ export function harakaWithNoDelay(source: string): string {
   if (at < 0 || source.indexOf(HARAKA_CONNECT, at + 1) >= 0)
     throw new Error(`Haraka's tls_socket.js: "${HARAKA_CONNECT}" is not there exactly once; cannot set TCP_NODELAY`);
   const indent = source.slice(source.lastIndexOf("\n", at) + 1, at);
-  return source.replace(
-    HARAKA_CONNECT,
-    `${HARAKA_CONNECT}\n${indent}cryptoSocket.setNoDelay(true) // bench: TCP_NODELAY`,
-  );
+  return source.replace(HARAKA_CONNECT, `${HARAKA_CONNECT}\n${indent}${HARAKA_NODELAY_LINE}`);
 }
 
 /**
@@ -194,13 +193,13 @@ export async function startHaraka(
   const home = join(dir, noDelay ? "haraka-nodelay" : "haraka"); // the copy patched apart from the stock one
   mkdirSync(home, { recursive: true });
   const bin = join(home, "node_modules", ".bin", "haraka");
-  if (!existsSync(bin)) {
+  if (!existsSync(bin))
     execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", home, "Haraka@3.3.4"], {
       stdio: "ignore",
     });
-    const tlsSocket = join(home, "node_modules", "Haraka", "tls_socket.js");
-    if (noDelay) writeFileSync(tlsSocket, harakaWithNoDelay(readFileSync(tlsSocket, "utf8")));
-  }
+  const tlsSocket = join(home, "node_modules", "Haraka", "tls_socket.js");
+  if (noDelay && !readFileSync(tlsSocket, "utf8").includes(HARAKA_NODELAY_LINE))
+    writeFileSync(tlsSocket, harakaWithNoDelay(readFileSync(tlsSocket, "utf8")));
   const site = join(home, `site-${mode}`);
   rmSync(site, { recursive: true, force: true }); // a fresh site (and queue) at every start
   execFileSync(bin, ["-i", site], { stdio: "ignore" });
