@@ -197,9 +197,11 @@ export async function startHaraka(
     execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", home, "Haraka@3.3.4"], {
       stdio: "ignore",
     });
-  const tlsSocket = join(home, "node_modules", "Haraka", "tls_socket.js");
-  if (noDelay && !readFileSync(tlsSocket, "utf8").includes(HARAKA_NODELAY_LINE))
-    writeFileSync(tlsSocket, harakaWithNoDelay(readFileSync(tlsSocket, "utf8")));
+  if (noDelay) {
+    const tlsSocket = join(home, "node_modules", "Haraka", "tls_socket.js");
+    const source = readFileSync(tlsSocket, "utf8");
+    if (!source.includes(HARAKA_NODELAY_LINE)) writeFileSync(tlsSocket, harakaWithNoDelay(source));
+  }
   const site = join(home, `site-${mode}`);
   rmSync(site, { recursive: true, force: true }); // a fresh site (and queue) at every start
   execFileSync(bin, ["-i", site], { stdio: "ignore" });

@@ -88,12 +88,14 @@ const peersIn = (results: readonly Result[]) => ({
 /** One round's figures, system by system, with ratios to that round's Postfix and Haraka. */
 export function report(results: readonly Result[]): void {
   const { postfix, haraka, harakaNoDelay } = peersIn(results);
+  const peers: [string, Result | undefined][] = [
+    ["Postfix", postfix],
+    ["Haraka", haraka],
+    ["Haraka with TCP_NODELAY", harakaNoDelay],
+  ];
   const ratio = (value: number, pick: (r: Result) => number) =>
-    [
-      ...(postfix ? [`${(value / pick(postfix)).toFixed(2)}x Postfix`] : []),
-      ...(haraka ? [`${(value / pick(haraka)).toFixed(2)}x Haraka`] : []),
-      ...(harakaNoDelay ? [`${(value / pick(harakaNoDelay)).toFixed(2)}x Haraka with TCP_NODELAY`] : []),
-    ].join(", ") || "no peer measured";
+    peers.flatMap(([label, peer]) => (peer ? [`${(value / pick(peer)).toFixed(2)}x ${label}`] : [])).join(", ") ||
+    "no peer measured";
   /** Milliseconds a message over times a message: microseconds each time. */
   const each = (msPerMsg: number, timesPerMsg: number) => ((msPerMsg / Math.max(timesPerMsg, 1e-9)) * 1000).toFixed(0);
   const cpu = (m: Mode) =>
