@@ -78,24 +78,21 @@ export const nodeClientModes: [string, (r: Result) => NodeMode][] = [
 export const HARAKA = harakaName("smtp_forward");
 /** The same with TCP_NODELAY on its sockets to the sink: printed beside the target. */
 export const HARAKA_NODELAY = harakaName("smtp_forward-nodelay");
-/** The peers as measured in one round. */
-const peersIn = (results: readonly Result[]) => ({
-  postfix: results.find((r) => r.name === "postfix"),
-  haraka: results.find((r) => r.name === HARAKA),
-  harakaNoDelay: results.find((r) => r.name === HARAKA_NODELAY),
-});
+/** The peers every system's figures are compared with: each one's label in the report, and its name. */
+const PEERS: readonly (readonly [label: string, name: string])[] = [
+  ["Postfix", "postfix"],
+  ["Haraka", HARAKA],
+  ["Haraka with TCP_NODELAY", HARAKA_NODELAY],
+];
 
-/** One round's figures, system by system, with ratios to that round's Postfix and Haraka. */
+/** One round's figures, system by system, with ratios to each peer measured in that round. */
 export function report(results: readonly Result[]): void {
-  const { postfix, haraka, harakaNoDelay } = peersIn(results);
-  const peers: [string, Result | undefined][] = [
-    ["Postfix", postfix],
-    ["Haraka", haraka],
-    ["Haraka with TCP_NODELAY", harakaNoDelay],
-  ];
+  const peers = PEERS.flatMap(([label, name]) => {
+    const peer = results.find((r) => r.name === name);
+    return peer ? [{ label, peer }] : [];
+  });
   const ratio = (value: number, pick: (r: Result) => number) =>
-    peers.flatMap(([label, peer]) => (peer ? [`${(value / pick(peer)).toFixed(2)}x ${label}`] : [])).join(", ") ||
-    "no peer measured";
+    peers.map(({ label, peer }) => `${(value / pick(peer)).toFixed(2)}x ${label}`).join(", ") || "no peer measured";
   /** Milliseconds a message over times a message: microseconds each time. */
   const each = (msPerMsg: number, timesPerMsg: number) => ((msPerMsg / Math.max(timesPerMsg, 1e-9)) * 1000).toFixed(0);
   const cpu = (m: Mode) =>
