@@ -308,8 +308,17 @@ export async function startMoat(
   // BENCH_MOAT_NODE_FLAGS: node flags for the gateway after those it always gets (a later value
   // of the same flag wins), to measure one.
   const flags = [...NODE_FLAGS, ...(process.env.BENCH_MOAT_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
+  // BENCH_MOAT_NODE: another node binary for the gateway (its native modules built for it), to
+  // measure a Node.js release with the same load and peers.
+  const node = process.env.BENCH_MOAT_NODE || process.execPath;
   const start = () =>
-    startGatewayProcess(["--config", file], { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress }, compiled, flags);
+    startGatewayProcess(
+      ["--config", file],
+      { MOAT_LOG_LEVEL: "error", MOAT_DNS_SERVERS: dnsAddress },
+      compiled,
+      flags,
+      node,
+    );
   const quota = variant.cpus ? spawnInCpuQuota(variant.cpus, `moat-bench-${process.pid}`, start) : undefined;
   const gateway = await (quota?.started ?? start()).catch((error: unknown) => {
     try {

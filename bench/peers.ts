@@ -44,7 +44,9 @@
  *   tsx bench/peers.ts [MESSAGES]      (BENCH_SYSTEMS=postfix,haraka,haraka-queue,moat,moat-thread,moat-nofilter: a subset, or moat-1cpu;
  *                                       BENCH_SESSIONS=50: sessions at once instead of 20;
  *                                       BENCH_MOAT_LOOP_CPU=false: Moat's loopCpu off;
- *                                       BENCH_ROUNDS=3: every system three times, the targets on the median)
+ *                                       BENCH_ROUNDS=3: every system three times, the targets on the median;
+ *                                       BENCH_MOAT_NODE=/path/to/node: Moat on another Node.js, its native
+ *                                       modules built for that one)
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -79,7 +81,7 @@ import {
   smtpSource,
   startSmtpSink,
 } from "./peer-systems";
-import { runQueueWait, treePssKb, usage } from "./proc-usage";
+import { runQueueWait, treeMemoryKb, usage } from "./proc-usage";
 
 const MESSAGES = Number(process.argv[2] ?? 2000);
 /**
@@ -169,7 +171,7 @@ const RSS_SAMPLE_MS = 250;
 async function measure(system: System, sink: Sink, persistent: boolean): Promise<SourceMode> {
   const start = sink.count();
   const cpu = cpuWindow(system);
-  let peakKb = treePssKb(system.pid);
+  let peakKb = treeMemoryKb(system.pid).pss;
   let sampledAt = Date.now();
   const started = process.hrtime.bigint();
   const source = smtpSourceTo(system, MESSAGES, persistent);
@@ -177,7 +179,7 @@ async function measure(system: System, sink: Sink, persistent: boolean): Promise
     each: () => {
       if (Date.now() - sampledAt < RSS_SAMPLE_MS) return;
       sampledAt = Date.now();
-      peakKb = Math.max(peakKb, treePssKb(system.pid));
+      peakKb = Math.max(peakKb, treeMemoryKb(system.pid).pss);
     },
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -188,13 +190,19 @@ async function measure(system: System, sink: Sink, persistent: boolean): Promise
 
 /** Memory with HELD_SESSIONS sessions held mid-transaction, on a freshly started system. */
 async function measureSessions(system: System): Promise<Result["sessions"]> {
-  const idle = treePssKb(system.pid);
+  const idle = treeMemoryKb(system.pid);
   const held = await holdSessions({ port: system.port, from: FROM, to: TO }, HELD_SESSIONS);
   await new Promise((r) => setTimeout(r, 1000));
-  const holding = treePssKb(system.pid);
+  const holding = treeMemoryKb(system.pid);
   held.close();
   await new Promise((r) => setTimeout(r, 1000));
-  return { open: held.open, errors: held.errors.length, idleMb: idle / 1024, heldMb: holding / 1024 };
+  return {
+    open: held.open,
+    errors: held.errors.length,
+    idleMb: idle.pss / 1024,
+    heldMb: holding.pss / 1024,
+    heldRssMb: holding.rss / 1024,
+  };
 }
 
 /**
@@ -238,7 +246,7 @@ const targetInputs: TargetInputs<Result> = {
     ]),
   ],
   p99Ms: (r) => r.node.half.p99Ms,
-  heldMb: (r) => r.sessions.heldMb,
+  heldMb: (r) => r.sessions.heldRssMb,
   heldSessions: HELD_SESSIONS,
   cores: cpus().length,
 };
@@ -290,8 +298,11 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log("Moat vs peers: relay throughput");
+  const moatNode = process.env.BENCH_MOAT_NODE
+    ? ` (Moat on ${execFileSync(process.env.BENCH_MOAT_NODE, ["--version"], { encoding: "utf8" }).trim()})`
+    : "";
   console.log(
-    `machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}; load smtp-source -s ${SESSIONS} -l ${SIZE} -m ${MESSAGES}, and the Node client (${SESSIONS} sessions, persistent or a connection per message); sink smtp-sink`,
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}${moatNode}; load smtp-source -s ${SESSIONS} -l ${SIZE} -m ${MESSAGES}, and the Node client (${SESSIONS} sessions, persistent or a connection per message); sink smtp-sink`,
   );
   console.log(
     `each system warmed up first (not measured): smtp-source ${WARM_UP.connections} with a connection per message and ${WARM_UP.persistent} persistent, the mix ${WARM_UP.mix} plain and ${WARM_UP.tls} over STARTTLS`,

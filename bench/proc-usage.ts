@@ -77,21 +77,27 @@ export function runQueueWait(
 }
 
 /**
- * Memory (kB) of a process tree: PSS (proportional set size, /proc/PID/smaps_rollup), so pages
- * shared between processes — Postfix's one smtpd per session — are divided among them instead
- * of counted once per process. Read apart from usage(): smaps_rollup costs more, and takes the
+ * Memory (kB) of a process tree, from /proc/PID/smaps_rollup. PSS (proportional set size): pages
+ * shared between processes — Postfix's one smtpd per session — divided among them instead of
+ * counted once per process; but also pages shared with processes outside the tree, such as the
+ * node binary's, which the bench's own node processes map too. RSS: every page the tree's
+ * processes map counted whole, as a container that runs them alone is charged for it (for a
+ * tree of one process, Moat's or Haraka's, that is its RSS; for Postfix's, shared pages are
+ * counted once per process). Read apart from usage(): smaps_rollup costs more, and takes the
  * process's memory-map lock, which the system needs for its own mappings.
  */
-export function treePssKb(rootPid: number): number {
-  let pssKb = 0;
+export function treeMemoryKb(rootPid: number): { pss: number; rss: number } {
+  const kb = { pss: 0, rss: 0 };
   for (const pid of subtree(scanProcesses(), rootPid).keys()) {
     try {
-      pssKb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+      kb.pss += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
+      kb.rss += Number(/^Rss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
     } catch {
       // exited meanwhile
     }
   }
-  return pssKb;
+  return kb;
 }
 
 /**

@@ -27,6 +27,7 @@ export interface TargetInputs<R> {
   /** Every load mode, by label, in the order printed. */
   readonly modes: readonly (readonly [string, (r: R) => ModeFigures])[];
   readonly p99Ms: (r: R) => number;
+  /** RSS (MB) with heldSessions held: the target's measure, as a container is charged. */
   readonly heldMb: (r: R) => number;
   readonly heldSessions: number;
   /** The machine's cores. */
@@ -102,7 +103,7 @@ export function targetVerdicts<R extends { readonly name: string }>(
       ? [`  (beside the target) >= 2x Haraka's smtp_forward with TCP_NODELAY: ${against("harakaNoDelay", 2)}`]
       : []),
     `  p99 <= ${P99_TARGET_MS} ms at half load: ${figures(p99, " ms", 1)} (${p99Median <= P99_TARGET_MS ? "met" : `missed by ${(p99Median - P99_TARGET_MS).toFixed(1)} ms`})`,
-    `  <= ${SESSIONS_TARGET_MB} MB with ${inputs.heldSessions} sessions: ${figures(held, " MB", 0)} (${heldMedian <= SESSIONS_TARGET_MB ? "met" : `missed by ${(heldMedian - SESSIONS_TARGET_MB).toFixed(0)} MB`})`,
+    `  <= ${SESSIONS_TARGET_MB} MB RSS with ${inputs.heldSessions} sessions: ${figures(held, " MB", 0)} (${heldMedian <= SESSIONS_TARGET_MB ? "met" : `missed by ${(heldMedian - SESSIONS_TARGET_MB).toFixed(0)} MB`})`,
   ];
 }
 

@@ -47,7 +47,7 @@ describe("issue #8's targets from the peers bench", () => {
     expect(lines[3]).toContain("conn 1.80 + 0.60 = 2.40, more than the machine has");
     expect(lines[3]).toContain("persistent 1.60 + 0.48 = 2.08, more than the machine has");
     expect(lines[4]).toBe("  p99 <= 20 ms at half load: 35.5 ms (missed by 15.5 ms)");
-    expect(lines[5]).toBe("  <= 150 MB with 500 sessions: 90 MB (met)");
+    expect(lines[5]).toBe("  <= 150 MB RSS with 500 sessions: 90 MB (met)");
   });
 
   it("judges several rounds on the median of the rounds' ratios, each round's printed", () => {

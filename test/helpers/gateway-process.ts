@@ -51,15 +51,16 @@ export function compiledGateway(): string[] {
 /**
  * `cli`: how the gateway is started; by default the TypeScript through tsx, as `npm start` does.
  * `nodeFlags`: node's own flags in front, by default those every start of the gateway gives it
- * (v8-tuning.ts), as the image and `npm start` do.
+ * (v8-tuning.ts), as the image and `npm start` do. `node`: the node binary, by default this one.
  */
 export async function startGatewayProcess(
   args: string[],
   env: Record<string, string>,
   cli: string[] = ["--import", "tsx", join(ROOT, "gateway", "cli.ts")],
   nodeFlags: readonly string[] = NODE_FLAGS,
+  node: string = process.execPath,
 ): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [...nodeFlags, ...cli, "serve", ...args], {
+  const child = spawn(node, [...nodeFlags, ...cli, "serve", ...args], {
     cwd: ROOT,
     env: { ...process.env, MOAT_CONFIG: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
