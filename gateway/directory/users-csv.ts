@@ -9,7 +9,7 @@
  * file must not deploy a directory that silently lacks people).
  */
 import type { StaticUser } from "../config";
-import { isDomainName } from "../config-values";
+import { isDomainName } from "../names";
 import { type CsvProblem, byLine, readTable } from "../csv";
 
 export const USERS_CSV_COLUMNS = ["address", "displayName", "aliases"] as const;

@@ -22,6 +22,7 @@
  */
 import { Resolver } from "node:dns/promises";
 import { Readable } from "node:stream";
+import "./mailauth-without-bimi"; // before mailauth: it loads its BIMI code when it loads
 import { authenticate } from "mailauth";
 import { createExpiringCache } from "../expiring-cache";
 import { emptyLineEnd } from "../headers";

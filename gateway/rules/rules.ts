@@ -27,7 +27,7 @@
  * allow; within a kind, the customer's rules before the global ones, each file top to bottom.
  */
 import { BlockList, isIP } from "node:net";
-import { isCidr, isDomainName } from "../config-values";
+import { isCidr, isDomainName } from "../names";
 import { type CsvProblem, byLine, readTable } from "../csv";
 
 export const RULE_COLUMNS = ["kind", "sender", "ip", "action", "comment"] as const;
