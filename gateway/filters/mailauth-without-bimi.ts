@@ -1,9 +1,9 @@
 /**
  * mailauth loads its BIMI code when it loads, although the gateway asks for no BIMI
  * (`disableBimi` in auth.ts: BIMI fetches a sender's logo and certificate over HTTPS, for a mail
- * client to show, and has no part in a verdict). That code brings undici, joi, asn1js, an X.509
- * parser and fast-xml-parser: about 2 MB of JavaScript, and 7 MB more memory in each thread that
- * loads mailauth (measured in a worker thread; bench/RESULTS.md, the AW session). Importing this
+ * client to show, and has no part in a verdict). That code brings undici, asn1js, an X.509 parser
+ * and fast-xml-parser: about 2 MB of JavaScript, and 7 MB more memory in each thread that loads
+ * mailauth (measured in a worker thread; bench/RESULTS.md, the AW session). Importing this
  * module before mailauth puts stand-ins for mailauth's two BIMI modules into require's cache
  * (which Node documents as open to adding entries), so mailauth's `require('./bimi')` gets the
  * stand-in; calling one throws, naming why. mailauth is pinned (package.json): a release that
