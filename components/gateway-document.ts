@@ -8,7 +8,7 @@
  * output.
  */
 import { GATEWAY_CONFIG_VERSION, type GatewayConfigInput, parseGatewayConfig } from "../gateway/config";
-import { parseHostPort } from "../gateway/config-values";
+import { parseHostPort } from "../gateway/names";
 import { mxHosts } from "./dns-records";
 import { defaultSmartHost, gatewayHostname } from "./settings";
 import type { LoadedStack } from "./stack-config";

@@ -9,16 +9,8 @@
 import { z } from "zod";
 import { CLOUD_NAMES, type CloudName } from "./clouds";
 import { zAdminAccount, zApiToken, zRetention, POLICY_ACTIONS, formatIssues } from "../gateway/config";
-import {
-  isCidr,
-  parseHostPort,
-  zDnsName,
-  zDomainName,
-  zEmailAddress,
-  zGuid,
-  zHostName,
-  zIpOrCidr,
-} from "../gateway/config-values";
+import { isCidr, parseHostPort } from "../gateway/names";
+import { zDnsName, zDomainName, zEmailAddress, zGuid, zHostName, zIpOrCidr } from "../gateway/config-values";
 
 const zAction = z.enum(POLICY_ACTIONS);
 

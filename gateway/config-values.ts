@@ -3,14 +3,12 @@
  * (components/settings.ts) both validate: domain and DNS names, hosts, GUIDs, e-mail addresses,
  * IP addresses and CIDR ranges, `host:port`. Each refusal names the value and what it is not.
  *
- * The plain checks are in names.ts (without zod). Imports nothing else from the repository and
- * never Pulumi, as config.ts.
+ * The plain checks under them are in names.ts (without zod), imported from there by whoever needs
+ * one alone. Imports nothing else from the repository and never Pulumi, as config.ts.
  */
 import { isIP } from "node:net";
 import { z } from "zod";
 import { isCidr, isDnsName, isDomainName, isHostName, parseHostPort } from "./names";
-
-export { type ListenAddress, isCidr, isDnsName, isDomainName, isHostName, parseHostPort } from "./names";
 
 export const zDomainName = z
   .string()

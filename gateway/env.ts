@@ -4,7 +4,8 @@
  * variable; it never silently falls back to the config.
  */
 import { type GatewayConfig, GatewayConfigError } from "./config";
-import { parseHostPort, zHostPortOrIp } from "./config-values";
+import { zHostPortOrIp } from "./config-values";
+import { parseHostPort } from "./names";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
