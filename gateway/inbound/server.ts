@@ -13,6 +13,7 @@ import type { RecipientVerifier } from "../verify/recipients";
 import { type ClientNames, createClientNames, knownClientName } from "./client-name";
 import { createSessionLimits } from "./limits";
 import { installDataScan } from "./data-scan";
+import { closeAfterQuit } from "./quit";
 import { createPregreetMemory, greetPassedClientsAtOnce } from "./pregreet";
 import { receivedHeader } from "./received";
 import type { AcceptStage, Metrics } from "../metrics";
@@ -332,6 +333,7 @@ export function createInboundServer(options: InboundOptions): SMTPServer {
   const server = new SMTPServer(serverOptions);
   greetPassedClientsAtOnce(server, createPregreetMemory()); // a client that waited once is not kept waiting again
   installDataScan(); // the message data scanned for its end with less copying (data-scan.ts)
+  closeAfterQuit(); // the connection closed once the 221 is written, as Postfix does (quit.ts)
   server.on("error", (error) => log.warn("smtp session error", { error: error.message }));
   return server;
 }
