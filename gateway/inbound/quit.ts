@@ -10,11 +10,11 @@
  * with a reset; smtp-source does the same. The half-closed socket then reads that reset, and
  * Node makes an error of it, with its stack formatted, on every such connection. Closed once the
  * 221 is written, the socket reads nothing more: with smtp-source and a connection per message,
- * 0.09-0.14 ms less of the gateway's CPU a message and 8-10% more messages a second in four
- * alternating pairs (bench/RESULTS.md, the AX session). What the client
- * sends after QUIT was never going to be answered (smtp-server stops parsing at QUIT too); a
- * client that sends more than that can get a reset instead of the end of the stream, which is
- * what Postfix's smtpd gives it.
+ * 7-10% more messages a second with the verdict in its own thread (about 0.1 ms less of the
+ * gateway's CPU a message) and 5% more in the gateway's thread, in alternating runs
+ * (bench/RESULTS.md, the AX session). What a client sends after QUIT was never going to be
+ * answered (smtp-server stops parsing at QUIT too); a client that sends more can get a reset
+ * instead of the end of the stream, which is what Postfix's smtpd gives it.
  */
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
 
