@@ -1,6 +1,6 @@
 import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
-import { createSessionLimits } from "../../gateway/inbound/limits";
+import { createSessionLimits, recentTimes } from "../../gateway/inbound/limits";
 import { startGatewayProcess, writeTestConfig } from "../helpers/gateway-process";
 import { sendMail, testMessage } from "../helpers/smtp-client";
 
@@ -52,6 +52,60 @@ describe("per-client limits", () => {
     expect(limits.admitMessage("192.0.2.1")?.responseCode).toBe(451);
     clock.now = 90_000;
     expect(limits.admitMessage("192.0.2.1")).toBeUndefined();
+  });
+
+  it("keeps a busy client's minute exact over thousands of events, as a plain count of the last minute would", () => {
+    // Enough events that the expired times are cut off the front many times (limits.ts).
+    const clock = { now: 0 };
+    const settings = {
+      maxConnectionsPerIp: 1_000_000,
+      connectionsPerMinutePerIp: 4_000,
+      messagesPerMinutePerIp: 3_000,
+    };
+    const limits = createSessionLimits(settings, () => clock.now);
+    const admitted = { connects: [] as number[], messages: [] as number[] };
+    const inLastMinute = (times: number[]) => times.filter((t) => t > clock.now - 60_000).length;
+    const decisions = { connects: 0, messages: 0, refused: 0 };
+    for (let i = 0; i < 15_000; i++) {
+      clock.now = i * 10 + (i % 7); // 100 a second, unevenly
+      const session = `s${i}`;
+      const connectExpected = inLastMinute(admitted.connects) < settings.connectionsPerMinutePerIp;
+      expect(limits.admitSession(session, "192.0.2.9") === undefined).toBe(connectExpected);
+      if (!connectExpected) {
+        decisions.refused++;
+        continue;
+      }
+      admitted.connects.push(clock.now);
+      decisions.connects++;
+      const messageExpected = inLastMinute(admitted.messages) < settings.messagesPerMinutePerIp;
+      expect(limits.admitMessage("192.0.2.9") === undefined).toBe(messageExpected);
+      if (messageExpected) {
+        admitted.messages.push(clock.now);
+        decisions.messages++;
+      } else decisions.refused++;
+      limits.releaseSession(session);
+    }
+    // Both limits were reached and both windows slid: some of each refused, most admitted.
+    expect(decisions.refused).toBeGreaterThan(1_000);
+    expect(decisions.messages).toBeGreaterThan(7_000);
+    expect(decisions.connects).toBeGreaterThan(decisions.messages);
+  });
+
+  it("counts a client's recent times exactly while the expired ones are cut off the front", () => {
+    const recent = recentTimes();
+    const model: number[] = [];
+    let now = 0;
+    let seed = 7;
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 40_000; i++) {
+      now += Math.floor(random() * 6); // bursts (several at one time) and gaps
+      recent.add(now);
+      model.push(now);
+      const since = now - Math.floor(random() * 20_000); // windows of different lengths
+      recent.expire(since);
+      while (model.length > 0 && (model[0] ?? 0) <= since) model.shift();
+      expect(recent.count).toBe(model.length);
+    }
   });
 
   it("the listener answers 421 to one connection too many and 451 to one message too many", async () => {
