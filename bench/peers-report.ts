@@ -60,8 +60,8 @@ export interface Result {
     readonly open: number;
     readonly errors: number;
     /** PSS (treeMemoryKb). */
-    readonly idleMb: number;
-    readonly heldMb: number;
+    readonly idlePssMb: number;
+    readonly heldPssMb: number;
     /** RSS: what issue #8's target is of, as a container running Moat alone is charged. */
     readonly heldRssMb: number;
   };
@@ -127,7 +127,7 @@ export function report(results: readonly Result[]): void {
       console.log(`  its own accept times  p50 / p99 ms: ${r.node.stages.join(", ")} (moat_accept_seconds)`);
     if (r.node.eventLoop) console.log(`  its event loop there  ${r.node.eventLoop}`);
     console.log(
-      `  ${HELD_SESSIONS} sessions held     ${r.sessions.open} open (${r.sessions.errors} failed), fresh start: PSS ${r.sessions.idleMb.toFixed(0)} MB idle -> ${r.sessions.heldMb.toFixed(0)} MB (RSS ${r.sessions.heldRssMb.toFixed(0)} MB)`,
+      `  ${HELD_SESSIONS} sessions held     ${r.sessions.open} open (${r.sessions.errors} failed), fresh start: PSS ${r.sessions.idlePssMb.toFixed(0)} MB idle -> ${r.sessions.heldPssMb.toFixed(0)} MB (RSS ${r.sessions.heldRssMb.toFixed(0)} MB)`,
     );
     console.log(`  peak PSS under load   ${Math.max(r.conn.rssMb, r.persistent.rssMb).toFixed(0)} MB`);
   }

@@ -199,8 +199,8 @@ async function measureSessions(system: System): Promise<Result["sessions"]> {
   return {
     open: held.open,
     errors: held.errors.length,
-    idleMb: idle.pss / 1024,
-    heldMb: holding.pss / 1024,
+    idlePssMb: idle.pss / 1024,
+    heldPssMb: holding.pss / 1024,
     heldRssMb: holding.rss / 1024,
   };
 }
@@ -246,7 +246,7 @@ const targetInputs: TargetInputs<Result> = {
     ]),
   ],
   p99Ms: (r) => r.node.half.p99Ms,
-  heldMb: (r) => r.sessions.heldRssMb,
+  heldRssMb: (r) => r.sessions.heldRssMb,
   heldSessions: HELD_SESSIONS,
   cores: cpus().length,
 };

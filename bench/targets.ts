@@ -28,7 +28,7 @@ export interface TargetInputs<R> {
   readonly modes: readonly (readonly [string, (r: R) => ModeFigures])[];
   readonly p99Ms: (r: R) => number;
   /** RSS (MB) with heldSessions held: the target's measure, as a container is charged. */
-  readonly heldMb: (r: R) => number;
+  readonly heldRssMb: (r: R) => number;
   readonly heldSessions: number;
   /** The machine's cores. */
   readonly cores: number;
@@ -92,7 +92,7 @@ export function targetVerdicts<R extends { readonly name: string }>(
       .join("; ");
   };
   const p99 = measured.map(({ moat }) => inputs.p99Ms(moat));
-  const held = measured.map(({ moat }) => inputs.heldMb(moat));
+  const held = measured.map(({ moat }) => inputs.heldRssMb(moat));
   const [p99Median, heldMedian] = [median(p99), median(held)];
   return [
     `targets, ${what} in this run (why a target is missed: README "Benchmarks"):`,

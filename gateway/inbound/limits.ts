@@ -74,23 +74,25 @@ export function createSessionLimits(settings: LimitSettings, now: () => number =
   const clients = new Map<string, ClientCounters>();
   const sessionIp = new Map<string, string>();
 
+  /** Drops the client's times older than a minute. */
+  const expire = (entry: ClientCounters) => {
+    const since = now() - WINDOW_MS;
+    entry.connects.expire(since);
+    entry.messages.expire(since);
+  };
   const counters = (ip: string): ClientCounters => {
     let entry = clients.get(ip);
     if (!entry) {
       entry = { sessions: 0, connects: recentTimes(), messages: recentTimes() };
       clients.set(ip, entry);
     }
-    const since = now() - WINDOW_MS;
-    entry.connects.expire(since);
-    entry.messages.expire(since);
+    expire(entry);
     return entry;
   };
   const forgetIfIdle = (ip: string) => {
     const entry = clients.get(ip);
     if (!entry || entry.sessions > 0) return;
-    const since = now() - WINDOW_MS;
-    entry.connects.expire(since);
-    entry.messages.expire(since);
+    expire(entry);
     if (entry.connects.count === 0 && entry.messages.count === 0) clients.delete(ip);
   };
 

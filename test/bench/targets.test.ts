@@ -18,7 +18,7 @@ const inputs: TargetInputs<Round> = {
     ["persistent", (r) => r.modes.persistent],
   ],
   p99Ms: (r) => r.p99Ms,
-  heldMb: (r) => r.heldMb,
+  heldRssMb: (r) => r.heldMb,
   heldSessions: 500,
   cores: 2,
 };
