@@ -58,11 +58,31 @@ export const V8_FLAGS: readonly string[] = ["--no-allocation-site-pretenuring"];
  * client's p99 was lower in 9 of 10 alternating pairs (median 36.4 against 51.1 ms), the one
  * helper using 1.27 s of CPU in 10 s against 1.40 for the four. Held to one CPU's quota, as the
  * Azure container by default, lower in two of three pairs, the rates within the runs' noise.
+ *
+ * `--no-short-builtin-calls`: V8 on x64 copies its embedded builtins (about 2 MB of machine code)
+ * next to each isolate's generated code so that code can call them with near calls. The gateway
+ * runs three isolates with the verdict in its own thread (the gateway's, the verdict's, the
+ * tracker's checkpoints, checkpointer.ts), two without, and each copy is resident: on Node 24,
+ * the image's, all of it. Without the copies the isolates share the binary's own pages. A fresh
+ * gateway holding 500 sessions (bench/RESULTS.md, the AY session) on Node 24: 147.8–148.4 MB RSS
+ * with the verdict in its own thread against 151.5–153.0 (issue #8's target is 150), 130.9–131.8
+ * against 131.5–132.9 in the gateway's; on Node 20 130.2 against 131.4 and 111.3 against 114.5.
+ * The far calls cost 2–3% of the rate in alternating runs on Node 24 (smtp-source, 4,000
+ * messages of 10 KB from 20 sessions: with a connection each 1,214 against 1,247 msgs/s in its
+ * own thread, six pairs, 902 against 919 in the gateway's, four; persistent 1,835 against 1,883
+ * and 1,581 against 1,663), 1–5% on Node 20 (870 against 882, 1,358 against 1,373).
  */
-export const NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4", "--v8-pool-size=1"];
+export const NODE_FLAGS: readonly string[] = [
+  "--max-semi-space-size=4",
+  "--v8-pool-size=1",
+  "--no-short-builtin-calls",
+];
 
-/** The flag's name, as node spells it either way (`--max_semi_space_size` is the same flag). */
-const flagName = (flag: string) => (flag.split("=")[0] as string).replace(/_/g, "-");
+/**
+ * The flag's name, as node spells it either way (`--max_semi_space_size` is the same flag), and
+ * a boolean flag's either way (`--short-builtin-calls` is the admin's choice of the same flag).
+ */
+const flagName = (flag: string) => (flag.split("=")[0] as string).replace(/_/g, "-").replace(/^--no-/, "--");
 
 /**
  * NODE_FLAGS the process was started without, from node's own arguments and NODE_OPTIONS. A flag

@@ -20,11 +20,19 @@ describe("the gateway's V8 flags (v8-tuning.ts)", () => {
     expect(missingNodeFlags([...NODE_FLAGS], "")).toEqual([]);
     expect(missingNodeFlags([], ` ${NODE_FLAGS.join("  ")} --trace-warnings`)).toEqual([]);
     // Another value is an admin's choice; node reads underscores as dashes.
-    expect(missingNodeFlags(["--max-semi-space-size=8", "--v8-pool-size=4"], "")).toEqual([]);
-    expect(missingNodeFlags(["--max_semi_space_size=4", "--v8-pool-size=1"], "")).toEqual([]);
+    expect(missingNodeFlags(["--max-semi-space-size=8", "--v8-pool-size=4", "--no-short-builtin-calls"], "")).toEqual(
+      [],
+    );
+    expect(missingNodeFlags(["--max_semi_space_size=4", "--v8-pool-size=1", "--no-short-builtin-calls"], "")).toEqual(
+      [],
+    );
     // Each flag on its own: one given on the command line, the other in NODE_OPTIONS, or missing.
-    expect(missingNodeFlags(["--max-semi-space-size=4"], "--v8-pool-size=2")).toEqual([]);
-    expect(missingNodeFlags(["--max-semi-space-size=4"], "")).toEqual(["--v8-pool-size=1"]);
+    expect(missingNodeFlags(["--max-semi-space-size=4"], "--v8-pool-size=2 --no-short-builtin-calls")).toEqual([]);
+    expect(missingNodeFlags(["--max-semi-space-size=4"], "")).toEqual(["--v8-pool-size=1", "--no-short-builtin-calls"]);
+    // A boolean flag's either way is the same flag: turned back on, it is the admin's choice.
+    expect(NODE_FLAGS).toContain("--no-short-builtin-calls");
+    expect(missingNodeFlags(["--max-semi-space-size=4", "--v8-pool-size=1", "--short-builtin-calls"], "")).toEqual([]);
+    expect(missingNodeFlags(["--max-semi-space-size=4", "--v8-pool-size=1"], "--no_short_builtin_calls")).toEqual([]);
   });
 
   it("is on node's command line wherever the gateway is started: the image, npm start, npm run moat", () => {
@@ -36,6 +44,18 @@ describe("the gateway's V8 flags (v8-tuning.ts)", () => {
     };
     expect(scripts.start).toBe(`node ${NODE_FLAGS.join(" ")} --import tsx gateway/cli.ts serve`);
     expect(scripts.moat).toBe(`node ${NODE_FLAGS.join(" ")} --import tsx gateway/cli.ts`);
+  });
+
+  it("builds the image's native modules and runs it on one Node.js, one package.json supports", () => {
+    const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+    const stages = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    // better-sqlite3 is compiled in the first stage and loaded in the last: one node for both.
+    expect(new Set(stages).size).toBe(1);
+    const major = Number(/^node:(\d+)-/.exec(stages[0] ?? "")?.[1]);
+    const { engines } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines: { node: string } };
+    const least = Number(/^>=(\d+)\./.exec(engines.node)?.[1]);
+    expect(major).toBeGreaterThanOrEqual(least);
   });
 
   it("moat serve warns when node was started without them, and not when it was", async () => {
