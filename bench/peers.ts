@@ -188,9 +188,25 @@ async function measure(system: System, sink: Sink, persistent: boolean): Promise
   return { rate: delivered / seconds, ...cpu(delivered, seconds), rssMb: peakKb / 1024 };
 }
 
+/**
+ * A fresh system's memory once it has finished starting: its RSS sampled every 250 ms until two
+ * samples in a row are within 0.5 MB (at most 10 s). Moat listens before the verdict's thread has
+ * loaded its modules; read at once, that load (about 20 MB) was reported as the held sessions'.
+ */
+async function settledMemoryKb(pid: number): Promise<ReturnType<typeof treeMemoryKb>> {
+  let last = treeMemoryKb(pid);
+  for (let waited = 0; waited < 10_000; waited += 250) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = treeMemoryKb(pid);
+    if (Math.abs(now.rss - last.rss) < 512) return now;
+    last = now;
+  }
+  return last;
+}
+
 /** Memory with HELD_SESSIONS sessions held mid-transaction, on a freshly started system. */
 async function measureSessions(system: System): Promise<Result["sessions"]> {
-  const idle = treeMemoryKb(system.pid);
+  const idle = await settledMemoryKb(system.pid);
   const held = await holdSessions({ port: system.port, from: FROM, to: TO }, HELD_SESSIONS);
   await new Promise((r) => setTimeout(r, 1000));
   const holding = treeMemoryKb(system.pid);
