@@ -6,6 +6,7 @@
  */
 import { Readable } from "node:stream";
 import type { Logger } from "../log";
+import { bufferStream } from "../queue/queue-file";
 import type { QueuedMessage, Spool } from "../queue/spool";
 import type { TrackerStore } from "../store/tracker";
 import { headerBlock } from "../headers";
@@ -62,7 +63,7 @@ export function createBouncer(options: {
           client: { ip: "127.0.0.1", helo: options.reportingHost, tls: false },
         },
         Buffer.alloc(0),
-        Readable.from([Buffer.from(dsn, "utf8")]),
+        bufferStream(Buffer.from(dsn, "utf8")),
         () => false,
       );
       options.tracker

@@ -13,6 +13,7 @@
  */
 import type { Logger } from "../log";
 import { Readable } from "node:stream";
+import { bufferStream } from "../queue/queue-file";
 import type { QueuedMessage, Spool } from "../queue/spool";
 import type { Metrics } from "../metrics";
 import type { TrackerStore } from "../store/tracker";
@@ -79,7 +80,7 @@ function withHeaders(message: QueuedMessage, lines: string): () => Readable {
   const head = Buffer.from(lines, "utf8");
   if (message.whole) {
     const all = Buffer.concat([head, message.whole]);
-    return () => Readable.from([all]);
+    return () => bufferStream(all);
   }
   return () => Readable.from(prepend(head, message.openMessage()));
 }

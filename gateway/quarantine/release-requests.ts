@@ -15,8 +15,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import type { Logger } from "../log";
+import { bufferStream } from "../queue/queue-file";
 import type { Spool } from "../queue/spool";
 import type { TrackerStore } from "../store/tracker";
 import type { Quarantine } from "./quarantine";
@@ -112,7 +112,7 @@ export function createReleaseRequests(options: {
         client: { ip: "127.0.0.1", helo: options.hostname, tls: false },
       },
       Buffer.alloc(0),
-      Readable.from([Buffer.from(body, "utf8")]),
+      bufferStream(Buffer.from(body, "utf8")),
       () => false,
     );
     options.onQueued(id);

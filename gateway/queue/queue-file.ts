@@ -69,6 +69,20 @@ export function firstLineOf(jsonLength: number, metaOffset: number): Buffer {
   return Buffer.from(`${MAGIC} ${jsonLength} ${String(metaOffset).padStart(META_OFFSET_DIGITS, "0")}\n`, "latin1");
 }
 
+/**
+ * `bytes` as a stream of one chunk: what delivery sends of a message held in memory. Not
+ * `Readable.from([bytes])`: on Node 24 (V8 13.6, the image's) a buffer streamed from an array
+ * that way was never freed by a young-generation collection, only by a full one, so every
+ * message's copy piled up between full collections, and V8 counts buffers allocated since the
+ * last full collection against the old generation's limit: with the verdict in its own thread
+ * the gateway's thread ran a full collection every 0.35 s at 300 msgs/s, started by 2.3 MB of
+ * such buffers a young collection. `Readable.from` of the buffer itself is a plain stream,
+ * whose buffer a young collection frees; Node 20 frees either (bench/RESULTS.md, the BA session).
+ */
+export function bufferStream(bytes: Buffer): Readable {
+  return Readable.from(bytes);
+}
+
 /** An accepted message as delivery would read it back from its file, from the copy in memory. */
 export function heldMessage(envelope: Envelope, meta: MessageMeta | undefined, whole: Buffer): QueuedMessage {
   return {
@@ -76,7 +90,7 @@ export function heldMessage(envelope: Envelope, meta: MessageMeta | undefined, w
     ...(meta ? { meta } : {}),
     bytes: whole.length,
     whole,
-    openMessage: () => Readable.from(whole.length > 0 ? [whole] : []),
+    openMessage: () => (whole.length > 0 ? bufferStream(whole) : Readable.from([])),
   };
 }
 
