@@ -236,12 +236,14 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       const stamped = withHeaders(message, header ? `${header}\r\n${added}` : added);
       merge(await attempt(target, { mailFrom: envelope.mailFrom, rcptTo: viaSmartHost }, stamped));
     }
-    const open = withHeaders(message, added);
     const byDomain = new Map<string, string[]>();
     for (const rcpt of envelope.rcptTo.filter((r) => internet.has(r))) {
       const domain = rcpt.slice(rcpt.lastIndexOf("@") + 1).toLowerCase();
       byDomain.set(domain, [...(byDomain.get(domain) ?? []), rcpt]);
     }
+    if (byDomain.size === 0) return { outcomes };
+    // Only now: for a message held in memory this is a copy of the whole message.
+    const open = withHeaders(message, added);
     for (const [domain, rcptTo] of byDomain) {
       if (options.remote) merge(await options.remote(domain, { mailFrom: envelope.mailFrom, rcptTo }, open));
       else
