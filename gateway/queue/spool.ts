@@ -220,6 +220,8 @@ export function createSpool(root: string): Spool {
         await handle.close().catch(() => undefined);
         await unlink(tmp).catch(() => undefined);
       };
+      /** A held message joined into one buffer once it is all in. */
+      let whole: Buffer | undefined;
       try {
         await write(prelude);
         for await (const chunk of body) {
@@ -232,7 +234,12 @@ export function createSpool(root: string): Spool {
           await write(chunk as Buffer);
         }
         if (isOversized()) throw new SpoolSizeExceededError("message exceeds the size limit");
-        const refusal = inspect?.(Buffer.concat(head).subarray(0, HEAD_MAX_BYTES));
+        whole = held ? Buffer.concat(held, heldBytes) : undefined;
+        // A held message's head is in `whole` already (after our Received header): no copy of it.
+        const start = prelude.length;
+        const refusal = inspect?.(
+          whole ? whole.subarray(start, start + HEAD_MAX_BYTES) : Buffer.concat(head).subarray(0, HEAD_MAX_BYTES),
+        );
         if (refusal) throw refusal;
         arriving?.receivedAll();
         if (!held) {
@@ -246,7 +253,6 @@ export function createSpool(root: string): Spool {
       }
       let target: "incoming" | "quarantine" | "hold" = "incoming";
       let meta: MessageMeta | undefined;
-      const whole = held ? Buffer.concat(held, heldBytes) : undefined;
       try {
         if (deciding) {
           const decision = await deciding;

@@ -8,7 +8,7 @@ import { createDelivery } from "../../gateway/delivery/scheduler";
 import { silentLogger } from "../../gateway/log";
 import { openSpoolFile } from "../../gateway/queue/fd-calls";
 import { coalescedDirectorySync } from "../../gateway/queue/files";
-import { HOLD_MAX_BYTES, SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
+import { HEAD_MAX_BYTES, HOLD_MAX_BYTES, SpoolSizeExceededError, createSpool } from "../../gateway/queue/spool";
 
 const envelope = {
   mailFrom: "a@outside.example",
@@ -133,6 +133,35 @@ describe("the durable spool", () => {
       expect(handed?.whole?.equals(stored)).toBe(true);
     }
   });
+
+  it.each([
+    ["held in memory", 2_000],
+    ["streamed to disk", 300_000],
+  ])(
+    "shows inspect the message's start, without our Received header, when it is %s; its refusal keeps nothing",
+    async (_, size) => {
+      const spool = await freshSpool();
+      const body = Buffer.concat([Buffer.from("Subject: x\r\n\r\n"), Buffer.alloc(size, "a\r\n")]);
+      const seen: Buffer[] = [];
+      const accept = (refuse: boolean) =>
+        spool.accept(
+          envelope,
+          Buffer.from("Received: test\r\n"),
+          Readable.from([body.subarray(0, 1000), body.subarray(1000)]),
+          () => false,
+          (head) => {
+            seen.push(Buffer.from(head));
+            return refuse ? new Error("not from this tenant") : undefined;
+          },
+        );
+      const { id } = await accept(false);
+      await expect(accept(true)).rejects.toThrow("not from this tenant");
+      const start = body.subarray(0, HEAD_MAX_BYTES);
+      expect(seen.map((head) => head.equals(start))).toEqual([true, true]);
+      expect(await spool.list("incoming")).toEqual([id]);
+      expect(readdirSync(spool.dir("tmp"))).toEqual([]);
+    },
+  );
 
   it("recovers after a crash: partial files dropped, active/ back to incoming/", async () => {
     const spool = await freshSpool();
