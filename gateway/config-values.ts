@@ -67,10 +67,6 @@ export const zHostPort = z.string().transform((value, ctx) => {
 /** A DNS server: an IP address, optionally with a port (`127.0.0.1:5353`, `[::1]:53`). */
 export const zHostPortOrIp = z
   .string()
-  .refine(
-    (value) =>
-      isIP(value) !== 0 || (parseHostPort(value) !== undefined && isIP(parseHostPort(value)?.host ?? "") !== 0),
-    {
-      error: (issue) => `${JSON.stringify(issue.input)} is not a DNS server address (IP or IP:port)`,
-    },
-  );
+  .refine((value) => isIP(value) !== 0 || isIP(parseHostPort(value)?.host ?? "") !== 0, {
+    error: (issue) => `${JSON.stringify(issue.input)} is not a DNS server address (IP or IP:port)`,
+  });

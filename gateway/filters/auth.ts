@@ -76,7 +76,7 @@ const SIGNATURE_HEADER = /^(?:dkim-signature|arc-seal|arc-message-signature)[ \t
 export function authInput(message: Readable): Readable {
   return Readable.from(
     (async function* () {
-      let head = Buffer.alloc(0);
+      let head: Buffer = Buffer.alloc(0);
       let passing = false;
       try {
         for await (const chunk of message as AsyncIterable<Buffer>) {
@@ -84,7 +84,8 @@ export function authInput(message: Readable): Readable {
             yield chunk;
             continue;
           }
-          head = Buffer.concat([head, chunk]);
+          // The first chunk as it is (mailauth only reads it): no copy of a message that came in one.
+          head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
           // The empty line may end in LF or CRLF after either (headers.ts emptyLineEnd).
           const emptyLine = emptyLineEnd(head);
           const end = emptyLine < 0 ? -1 : emptyLine + 1;

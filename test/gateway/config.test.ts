@@ -98,6 +98,20 @@ describe("config sources and MOAT_* overrides", () => {
       /port 0 is not a smart host port/,
     );
   });
+  it("takes DNS servers as IP addresses with or without a port, and names one that is not", () => {
+    const config = parseGatewayConfig(document());
+    const { config: overridden } = applyEnvOverrides(config, {
+      MOAT_DNS_SERVERS: "192.0.2.53, 127.0.0.1:5353,[::1]:53, 2001:db8::53",
+    });
+    expect(overridden.dns.servers).toEqual(["192.0.2.53", "127.0.0.1:5353", "[::1]:53", "2001:db8::53"]);
+    for (const bad of ["resolver.example", "resolver.example:53", "192.0.2.53:99999", "[resolver]:53"])
+      expect(() => applyEnvOverrides(config, { MOAT_DNS_SERVERS: bad }), bad).toThrow(
+        `MOAT_DNS_SERVERS: ${JSON.stringify(bad)} is not a DNS server address (IP or IP:port)`,
+      );
+    expect(problemsOf({ ...document(), dns: { servers: ["resolver.example:53"] } })).toEqual([
+      expect.stringContaining(`"resolver.example:53" is not a DNS server address (IP or IP:port)`),
+    ]);
+  });
 
   it("points directory sync at another Graph endpoint and authority (national clouds, tests), over HTTPS only", () => {
     const withGraph = parseGatewayConfig({
