@@ -29,6 +29,8 @@ export interface Mode extends ModeFigures {
     /** Of the window, the share it was running or waiting to run: near 1, the loop holds the rate. */
     readonly occupied: number;
   };
+  /** CPU (ms) a message by kind of thread, most first (proc-usage.ts cpuByThread). */
+  readonly byThread: readonly { readonly name: string; readonly threads: number; readonly perMsg: number }[];
 }
 
 /** A mode measured with smtp-source, with the peak memory sampled during it. */
@@ -115,6 +117,14 @@ export function report(results: readonly Result[]): void {
         `  ${label.padEnd(21)} ${m.rate.toFixed(0).padStart(5)} msgs/s accepted, ${m.endToEnd.toFixed(0)} end to end (${ratio(m.endToEnd, (x) => pick(x).endToEnd)}; ${cpu(m)})${failures(m)}`,
       );
     }
+    const byThread = (m: Mode) =>
+      m.byThread
+        .filter((t) => t.perMsg >= 0.005)
+        .map((t) => `${t.name}${t.threads > 1 ? ` x${t.threads}` : ""} ${t.perMsg.toFixed(2)}`)
+        .join(", ");
+    console.log(
+      `  CPU by thread, ms/msg ${smtpSourceModes.map(([label, pick]) => `${label.trim()}: ${byThread(pick(r))}`).join("; ")}`,
+    );
     console.log(
       `  latency at half load  ${r.node.halfRate.toFixed(0)} msgs/s offered (half of its plain rate with the mix): p50 ${r.node.half.p50Ms.toFixed(1)} ms, p99 ${r.node.half.p99Ms.toFixed(1)} ms${failures(r.node.half)}`,
     );

@@ -34,7 +34,9 @@
  * cores were busy, how much of a core the system's busiest thread took (what held its rate) and
  * how long its threads waited for a CPU while ready to run (/proc's schedstat; threads that ended
  * during the run, as Postfix's smtpd processes do, are not counted), the same for its main thread
- * (the event loop of Moat and Haraka) with how long it ran each time, peak RSS, and ratios to
+ * (the event loop of Moat and Haraka) with how long it ran each time, with smtp-source the CPU a
+ * message of each kind of thread (the main one, and the others by the kernel's name for them: on
+ * Node 24 Moat's verdict thread, V8's helpers, libuv's pool), peak RSS, and ratios to
  * Postfix and Haraka; last, issue #8's targets for Moat's full pipeline in this run (with the
  * verdict in the gateway's thread and, when measured, in its own), each met or missed and by how
  * much, and what twice Haraka's rate would keep busy of this machine at the CPU a message
@@ -81,7 +83,7 @@ import {
   smtpSource,
   startSmtpSink,
 } from "./peer-systems";
-import { runQueueWait, treeMemoryKb, usage } from "./proc-usage";
+import { cpuByThread, runQueueWait, treeMemoryKb, usage } from "./proc-usage";
 
 const MESSAGES = Number(process.argv[2] ?? 2000);
 /**
@@ -121,6 +123,11 @@ function cpuWindow(system: System): (messages: number, seconds: number) => Omit<
       },
       wakesPerMsg: perMessage(end.slices, start.slices),
       waitPerMsg: perMessage(end.waitMs, start.waitMs),
+      byThread: cpuByThread(before.threads, after.threads, system.pid).map(({ name, threads, runMs }) => ({
+        name,
+        threads,
+        perMsg: runMs / Math.max(1, messages),
+      })),
       cpuPerMsg: perMessage(after.treeCpuMs, before.treeCpuMs),
       loadPerMsg: perMessage(after.loadCpuMs, before.loadCpuMs),
       busyCores: (after.machineBusyMs - before.machineBusyMs) / 1000 / seconds,

@@ -31,7 +31,12 @@ export interface Usage {
    * thread) waits until a CPU takes it (on this VM 70-170 µs a time under load; not the
    * wake-up's own cost, a pipe round trip between two idle processes takes 17 µs).
    */
-  readonly threads: ReadonlyMap<number, RunQueueWait>;
+  readonly threads: ReadonlyMap<number, ThreadUsage>;
+}
+
+/** One thread's schedstat, with the name the kernel has for it (`comm`: Node 24 names its threads). */
+export interface ThreadUsage extends RunQueueWait {
+  readonly name: string;
 }
 
 export function usage(systemPid: number): Usage {
@@ -43,13 +48,14 @@ export function usage(systemPid: number): Usage {
   let loadCpuMs = 0;
   for (const [pid, stat] of subtree(processes, process.pid, parents))
     if (!system.has(pid)) loadCpuMs += statCpuMs(stat);
-  const threads = new Map<number, RunQueueWait>();
+  const threads = new Map<number, ThreadUsage>();
   for (const pid of system.keys()) {
     try {
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         const schedstat = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8");
         const [run = 0, wait = 0, slices = 0] = schedstat.split(" ").map(Number);
-        threads.set(Number(tid), { runMs: run / 1e6, waitMs: wait / 1e6, slices });
+        const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+        threads.set(Number(tid), { runMs: run / 1e6, waitMs: wait / 1e6, slices, name });
       }
     } catch {
       // exited meanwhile
@@ -74,6 +80,29 @@ export function runQueueWait(
     slices += thread.slices;
   }
   return { runMs, waitMs, slices, main: threads.get(rootPid) ?? { runMs: 0, waitMs: 0, slices: 0 } };
+}
+
+/**
+ * Of two readings of a system's threads, the CPU (ms) each kind of thread had between them,
+ * most first: the root's main thread (Moat's and Haraka's event loop) as `main`, the others by
+ * the kernel's name for them (on Node 24 the verdict's `WorkerThread`, V8's helpers `V8Worker`,
+ * libuv's pool `libuv-worker`; Node 20 names every thread `node`), with how many there were.
+ * A thread started between the readings counts from zero; one that ended is not counted.
+ */
+export function cpuByThread(
+  before: ReadonlyMap<number, ThreadUsage>,
+  after: ReadonlyMap<number, ThreadUsage>,
+  rootPid: number,
+): { readonly name: string; readonly threads: number; readonly runMs: number }[] {
+  const kinds = new Map<string, { threads: number; runMs: number }>();
+  for (const [tid, thread] of after) {
+    const name = tid === rootPid ? "main" : thread.name;
+    const kind = kinds.get(name) ?? { threads: 0, runMs: 0 };
+    kind.threads++;
+    kind.runMs += thread.runMs - (before.get(tid)?.runMs ?? 0);
+    kinds.set(name, kind);
+  }
+  return [...kinds].map(([name, kind]) => ({ name, ...kind })).sort((a, b) => b.runMs - a.runMs);
 }
 
 /**

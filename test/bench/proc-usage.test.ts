@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
-import { runQueueWait, usage } from "../../bench/proc-usage";
+import { cpuByThread, runQueueWait, usage } from "../../bench/proc-usage";
 
 /**
  * Keeps the calling thread on a CPU until the process has used `ms` more of CPU time: by the
@@ -25,7 +25,8 @@ const SPIN_SOURCE = spin.toString();
 
 describe("the run-queue reading of a process", () => {
   it("counts the main thread's time apart, and every thread's in the total", async () => {
-    const before = runQueueWait(usage(process.pid).threads, process.pid);
+    const beforeThreads = usage(process.pid).threads;
+    const before = runQueueWait(beforeThreads, process.pid);
     spin(200);
     // Another thread of the same process busy meanwhile: in the total, not the main thread's.
     // It stays (listening) until terminated, so its thread is still there to be read.
@@ -38,13 +39,25 @@ describe("the run-queue reading of a process", () => {
       { eval: true },
     );
     await new Promise((resolve) => worker.once("message", resolve));
-    const after = runQueueWait(usage(process.pid).threads, process.pid);
+    const afterThreads = usage(process.pid).threads;
+    const after = runQueueWait(afterThreads, process.pid);
     await worker.terminate();
     const mainRan = after.main.runMs - before.main.runMs;
     expect(mainRan).toBeGreaterThanOrEqual(180);
     expect(mainRan).toBeLessThan(after.runMs - before.runMs - 250); // the worker's 300 ms are not the main thread's
     expect(after.main.slices).toBeGreaterThan(before.main.slices);
     expect(after.slices).toBeGreaterThanOrEqual(after.main.slices);
+    // By kind of thread: the main one alone as "main", the worker (started after the first
+    // reading) counted from zero under the kernel's name for it, and nothing counted twice.
+    const kinds = cpuByThread(beforeThreads, afterThreads, process.pid);
+    const main = kinds.find((k) => k.name === "main");
+    expect(main).toMatchObject({ threads: 1 });
+    expect(main?.runMs).toBeCloseTo(mainRan, 6);
+    const workerTid = [...afterThreads.keys()].find((tid) => !beforeThreads.has(tid) && tid !== process.pid);
+    const workerKind = kinds.find((k) => k.name === afterThreads.get(workerTid ?? -1)?.name);
+    expect(workerKind?.runMs).toBeGreaterThanOrEqual(250);
+    expect(kinds.reduce((sum, k) => sum + k.runMs, 0)).toBeCloseTo(after.runMs - before.runMs, 6);
+    expect(kinds.map((k) => k.runMs)).toEqual([...kinds.map((k) => k.runMs)].sort((a, b) => b - a));
   });
 
   it("counts a system's CPU in its tree and this process's on the load's side, never both", async () => {
