@@ -50,15 +50,21 @@ export function usage(systemPid: number): Usage {
     if (!system.has(pid)) loadCpuMs += statCpuMs(stat);
   const threads = new Map<number, ThreadUsage>();
   for (const pid of system.keys()) {
+    let tids: string[] = [];
     try {
-      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    for (const tid of tids) {
+      try {
         const schedstat = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8");
         const [run = 0, wait = 0, slices = 0] = schedstat.split(" ").map(Number);
         const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
         threads.set(Number(tid), { runMs: run / 1e6, waitMs: wait / 1e6, slices, name });
+      } catch {
+        // this thread exited meanwhile: the process's others are still read
       }
-    } catch {
-      // exited meanwhile
     }
   }
   return { treeCpuMs, loadCpuMs, machineBusyMs: machineUsage().busyMs, threads };
