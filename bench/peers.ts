@@ -126,7 +126,7 @@ function cpuWindow(system: System): (messages: number, seconds: number) => Omit<
       byThread: cpuByThread(before.threads, after.threads, system.pid).map(({ name, threads, runMs }) => ({
         name,
         threads,
-        perMsg: runMs / Math.max(1, messages),
+        perMsg: perMessage(runMs, 0),
       })),
       cpuPerMsg: perMessage(after.treeCpuMs, before.treeCpuMs),
       loadPerMsg: perMessage(after.loadCpuMs, before.loadCpuMs),
